@@ -1,0 +1,113 @@
+# RelayForge -- a unified AI gateway as a FastCGI responder.
+# The source list is the architecture: one module per concern in src/,
+# one header each in include/.  See README.md.
+
+BUILD   ?= build
+SAN     ?= 0
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+
+PKGS    := fcgi libcurl json-c sqlite3
+# libfcgi's .pc has no Cflags (headers live in /usr/include): fall back to -lfcgi.
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -lcurl -ljson-c -lsqlite3)
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+           -Wmissing-prototypes -Wformat=2
+HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+OPT     := -O2 -g
+ifeq ($(SAN),1)
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined \
+           -fno-sanitize-recover=all
+HARDEN  := -fstack-protector-strong
+endif
+CFLAGS  ?=
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) \
+           $(WARN) $(HARDEN) -Iinclude -I$(BUILD) $(PKG_CFLAGS)
+LDFLAGS ?=
+LDLIBS  := $(PKG_LIBS) -lpthread -lm
+ifeq ($(SAN),1)
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
+LIB_OBJ := $(patsubst src/%.c,$(BUILD)/%.o,$(LIB_SRC))
+LIB     := $(BUILD)/librelayforge.a
+BIN     := cgi-bin/relayforge.fcgi
+ifeq ($(SAN),1)
+BIN     := $(BUILD)/relayforge.fcgi
+endif
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+TOOLS    := $(BUILD)/tests/mock_upstream
+
+DEB_PKGS := gcc make pkg-config libfcgi-dev libfcgi-bin libcurl4-openssl-dev \
+            libjson-c-dev libsqlite3-dev sqlite3 lighttpd libcmocka-dev curl \
+            python3 spawn-fcgi
+
+.PHONY: all deps run test check unit clean web
+all: $(BIN) web
+
+# Install the Debian packages that are missing (as root), or say how.
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "deps: installing$$missing"; \
+	    apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "deps: missing packages; run as root:"; \
+	    echo "  apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(BUILD)/schema.h: schema/relayforge.sql
+	@mkdir -p $(BUILD)
+	awk 'BEGIN{print "/* generated from schema/relayforge.sql */"; print "static const char rf_schema_sql[] ="} \
+	  {gsub(/\\/,"\\\\"); gsub(/"/,"\\\""); print "\"" $$0 "\\n\""} END{print ";"}' $< > $@
+
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(BUILD)/schema.h
+	@mkdir -p $(BUILD)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	rm -f $@
+	ar rcs $@ $^
+
+$(BIN): $(BUILD)/main.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $(BUILD)/main.o $(LIB) $(LDLIBS)
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) $(wildcard include/*.h)
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/mock_upstream: tests/mock_upstream.c
+	@mkdir -p $(BUILD)/tests
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+# The web client; Chart.js comes from Debian's libjs-chart.js (not committed).
+web:
+	@if [ -f /usr/share/javascript/chart.js/chart.umd.min.js ]; then \
+	  mkdir -p web/vendor && cp -u /usr/share/javascript/chart.js/chart.umd.min.js web/vendor/chart.umd.min.js; fi
+
+unit: $(UNIT_BIN)
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@tests/run-server.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all unit
+	@BUILD=$(BUILD) BIN=$(abspath $(BIN)) tests/run.sh
+
+# Sanitizer build (ASan + UBSan) of everything, then the whole suite.
+check: deps
+	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 test
+
+clean:
+	rm -rf build build-san cgi-bin/relayforge.fcgi web/vendor

@@ -1,0 +1,113 @@
+/*
+ * chain: the fallback engine (SPEC section 5).  Builds the order (the chain
+ * for auto, the chosen provider first for manual), skips unconfigured and
+ * cooling providers, calls each tier through its adapter, retries on the
+ * same provider where the SPEC allows, promotes on failure, and records the
+ * attempt trail.  For streams it relays tokens through a sink the moment
+ * they arrive and commits to a provider only on its first real text.
+ * Prefix: rf_chain_.
+ */
+#ifndef RF_CHAIN_H
+#define RF_CHAIN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "error.h"
+#include "provider.h"
+
+struct rf_store;
+struct rf_up;
+
+#define RF_MAX_MESSAGES 50
+#define RF_MAX_ATTEMPTS 32
+
+/* A validated chat or stream request (filled by rf_contract_parse). */
+struct rf_chat_req {
+	struct rf_msg msgs[RF_MAX_MESSAGES + 1];
+	size_t nmsgs;          /* >= 1; the last is "user" */
+	const char *system;    /* NULL when absent */
+	int strategy;          /* -1 = auto, else enum rf_pid */
+	bool fallback;         /* options.fallback, default true */
+	bool restart;          /* options.streamRecovery == "restart" */
+	int max_tokens;        /* default 512 */
+	double temperature;    /* default 0.7 */
+	const char *source;    /* metadata.source or NULL */
+	long prompt_chars;     /* characters of prompt / all message contents */
+	void *owner;           /* the parsed JSON that owns the strings */
+};
+
+enum rf_att_kind { RF_ATT_OK, RF_ATT_FAILED, RF_ATT_SKIPPED };
+
+struct rf_attempt {
+	int pid;
+	enum rf_att_kind kind;
+	enum rf_err code;      /* when failed */
+	const char *reason;    /* when skipped: "unconfigured" | "cooling_down" */
+	int http_status;       /* 0 = none */
+	long latency_ms;
+	int retry;             /* 0 first try, n for the n-th retry */
+};
+
+struct rf_chain_result {
+	char request_id[65];
+	bool stream;
+	struct rf_attempt attempts[RF_MAX_ATTEMPTS];
+	size_t nattempts;
+	int attempted;         /* first provider actually called, -1 none */
+	int final_pid;         /* the one that answered, or the last called; -1 */
+	bool fallback;         /* final != attempted */
+	bool degraded;         /* not from the head of the order, or the mock */
+	bool demo;             /* final is the mock */
+	enum rf_err err;       /* RF_OK on success */
+	struct rf_failure fail;/* details of err */
+	struct rf_result res;  /* text, model, usage, finish reason */
+	int64_t started_ms;    /* wall clock at arrival */
+	int64_t started_mono;
+	long latency_ms;
+	long ttft_ms;          /* streams: -1 until the first token */
+	int restarts;
+	int skipped_chunks;
+	long partial_chars;    /* text sent before a failure */
+	int64_t retry_after_ms;/* every tier cooling: soonest end, else -1 */
+	char streamed[128];    /* comma list of providers that streamed text */
+};
+
+/* What the stream handler does with events.  Each returns 0, or -1 when the
+ * client has gone (the chain then cancels the upstream at once and finishes
+ * with RF_ERR_CLIENT_CLOSED). */
+struct rf_stream_sink {
+	int (*fallback)(void *ud, int from, int to, enum rf_err code);
+	int (*start)(void *ud, const struct rf_chain_result *r);
+	int (*token)(void *ud, const char *text, size_t n);
+	int (*restart)(void *ud, int from, int to, enum rf_err code);
+	int (*tick)(void *ud); /* periodically while waiting: keep-alives */
+	void *ud;
+};
+
+/* What a worker thread owns: its own store connection and curl handles. */
+struct rf_worker {
+	const struct rf_config *cfg;
+	struct rf_store *store; /* NULL when the store cannot be opened */
+	struct rf_up *up;
+	int id;
+};
+
+void rf_chain_result_init(struct rf_chain_result *r);
+void rf_chain_result_free(struct rf_chain_result *r);
+/* Run the request through the chain.  sink NULL = chat (non-streaming).
+ * Fills r (request_id and started_* must be set by the caller). */
+void rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
+    const struct rf_stream_sink *sink, struct rf_chain_result *r);
+
+/* Pure decisions, exposed for unit tests. */
+/* true when a failure with this code / status may be retried on the same
+ * provider (reset or refusal before a response, 500/502/503/504). */
+bool rf_chain_retryable(enum rf_err code, long http_status, bool before_response);
+/* Cooldown end for a failure (0 = none beyond the threshold rule). */
+int64_t rf_chain_cooldown_until(const struct rf_config *cfg,
+    const struct rf_failure *f, long http_status, int64_t retry_after_ms,
+    int64_t now_ms);
+
+#endif

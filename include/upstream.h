@@ -1,0 +1,80 @@
+/*
+ * upstream: HTTP calls to providers through libcurl.  Each worker thread owns
+ * one struct rf_up: a multi handle and one easy handle per provider, reused
+ * across requests (curl_easy_reset keeps the connection cache warm), so a
+ * warm thread makes no new TCP/TLS handshake per request.  Deadlines are
+ * checked in our own poll loop, so first-token and idle timeouts are exact.
+ * Prefix: rf_up_.
+ */
+#ifndef RF_UPSTREAM_H
+#define RF_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <curl/curl.h>
+
+#include "util.h"
+
+struct rf_up;
+
+/* Free-tier quota figures from rate-limit headers. */
+struct rf_quota {
+	bool have;
+	long remaining_requests; /* -1 unknown */
+	long remaining_tokens;   /* -1 unknown */
+	int64_t reset_at_ms;     /* wall clock, 0 unknown */
+};
+
+enum rf_up_end {
+	RF_UP_DONE = 0,  /* transfer completed (any HTTP status) */
+	RF_UP_CONNECT,   /* refused, reset or DNS failure before any response */
+	RF_UP_RESET,     /* connection broke after the status line */
+	RF_UP_TIMEOUT,   /* connect or total timeout */
+	RF_UP_ABORTED,   /* a callback asked to stop */
+	RF_UP_TOO_BIG,   /* the body passed its cap */
+	RF_UP_ERROR      /* anything else (details in curl_err) */
+};
+
+struct rf_up_reply {
+	long status;             /* HTTP status, 0 when none arrived */
+	struct rf_buf body;      /* non-streamed body (capped at 4 MiB) */
+	int64_t retry_after_ms;  /* Retry-After (seconds or HTTP date), -1 none */
+	struct rf_quota quota;
+	enum rf_up_end end;
+	char curl_err[96];       /* curl's error name, safe for technicalDetails */
+};
+
+/* Streaming: called with body bytes of a 2xx answer.  Non-zero aborts. */
+typedef int (*rf_up_data_fn)(void *ud, const char *p, size_t n);
+/* Called at least every 50 ms while waiting.  Non-zero aborts. */
+typedef int (*rf_up_tick_fn)(void *ud);
+
+struct rf_up_call {
+	int pid;                 /* which easy handle to reuse */
+	const char *url;
+	const char *body;
+	struct curl_slist *hdrs;
+	long connect_ms;
+	long timeout_ms;         /* whole transfer, 0 = none */
+	rf_up_data_fn on_data;   /* NULL: buffer the body in reply->body */
+	rf_up_tick_fn on_tick;   /* may be NULL */
+	void *ud;
+};
+
+struct rf_up *rf_up_new(void);
+void rf_up_free(struct rf_up *up);
+void rf_up_reply_init(struct rf_up_reply *r);
+void rf_up_reply_free(struct rf_up_reply *r);
+/* Run one call to completion.  Always fills reply->end; returns 0. */
+int rf_up_perform(struct rf_up *up, const struct rf_up_call *call,
+    struct rf_up_reply *reply);
+/* Connections opened by this handle set so far (for the bench). */
+long rf_up_connects(const struct rf_up *up);
+
+/* Parsers of response headers, exposed for unit tests. */
+int64_t rf_up_parse_retry_after(const char *value, int64_t now_ms);
+/* Duration forms "2m59.56s", "7.66s", "120ms", "30" (seconds) to ms; -1. */
+int64_t rf_up_parse_duration(const char *value);
+
+#endif

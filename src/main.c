@@ -1,0 +1,234 @@
+/*
+ * main: the responder process.  Loads the configuration, then either serves
+ * exactly one request as plain CGI (FCGX_IsCGI), or runs RELAYFORGE_THREADS
+ * worker threads that accept FastCGI requests with FCGX_Accept_r under a
+ * mutex.  SIGTERM / SIGINT stop accepting, let in-flight requests (streams
+ * included) finish, join the threads and exit 0.  This is the only file
+ * that knows about libfcgi, threads and signals.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <fcgiapp.h>
+
+#include "chain.h"
+#include "config.h"
+#include "http.h"
+#include "store.h"
+#include "upstream.h"
+
+#define STORE_RETRY_MS 5000
+
+static struct rf_config g_cfg;
+static volatile sig_atomic_t g_stop;
+static pthread_mutex_t g_accept_lock = PTHREAD_MUTEX_INITIALIZER;
+static atomic_bool g_store_warned;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
+
+/* Open this thread's store connection; say why once per process. */
+static void worker_store(struct rf_worker *w, int64_t *last_try)
+{
+	char err[256];
+
+	if (w->store != NULL || rf_mono_ms() - *last_try < STORE_RETRY_MS)
+		return;
+	*last_try = rf_mono_ms();
+	w->store = rf_store_open(g_cfg.db_path, err, sizeof(err));
+	if (w->store == NULL && !atomic_exchange(&g_store_warned, true))
+		fprintf(stderr, "relayforge: store %s unavailable: %s\n", g_cfg.db_path, err);
+}
+
+/* ---- FastCGI glue ---------------------------------------------------- */
+
+static const char *fcgi_param(void *ctx, const char *name)
+{
+	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
+}
+
+static long fcgi_read(void *ctx, char *buf, size_t n)
+{
+	return FCGX_GetStr(buf, (int)n, ((FCGX_Request *)ctx)->in);
+}
+
+static int fcgi_write(void *ctx, const char *p, size_t n)
+{
+	return FCGX_PutStr(p, (int)n, ((FCGX_Request *)ctx)->out) == (int)n ? 0 : -1;
+}
+
+static int fcgi_flush(void *ctx)
+{
+	return FCGX_FFlush(((FCGX_Request *)ctx)->out) == 0 ? 0 : -1;
+}
+
+static void *worker_main(void *arg)
+{
+	struct rf_worker *w = arg;
+	FCGX_Request fr;
+	int64_t last_try = -STORE_RETRY_MS;
+
+	w->up = rf_up_new();
+	FCGX_InitRequest(&fr, 0, FCGI_FAIL_ACCEPT_ON_INTR);
+	for (;;) {
+		int rc;
+
+		pthread_mutex_lock(&g_accept_lock);
+		rc = g_stop ? -1 : FCGX_Accept_r(&fr);
+		pthread_mutex_unlock(&g_accept_lock);
+		if (rc < 0)
+			break;
+		worker_store(w, &last_try);
+		struct rf_request rq = {
+			.param = fcgi_param, .read = fcgi_read, .ctx = &fr,
+			.out = { .write = fcgi_write, .flush = fcgi_flush, .ctx = &fr },
+		};
+		rf_http_serve(w, &rq);
+		FCGX_Finish_r(&fr);
+	}
+	FCGX_Free(&fr, 1);
+	rf_store_close(w->store);
+	rf_up_free(w->up);
+	return NULL;
+}
+
+/* ---- plain CGI ------------------------------------------------------- */
+
+static const char *cgi_param(void *ctx, const char *name)
+{
+	(void)ctx;
+	return getenv(name);
+}
+
+static long cgi_read(void *ctx, char *buf, size_t n)
+{
+	(void)ctx;
+	return (long)fread(buf, 1, n, stdin);
+}
+
+static int cgi_write(void *ctx, const char *p, size_t n)
+{
+	(void)ctx;
+	return fwrite(p, 1, n, stdout) == n ? 0 : -1;
+}
+
+static int cgi_flush(void *ctx)
+{
+	(void)ctx;
+	return fflush(stdout) == 0 ? 0 : -1;
+}
+
+static int serve_cgi(void)
+{
+	struct rf_worker w = { .cfg = &g_cfg };
+	int64_t last_try = -STORE_RETRY_MS;
+	struct rf_request rq = {
+		.param = cgi_param, .read = cgi_read,
+		.out = { .write = cgi_write, .flush = cgi_flush },
+	};
+
+	w.up = rf_up_new();
+	worker_store(&w, &last_try);
+	rf_http_serve(&w, &rq);
+	fflush(stdout);
+	rf_store_close(w.store);
+	rf_up_free(w.up);
+	return 0;
+}
+
+/* ---- the process ----------------------------------------------------- */
+
+static void install_signals(void)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = 0; /* no SA_RESTART: a blocked accept() must return */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+/* Run the worker threads until a stop signal, then drain and join. */
+static int serve_fastcgi(void)
+{
+	int n = g_cfg.threads;
+	pthread_t *tid = calloc((size_t)n, sizeof(*tid));
+	struct rf_worker *w = calloc((size_t)n, sizeof(*w));
+	sigset_t block, old;
+	int started = 0;
+
+	if (tid == NULL || w == NULL) {
+		fprintf(stderr, "relayforge: out of memory\n");
+		free(tid);
+		free(w);
+		return 1;
+	}
+	/* Workers start with the stop signals blocked, so they land on main. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	for (int i = 0; i < n; i++) {
+		w[i] = (struct rf_worker){ .cfg = &g_cfg, .id = i };
+		if (pthread_create(&tid[i], NULL, worker_main, &w[i]) != 0)
+			break;
+		started++;
+	}
+	/* Still blocked here, so no signal slips in between test and wait. */
+	while (!g_stop && started > 0)
+		sigsuspend(&old);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	/* Wake the thread blocked in accept() (fd 0 is the FastCGI listen
+	 * socket); the others see g_stop before their next accept. */
+	shutdown(0, SHUT_RDWR);
+	for (int i = 0; i < started; i++)
+		pthread_join(tid[i], NULL);
+	free(tid);
+	free(w);
+	return started > 0 ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+	char err[512];
+	int rc;
+
+	if (argc > 1 && strcmp(argv[1], "--version") == 0) {
+		puts("relayforge 0.1.0");
+		return 0;
+	}
+	if (rf_config_load(&g_cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "relayforge: configuration error: %s\n", err);
+		return 1;
+	}
+	if (argc > 1 && strcmp(argv[1], "--check-config") == 0) {
+		printf("relayforge: configuration ok (%d providers in the chain)\n", g_cfg.chain_len);
+		rf_config_free(&g_cfg);
+		return 0;
+	}
+	install_signals();
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (FCGX_IsCGI())
+		rc = serve_cgi();
+	else if (FCGX_Init() != 0)
+		rc = 1;
+	else
+		rc = serve_fastcgi();
+	curl_global_cleanup();
+	rf_config_free(&g_cfg);
+	return rc;
+}

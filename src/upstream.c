@@ -1,0 +1,379 @@
+/*
+ * upstream: one libcurl multi handle per worker thread and one easy handle
+ * per provider, reused across requests.  curl_easy_reset() clears options but
+ * the multi handle keeps its connection pool, so keep-alive connections (and
+ * TLS sessions) survive from one request to the next.  We drive the transfer
+ * ourselves with curl_multi_poll() in short slices so the caller's tick can
+ * enforce first-token and idle deadlines to the millisecond and notice a
+ * client that went away.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "upstream.h"
+
+#define RF_UP_BODY_MAX (4 * 1024 * 1024)
+#define RF_UP_SLICE_MS 20
+#define RF_UP_QUOTA_MAX 8
+
+struct rf_up {
+	CURLM *multi;
+	CURL *easy[RF_P__COUNT];
+	long connects;
+};
+
+/* One rate-limit window seen in headers ("requests", "tokens-minute", ...). */
+struct quota_pair {
+	char suffix[32];
+	long remaining;   /* -1 unknown */
+	int64_t reset_ms; /* duration, -1 unknown */
+};
+
+/* Per-transfer state shared by the callbacks. */
+struct xfer {
+	const struct rf_up_call *call;
+	struct rf_up_reply *reply;
+	CURL *easy;
+	bool aborted;  /* a callback asked to stop */
+	bool too_big;
+	struct quota_pair q[RF_UP_QUOTA_MAX];
+	int nq;
+};
+
+struct rf_up *rf_up_new(void)
+{
+	struct rf_up *up = calloc(1, sizeof(*up));
+
+	if (up == NULL)
+		return NULL;
+	up->multi = curl_multi_init();
+	if (up->multi == NULL) {
+		free(up);
+		return NULL;
+	}
+	/* Keep a few idle connections per host: one per provider is enough. */
+	curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 32L);
+	return up;
+}
+
+void rf_up_free(struct rf_up *up)
+{
+	if (up == NULL)
+		return;
+	for (int i = 0; i < RF_P__COUNT; i++)
+		if (up->easy[i] != NULL)
+			curl_easy_cleanup(up->easy[i]);
+	curl_multi_cleanup(up->multi);
+	free(up);
+}
+
+long rf_up_connects(const struct rf_up *up)
+{
+	return up->connects;
+}
+
+void rf_up_reply_init(struct rf_up_reply *r)
+{
+	memset(r, 0, sizeof(*r));
+	rf_buf_init(&r->body, RF_UP_BODY_MAX);
+	r->retry_after_ms = -1;
+	r->quota.remaining_requests = -1;
+	r->quota.remaining_tokens = -1;
+}
+
+void rf_up_reply_free(struct rf_up_reply *r)
+{
+	rf_buf_free(&r->body);
+}
+
+/* "2m59.56s", "7.66s", "120ms", "1h2m", "30" (plain seconds). */
+int64_t rf_up_parse_duration(const char *v)
+{
+	double total = 0;
+	bool any = false;
+
+	while (*v == ' ')
+		v++;
+	while (*v != '\0') {
+		char *end;
+		double n = strtod(v, &end);
+
+		if (end == v || n < 0)
+			return -1;
+		v = end;
+		any = true;
+		if (strncmp(v, "ms", 2) == 0) {
+			total += n / 1000.0;
+			v += 2;
+		} else if (*v == 'h') {
+			total += n * 3600;
+			v++;
+		} else if (*v == 'm') {
+			total += n * 60;
+			v++;
+		} else if (*v == 's' || *v == '\0' || *v == ' ') {
+			total += n;
+			if (*v == 's')
+				v++;
+		} else {
+			return -1;
+		}
+		while (*v == ' ')
+			v++;
+	}
+	if (!any || total > 1e9)
+		return -1;
+	return (int64_t)(total * 1000.0 + 0.5);
+}
+
+/* Retry-After: delta-seconds or an HTTP date. */
+int64_t rf_up_parse_retry_after(const char *v, int64_t now_ms)
+{
+	char *end;
+	long secs;
+
+	while (*v == ' ')
+		v++;
+	if (*v == '\0')
+		return -1;
+	if (isdigit((unsigned char)*v)) {
+		double d = strtod(v, &end);
+		while (*end == ' ' || *end == '\r' || *end == '\n')
+			end++;
+		if (*end != '\0' || d < 0 || d > 1e7)
+			return -1;
+		return (int64_t)(d * 1000.0 + 0.5);
+	}
+	secs = (long)curl_getdate(v, NULL);
+	if (secs < 0)
+		return -1;
+	if ((int64_t)secs * 1000 <= now_ms)
+		return 0;
+	return (int64_t)secs * 1000 - now_ms;
+}
+
+static struct quota_pair *quota_slot(struct xfer *x, const char *suffix, size_t n)
+{
+	if (n == 0 || n >= sizeof(x->q[0].suffix))
+		return NULL;
+	for (int i = 0; i < x->nq; i++)
+		if (strlen(x->q[i].suffix) == n && strncasecmp(x->q[i].suffix, suffix, n) == 0)
+			return &x->q[i];
+	if (x->nq == RF_UP_QUOTA_MAX)
+		return NULL;
+	struct quota_pair *p = &x->q[x->nq++];
+	memcpy(p->suffix, suffix, n);
+	p->suffix[n] = '\0';
+	p->remaining = -1;
+	p->reset_ms = -1;
+	return p;
+}
+
+/* Remember x-ratelimit-remaining-* / x-ratelimit-reset-* pairs. */
+static void header_quota(struct xfer *x, const char *name, size_t nlen, const char *val)
+{
+	static const char rem[] = "x-ratelimit-remaining-";
+	static const char rst[] = "x-ratelimit-reset-";
+	struct quota_pair *p;
+
+	if (nlen > sizeof(rem) - 1 && strncasecmp(name, rem, sizeof(rem) - 1) == 0) {
+		p = quota_slot(x, name + sizeof(rem) - 1, nlen - (sizeof(rem) - 1));
+		if (p != NULL) {
+			char *end;
+			long n = strtol(val, &end, 10);
+			if (end != val && n >= 0)
+				p->remaining = n;
+		}
+	} else if (nlen > sizeof(rst) - 1 && strncasecmp(name, rst, sizeof(rst) - 1) == 0) {
+		p = quota_slot(x, name + sizeof(rst) - 1, nlen - (sizeof(rst) - 1));
+		if (p != NULL)
+			p->reset_ms = rf_up_parse_duration(val);
+	}
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	char line[512];
+	char *colon, *val;
+
+	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		/* A new status line (after a 100 Continue): forget earlier headers. */
+		x->nq = 0;
+		x->reply->retry_after_ms = -1;
+		return len;
+	}
+	if (len >= sizeof(line))
+		return len; /* longer than any header we read */
+	memcpy(line, buf, len);
+	line[len] = '\0';
+	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n'))
+		line[--len] = '\0';
+	colon = strchr(line, ':');
+	if (colon == NULL)
+		return size * n;
+	val = colon + 1;
+	while (*val == ' ' || *val == '\t')
+		val++;
+	if ((size_t)(colon - line) == 11 && strncasecmp(line, "retry-after", 11) == 0)
+		x->reply->retry_after_ms = rf_up_parse_retry_after(val, rf_now_ms());
+	else
+		header_quota(x, line, (size_t)(colon - line), val);
+	return size * n;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *ud)
+{
+	struct xfer *x = ud;
+	size_t len = size * n;
+	long status = 0;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
+	if (x->call->on_data != NULL && status >= 200 && status < 300) {
+		if (x->call->on_data(x->call->ud, buf, len) != 0) {
+			x->aborted = true;
+			return 0;
+		}
+		return len;
+	}
+	if (rf_buf_append(&x->reply->body, buf, len) != 0) {
+		x->too_big = true;
+		return 0;
+	}
+	return len;
+}
+
+/* Fold the header pairs into the reply's quota: the smallest remaining
+ * figure of each kind, and the reset of an exhausted window. */
+static void fold_quota(struct xfer *x)
+{
+	struct rf_quota *q = &x->reply->quota;
+	int64_t now = rf_now_ms();
+
+	for (int i = 0; i < x->nq; i++) {
+		struct quota_pair *p = &x->q[i];
+		long *slot = strncasecmp(p->suffix, "tokens", 6) == 0 ?
+		    &q->remaining_tokens : &q->remaining_requests;
+
+		if (p->remaining < 0)
+			continue;
+		q->have = true;
+		if (*slot < 0 || p->remaining < *slot)
+			*slot = p->remaining;
+		if (p->remaining == 0 && p->reset_ms >= 0 && now + p->reset_ms > q->reset_at_ms)
+			q->reset_at_ms = now + p->reset_ms;
+	}
+}
+
+static void setup(CURL *e, const struct rf_up_call *c, struct xfer *x)
+{
+	curl_easy_reset(e);
+	curl_easy_setopt(e, CURLOPT_URL, c->url);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
+	if (c->timeout_ms > 0)
+		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
+	curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
+	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+}
+
+static enum rf_up_end map_end(CURLcode rc, const struct xfer *x, long status)
+{
+	if (x->too_big)
+		return RF_UP_TOO_BIG;
+	if (x->aborted)
+		return RF_UP_ABORTED;
+	switch (rc) {
+	case CURLE_OK:
+		return RF_UP_DONE;
+	case CURLE_OPERATION_TIMEDOUT:
+		return RF_UP_TIMEOUT;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return RF_UP_CONNECT;
+	case CURLE_GOT_NOTHING:
+	case CURLE_RECV_ERROR:
+	case CURLE_SEND_ERROR:
+	case CURLE_PARTIAL_FILE:
+		return status == 0 ? RF_UP_CONNECT : RF_UP_RESET;
+	default:
+		return RF_UP_ERROR;
+	}
+}
+
+/* Drive the transfer in short slices; returns the curl result. */
+static CURLcode drive(struct rf_up *up, CURL *e, const struct rf_up_call *c, struct xfer *x)
+{
+	int running = 1;
+	CURLcode rc = CURLE_OK;
+	CURLMsg *m;
+	int left;
+
+	while (running) {
+		if (curl_multi_perform(up->multi, &running) != CURLM_OK)
+			break;
+		if (!running)
+			break;
+		curl_multi_poll(up->multi, NULL, 0, RF_UP_SLICE_MS, NULL);
+		if (c->on_tick != NULL && c->on_tick(c->ud) != 0) {
+			x->aborted = true;
+			rc = CURLE_ABORTED_BY_CALLBACK;
+			return rc;
+		}
+	}
+	while ((m = curl_multi_info_read(up->multi, &left)) != NULL)
+		if (m->msg == CURLMSG_DONE && m->easy_handle == e)
+			rc = m->data.result;
+	return rc;
+}
+
+int rf_up_perform(struct rf_up *up, const struct rf_up_call *c, struct rf_up_reply *r)
+{
+	struct xfer x = { .call = c, .reply = r };
+	CURL *e;
+	CURLcode rc;
+	long n = 0;
+
+	if (c->pid < 0 || c->pid >= RF_P__COUNT) {
+		r->end = RF_UP_ERROR;
+		snprintf(r->curl_err, sizeof(r->curl_err), "bad provider");
+		return 0;
+	}
+	if (up->easy[c->pid] == NULL)
+		up->easy[c->pid] = curl_easy_init();
+	e = up->easy[c->pid];
+	if (e == NULL) {
+		r->end = RF_UP_ERROR;
+		snprintf(r->curl_err, sizeof(r->curl_err), "out of memory");
+		return 0;
+	}
+	x.easy = e;
+	setup(e, c, &x);
+	curl_multi_add_handle(up->multi, e);
+	rc = drive(up, e, c, &x);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &n);
+	curl_multi_remove_handle(up->multi, e);
+	up->connects += n;
+	r->end = map_end(rc, &x, r->status);
+	snprintf(r->curl_err, sizeof(r->curl_err), "%s", curl_easy_strerror(rc));
+	fold_quota(&x);
+	return 0;
+}
