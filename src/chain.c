@@ -679,6 +679,7 @@ static enum tier_end walk(struct run *run, int *last, int64_t *soonest)
 		*last = pid;
 		end = run->sink != NULL ? stream_tier(run, pid) : chat_tier(run, pid);
 		if (end == TIER_OK) {
+			set_flags(run, pid);
 			record_ok(run, pid);
 			return end;
 		}
