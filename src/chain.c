@@ -202,6 +202,16 @@ static void record_quota(struct run *run, int pid, const struct rf_up_reply *rep
 	    rep->quota.reset_at_ms, rf_now_ms());
 }
 
+/* A tier answered: clear its shared failure state if it had any. */
+static void record_ok(struct run *run, int pid)
+{
+	const struct rf_provider_state *st = &run->st[pid];
+
+	if (run->w->store != NULL && pid != RF_P_MOCK &&
+	    (st->consecutive_failures > 0 || st->cooldown_until_ms > 0))
+		rf_store_provider_ok(run->w->store, run->w->cfg->providers[pid].id, rf_now_ms());
+}
+
 /* Turn a finished non-streamed transfer into a result or a failure. */
 static enum tier_end read_reply(const struct rf_adapter *ad, struct rf_up_reply *rep,
     struct rf_result *res, struct rf_failure *f)
@@ -284,7 +294,6 @@ static enum tier_end call_once(struct run *run, int pid, struct rf_up_reply *rep
 		.connect_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
 	};
 	rf_up_perform(run->w->up, &call, rep);
-	record_quota(run, pid, rep);
 	end = read_reply(ad, rep, &run->r->res, f);
 out:
 	curl_slist_free_all(hdrs);
@@ -326,6 +335,9 @@ static enum tier_end chat_tier(struct run *run, int pid)
 		}
 		if (end == TIER_FAILED)
 			record_failure(run, pid, &f, rep.status, rep.retry_after_ms);
+		else if (end == TIER_OK)
+			record_ok(run, pid);
+		record_quota(run, pid, &rep);
 		if (end != TIER_OK)
 			r->fail = f;
 		rf_up_reply_free(&rep);
@@ -525,7 +537,6 @@ static enum tier_end stream_call(struct stream_try *t, struct rf_up_reply *rep)
 	};
 	t->t0 = t->last_data = rf_mono_ms();
 	rf_up_perform(run->w->up, &call, rep);
-	record_quota(run, t->pid, rep);
 	end = stream_outcome(t, rep);
 out:
 	curl_slist_free_all(hdrs);
@@ -596,6 +607,9 @@ static enum tier_end stream_tier(struct run *run, int pid)
 		}
 		if (end == TIER_FAILED || end == TIER_BROKEN)
 			record_failure(run, pid, &t.fail, rep.status, rep.retry_after_ms);
+		else if (end == TIER_OK)
+			record_ok(run, pid);
+		record_quota(run, pid, &rep);
 		if (end != TIER_OK)
 			r->fail = t.fail;
 		rf_up_reply_free(&rep);
@@ -615,16 +629,6 @@ static void load_states(struct run *run)
 	for (int i = 0; i < RF_P__COUNT; i++)
 		ids[i] = run->w->cfg->providers[i].id;
 	rf_store_provider_states(run->w->store, ids, RF_P__COUNT, run->st);
-}
-
-/* A tier answered: clear its shared failure state if it had any. */
-static void record_ok(struct run *run, int pid)
-{
-	const struct rf_provider_state *st = &run->st[pid];
-
-	if (run->w->store != NULL && pid != RF_P_MOCK &&
-	    (st->consecutive_failures > 0 || st->cooldown_until_ms > 0))
-		rf_store_provider_ok(run->w->store, run->w->cfg->providers[pid].id, rf_now_ms());
 }
 
 /* Nothing could be called: every tier skipped. */
@@ -680,7 +684,6 @@ static enum tier_end walk(struct run *run, int *last, int64_t *soonest)
 		end = run->sink != NULL ? stream_tier(run, pid) : chat_tier(run, pid);
 		if (end == TIER_OK) {
 			set_flags(run, pid);
-			record_ok(run, pid);
 			return end;
 		}
 		if (end == TIER_FINAL || (end == TIER_BROKEN && !run->req->restart))
