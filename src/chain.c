@@ -212,6 +212,15 @@ static void record_ok(struct run *run, int pid)
 		rf_store_provider_ok(run->w->store, run->w->cfg->providers[pid].id, rf_now_ms());
 }
 
+/* A failure message that names the provider ("Groq returned a ..."). */
+static void name_failure(struct rf_failure *f, const char *name)
+{
+	const char *m = rf_err_message(f->code);
+
+	if (f->message[0] == '\0' && strncmp(m, "The provider ", 13) == 0)
+		snprintf(f->message, sizeof(f->message), "%s %s", name, m + 13);
+}
+
 /* Turn a finished non-streamed transfer into a result or a failure. */
 static enum tier_end read_reply(const struct rf_adapter *ad, struct rf_up_reply *rep,
     struct rf_result *res, struct rf_failure *f)
@@ -338,8 +347,10 @@ static enum tier_end chat_tier(struct run *run, int pid)
 		else if (end == TIER_OK)
 			record_ok(run, pid);
 		record_quota(run, pid, &rep);
-		if (end != TIER_OK)
+		if (end != TIER_OK) {
+			name_failure(&f, run->w->cfg->providers[pid].name);
 			r->fail = f;
+		}
 		rf_up_reply_free(&rep);
 		return end;
 	}
@@ -610,8 +621,10 @@ static enum tier_end stream_tier(struct run *run, int pid)
 		else if (end == TIER_OK)
 			record_ok(run, pid);
 		record_quota(run, pid, &rep);
-		if (end != TIER_OK)
+		if (end != TIER_OK) {
+			name_failure(&t.fail, run->w->cfg->providers[pid].name);
 			r->fail = t.fail;
+		}
 		rf_up_reply_free(&rep);
 		return end;
 	}

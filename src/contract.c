@@ -1,0 +1,698 @@
+/*
+ * contract: the front door for request bodies and the one place that
+ * knows the shape of the JSON RelayForge answers with (SPEC sections 4 and
+ * 6).  A body is parsed with a bounded depth, strict grammar and UTF-8
+ * validation, then checked key by key against small tables; the first
+ * broken rule is reported with the field it names.  After this module,
+ * nothing reads raw request JSON: struct rf_chat_req borrows its strings
+ * from the parsed tree, which it owns until rf_contract_free().
+ */
+#include "contract.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+#define RF_SOURCE_MAX 64
+
+/* Fill fe and return -1, so a check can end with `return refuse(...)`. */
+static int __attribute__((format(printf, 4, 5)))
+refuse(struct rf_field_err *fe, enum rf_err code, const char *field,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	fe->code = code;
+	snprintf(fe->field, sizeof(fe->field), "%s", field ? field : "");
+	va_start(ap, fmt);
+	vsnprintf(fe->message, sizeof(fe->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int __attribute__((format(printf, 3, 4)))
+invalid(struct rf_field_err *fe, const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	fe->code = RF_ERR_VALIDATION;
+	snprintf(fe->field, sizeof(fe->field), "%s", field);
+	va_start(ap, fmt);
+	vsnprintf(fe->message, sizeof(fe->message), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Parse the whole buffer as one JSON value: strict grammar, valid UTF-8,
+ * at most RF_JSON_MAX_DEPTH levels, nothing but whitespace after it.
+ * *out may be NULL on success (the body was `null`). */
+static int
+parse_json(const char *body, size_t len, json_object **out,
+    struct rf_field_err *fe)
+{
+	struct json_tokener *tok;
+	enum json_tokener_error jerr;
+	json_object *o;
+
+	*out = NULL;
+	if (len > INT_MAX - 1)
+		return refuse(fe, RF_ERR_INVALID_JSON, NULL,
+		    "The request body is too large to parse.");
+	if (memchr(body, '\0', len) != NULL)
+		return refuse(fe, RF_ERR_INVALID_JSON, NULL,
+		    "The request body contains a NUL byte.");
+	if ((tok = json_tokener_new_ex(RF_JSON_MAX_DEPTH)) == NULL)
+		return refuse(fe, RF_ERR_INTERNAL, NULL, "Out of memory.");
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+	    JSON_TOKENER_VALIDATE_UTF8);
+	o = json_tokener_parse_ex(tok, body, (int)len);
+	/* A bare number has no end of its own: say the input is over. */
+	if ((jerr = json_tokener_get_error(tok)) == json_tokener_continue) {
+		o = json_tokener_parse_ex(tok, "", 1);
+		jerr = json_tokener_get_error(tok);
+	}
+	json_tokener_free(tok);
+	if (jerr != json_tokener_success) {
+		json_object_put(o);
+		return refuse(fe, RF_ERR_INVALID_JSON, NULL,
+		    "The request body is not valid JSON: %s.",
+		    json_tokener_error_desc(jerr));
+	}
+	*out = o;
+	return 0;
+}
+
+/* A JSON string without NUL characters (\u0000), into *s / *n. */
+static int
+get_string(json_object *v, const char *field, const char **s, size_t *n,
+    struct rf_field_err *fe)
+{
+	if (!json_object_is_type(v, json_type_string))
+		return invalid(fe, field, "%s must be a string.", field);
+	*s = json_object_get_string(v);
+	*n = (size_t)json_object_get_string_len(v);
+	if (memchr(*s, '\0', *n) != NULL)
+		return invalid(fe, field, "%s must not contain NUL characters.",
+		    field);
+	return 0;
+}
+
+static bool
+blank(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r')
+			return false;
+	return true;
+}
+
+static int
+get_bool(json_object *v, const char *field, bool *out,
+    struct rf_field_err *fe)
+{
+	if (!json_object_is_type(v, json_type_boolean))
+		return invalid(fe, field, "%s must be true or false.", field);
+	*out = json_object_get_boolean(v);
+	return 0;
+}
+
+static int
+opt_strategy(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	const char *f = "options.strategy", *s;
+	size_t n;
+	int pid;
+
+	if (get_string(v, f, &s, &n, fe) == -1)
+		return -1;
+	if (strcmp(s, "auto") == 0) {
+		req->strategy = -1;
+		return 0;
+	}
+	pid = rf_config_pid(s);
+	if (pid < 0 || rf_config_chain_pos(cfg, pid) < 0)
+		return invalid(fe, f, "options.strategy must be \"auto\" or the "
+		    "id of a provider in the chain.");
+	req->strategy = pid;
+	return 0;
+}
+
+static int
+opt_stream(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	bool ignored; /* informational: the endpoint decides */
+
+	(void)cfg;
+	(void)req;
+	return get_bool(v, "options.stream", &ignored, fe);
+}
+
+static int
+opt_max_tokens(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	int64_t n;
+
+	/* json_type_int only: 5.5 and 512.0 are not integers on the wire. */
+	if (!json_object_is_type(v, json_type_int) ||
+	    (n = json_object_get_int64(v)) < 1 || n > cfg->max_tokens_limit)
+		return invalid(fe, "options.maxTokens", "options.maxTokens must "
+		    "be an integer between 1 and %d.", cfg->max_tokens_limit);
+	req->max_tokens = (int)n;
+	return 0;
+}
+
+static int
+opt_temperature(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	double t;
+
+	(void)cfg;
+	/* json-c reads NaN and 1e400 as doubles: isfinite keeps them out. */
+	if ((!json_object_is_type(v, json_type_double) &&
+	    !json_object_is_type(v, json_type_int)) ||
+	    !isfinite(t = json_object_get_double(v)) || t < 0.0 || t > 2.0)
+		return invalid(fe, "options.temperature", "options.temperature "
+		    "must be a number between 0 and 2.");
+	req->temperature = t;
+	return 0;
+}
+
+static int
+opt_fallback(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	(void)cfg;
+	return get_bool(v, "options.fallback", &req->fallback, fe);
+}
+
+static int
+opt_recovery(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	const char *f = "options.streamRecovery", *s;
+	size_t n;
+
+	(void)cfg;
+	if (get_string(v, f, &s, &n, fe) == -1)
+		return -1;
+	if (strcmp(s, "none") != 0 && strcmp(s, "restart") != 0)
+		return invalid(fe, f, "options.streamRecovery must be \"none\" "
+		    "or \"restart\".");
+	req->restart = strcmp(s, "restart") == 0;
+	return 0;
+}
+
+typedef int (*opt_fn)(const struct rf_config *, json_object *,
+    struct rf_chat_req *, struct rf_field_err *);
+
+/* The keys of "options" and their checks. */
+static const struct {
+	const char *key;
+	opt_fn check;
+} options[] = {
+	{ "strategy", opt_strategy },
+	{ "stream", opt_stream },
+	{ "maxTokens", opt_max_tokens },
+	{ "temperature", opt_temperature },
+	{ "fallback", opt_fallback },
+	{ "streamRecovery", opt_recovery },
+};
+
+static int
+parse_options(const struct rf_config *cfg, json_object *o,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	char field[64];
+	size_t i, nopt = sizeof(options) / sizeof(options[0]);
+
+	if (!json_object_is_type(o, json_type_object))
+		return invalid(fe, "options", "options must be an object.");
+	json_object_object_foreach(o, key, val) {
+		for (i = 0; i < nopt; i++)
+			if (strcmp(key, options[i].key) == 0)
+				break;
+		snprintf(field, sizeof(field), "options.%s", key);
+		if (i == nopt)
+			return invalid(fe, field, "Unknown option %s.", field);
+		/* null means "not given": the default stays. */
+		if (val != NULL && options[i].check(cfg, val, req, fe) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+parse_metadata(json_object *o, struct rf_chat_req *req,
+    struct rf_field_err *fe)
+{
+	const char *f = "metadata.source";
+	char field[64];
+	size_t n;
+
+	if (!json_object_is_type(o, json_type_object))
+		return invalid(fe, "metadata", "metadata must be an object.");
+	json_object_object_foreach(o, key, val) {
+		snprintf(field, sizeof(field), "metadata.%s", key);
+		if (strcmp(key, "source") != 0)
+			return invalid(fe, field, "Unknown metadata key %s.", field);
+		if (val == NULL)
+			continue;
+		if (get_string(val, f, &req->source, &n, fe) == -1)
+			return -1;
+		if (rf_utf8_len(req->source, n) > RF_SOURCE_MAX)
+			return invalid(fe, f, "metadata.source must be at most %d "
+			    "characters.", RF_SOURCE_MAX);
+	}
+	return 0;
+}
+
+static int
+parse_prompt(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	const char *s;
+	size_t n, chars;
+
+	if (get_string(v, "prompt", &s, &n, fe) == -1)
+		return -1;
+	if (blank(s, n))
+		return invalid(fe, "prompt", "prompt must not be blank.");
+	chars = rf_utf8_len(s, n);
+	if (chars > (size_t)cfg->max_prompt_chars)
+		return invalid(fe, "prompt", "prompt must be at most %ld "
+		    "characters.", cfg->max_prompt_chars);
+	req->msgs[0].role = "user";
+	req->msgs[0].content = s;
+	req->nmsgs = 1;
+	req->prompt_chars = (long)chars;
+	return 0;
+}
+
+static bool
+valid_role(const char *r)
+{
+	return strcmp(r, "system") == 0 || strcmp(r, "user") == 0 ||
+	    strcmp(r, "assistant") == 0;
+}
+
+/* messages[i]: {"role": system|user|assistant, "content": string}. */
+static int
+parse_message(json_object *m, size_t i, struct rf_msg *out, size_t *chars,
+    struct rf_field_err *fe)
+{
+	char field[64], base[24];
+	const char *s = NULL, *role = NULL;
+	size_t n = 0;
+
+	snprintf(base, sizeof(base), "messages[%zu]", i);
+	if (!json_object_is_type(m, json_type_object))
+		return invalid(fe, base, "%s must be an object.", base);
+	json_object_object_foreach(m, key, val) {
+		snprintf(field, sizeof(field), "%s.%s", base, key);
+		if (strcmp(key, "role") == 0) {
+			if (get_string(val, field, &role, &n, fe) == -1)
+				return -1;
+			if (!valid_role(role))
+				return invalid(fe, field, "%s must be system, user "
+				    "or assistant.", field);
+		} else if (strcmp(key, "content") == 0) {
+			if (get_string(val, field, &s, &n, fe) == -1)
+				return -1;
+			*chars = rf_utf8_len(s, n);
+			out->content = s;
+			if (blank(s, n))
+				out->content = NULL; /* checked below, by role */
+		} else
+			return invalid(fe, field, "Unknown key %s.", field);
+	}
+	snprintf(field, sizeof(field), "%s.role", base);
+	if (role == NULL)
+		return invalid(fe, field, "%s is required.", field);
+	out->role = role;
+	snprintf(field, sizeof(field), "%s.content", base);
+	if (s == NULL)
+		return invalid(fe, field, "%s is required.", field);
+	/* A blank system message is harmless; a blank turn is a mistake. */
+	if (out->content == NULL && strcmp(role, "system") != 0)
+		return invalid(fe, field, "%s must not be blank.", field);
+	out->content = s;
+	return 0;
+}
+
+static int
+parse_messages(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	char field[40];
+	size_t i, n, chars, total = 0;
+
+	if (!json_object_is_type(v, json_type_array) ||
+	    (n = json_object_array_length(v)) < 1 || n > RF_MAX_MESSAGES)
+		return invalid(fe, "messages", "messages must be an array of 1 "
+		    "to %d messages.", RF_MAX_MESSAGES);
+	for (i = 0; i < n; i++) {
+		chars = 0;
+		if (parse_message(json_object_array_get_idx(v, i), i,
+		    &req->msgs[i], &chars, fe) == -1)
+			return -1;
+		total += chars;
+	}
+	req->nmsgs = n;
+	if (strcmp(req->msgs[n - 1].role, "user") != 0) {
+		snprintf(field, sizeof(field), "messages[%zu].role", n - 1);
+		return invalid(fe, field, "The last message must have role "
+		    "user.");
+	}
+	if (total > (size_t)cfg->max_prompt_chars)
+		return invalid(fe, "messages", "messages must hold at most %ld "
+		    "characters in all.", cfg->max_prompt_chars);
+	req->prompt_chars = (long)total;
+	return 0;
+}
+
+static int
+parse_system(const struct rf_config *cfg, json_object *v,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	const char *s;
+	size_t n;
+
+	if (get_string(v, "system", &s, &n, fe) == -1)
+		return -1;
+	if (rf_utf8_len(s, n) > (size_t)cfg->max_prompt_chars)
+		return invalid(fe, "system", "system must be at most %ld "
+		    "characters.", cfg->max_prompt_chars);
+	req->system = blank(s, n) ? NULL : s; /* blank = absent */
+	return 0;
+}
+
+static bool
+top_key_known(const char *k)
+{
+	static const char *const known[] = { "prompt", "messages", "system",
+	    "options", "metadata" };
+	size_t i;
+
+	for (i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(k, known[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The rules of SPEC section 4 over an object root.  A key whose value is
+ * null counts as absent (clients often send null for "not set"). */
+static int
+check_root(const struct rf_config *cfg, json_object *root,
+    struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	json_object *prompt = NULL, *msgs = NULL, *v = NULL;
+
+	json_object_object_foreach(root, key, val) {
+		(void)val;
+		if (!top_key_known(key))
+			return invalid(fe, key, "Unknown key %.48s.", key);
+	}
+	json_object_object_get_ex(root, "prompt", &prompt);
+	json_object_object_get_ex(root, "messages", &msgs);
+	if ((prompt == NULL) == (msgs == NULL))
+		return invalid(fe, "prompt", "Provide exactly one of prompt or "
+		    "messages.");
+	if (prompt != NULL ? parse_prompt(cfg, prompt, req, fe) == -1 :
+	    parse_messages(cfg, msgs, req, fe) == -1)
+		return -1;
+	if (json_object_object_get_ex(root, "system", &v) && v != NULL &&
+	    parse_system(cfg, v, req, fe) == -1)
+		return -1;
+	if (json_object_object_get_ex(root, "options", &v) && v != NULL &&
+	    parse_options(cfg, v, req, fe) == -1)
+		return -1;
+	if (json_object_object_get_ex(root, "metadata", &v) && v != NULL &&
+	    parse_metadata(v, req, fe) == -1)
+		return -1;
+	return 0;
+}
+
+static void
+req_defaults(struct rf_chat_req *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->strategy = -1;
+	req->fallback = true;
+	req->restart = false;
+	req->max_tokens = 512;
+	req->temperature = 0.7;
+}
+
+int
+rf_contract_parse(const struct rf_config *cfg, const char *body,
+    size_t len, struct rf_chat_req *req, struct rf_field_err *fe)
+{
+	json_object *root = NULL;
+
+	req_defaults(req);
+	memset(fe, 0, sizeof(*fe));
+	fe->code = RF_OK;
+	if (parse_json(body, len, &root, fe) == -1)
+		goto fail;
+	req->owner = root;
+	if (!json_object_is_type(root, json_type_object)) {
+		invalid(fe, "body", "The request body must be a JSON object.");
+		goto fail;
+	}
+	if (check_root(cfg, root, req, fe) == -1)
+		goto fail;
+	return 0;
+fail:
+	rf_contract_free(req);
+	return -1;
+}
+
+void
+rf_contract_free(struct rf_chat_req *req)
+{
+	if (req == NULL)
+		return;
+	json_object_put(req->owner);
+	req_defaults(req);
+}
+
+const char *
+rf_contract_strategy(const struct rf_chat_req *req)
+{
+	const char *id;
+
+	if (req == NULL || req->strategy < 0 ||
+	    (id = rf_config_id(req->strategy)) == NULL)
+		return "auto";
+	return id;
+}
+
+/* ---- building the answer's JSON ---- */
+
+/* A provider id string, or JSON null for -1 / out of range. */
+static json_object *
+pid_json(int pid)
+{
+	const char *id = rf_config_id(pid);
+
+	return id ? json_object_new_string(id) : NULL;
+}
+
+/* A non-negative number, or JSON null when unknown (< 0). */
+static json_object *
+num_or_null(long long v)
+{
+	return v < 0 ? NULL : json_object_new_int64(v);
+}
+
+static json_object *
+str_or_null(const char *s)
+{
+	return s != NULL && *s != '\0' ? json_object_new_string(s) : NULL;
+}
+
+static json_object *
+attempt_json(const struct rf_attempt *a)
+{
+	json_object *o = json_object_new_object();
+	const char *outcome;
+
+	if (a->kind == RF_ATT_OK)
+		outcome = "ok";
+	else if (a->kind == RF_ATT_SKIPPED)
+		outcome = "skipped";
+	else
+		outcome = rf_err_code(a->code);
+	json_object_object_add(o, "provider", pid_json(a->pid));
+	json_object_object_add(o, "outcome", json_object_new_string(outcome));
+	if (a->kind == RF_ATT_SKIPPED)
+		json_object_object_add(o, "reason", json_object_new_string(
+		    a->reason ? a->reason : "unconfigured"));
+	if (a->http_status > 0)
+		json_object_object_add(o, "httpStatus",
+		    json_object_new_int(a->http_status));
+	if (a->kind != RF_ATT_SKIPPED)
+		json_object_object_add(o, "latencyMs",
+		    json_object_new_int64(a->latency_ms));
+	if (a->retry > 0)
+		json_object_object_add(o, "retry", json_object_new_int(a->retry));
+	return o;
+}
+
+json_object *
+rf_contract_attempts(const struct rf_chain_result *r)
+{
+	json_object *arr = json_object_new_array();
+	size_t i, n = r->nattempts;
+
+	if (n > RF_MAX_ATTEMPTS)
+		n = RF_MAX_ATTEMPTS;
+	for (i = 0; i < n; i++)
+		json_object_array_add(arr, attempt_json(&r->attempts[i]));
+	return arr;
+}
+
+static json_object *
+usage_json(const struct rf_usage *u)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "promptTokens", num_or_null(u->prompt_tokens));
+	json_object_object_add(o, "completionTokens",
+	    num_or_null(u->completion_tokens));
+	return o;
+}
+
+/* requestId ... demoMode: the head shared by every kind of meta. */
+static void
+meta_head(json_object *o, const struct rf_chat_req *req,
+    const struct rf_chain_result *r)
+{
+	json_object_object_add(o, "requestId",
+	    json_object_new_string(r->request_id));
+	json_object_object_add(o, "strategy",
+	    json_object_new_string(rf_contract_strategy(req)));
+	json_object_object_add(o, "attemptedProvider", pid_json(r->attempted));
+	json_object_object_add(o, "finalProvider", pid_json(r->final_pid));
+	json_object_object_add(o, "fallbackActivated",
+	    json_object_new_boolean(r->fallback));
+	json_object_object_add(o, "degradedMode",
+	    json_object_new_boolean(r->degraded));
+	json_object_object_add(o, "demoMode", json_object_new_boolean(r->demo));
+}
+
+json_object *
+rf_contract_meta(const struct rf_chat_req *req,
+    const struct rf_chain_result *r, enum rf_meta_kind kind)
+{
+	json_object *o = json_object_new_object();
+	char ts[25];
+
+	meta_head(o, req, r);
+	if (kind != RF_META_START) {
+		json_object_object_add(o, "latencyMs",
+		    json_object_new_int64(r->latency_ms));
+		if (kind == RF_META_FINAL)
+			json_object_object_add(o, "ttftMs", num_or_null(r->ttft_ms));
+	}
+	json_object_object_add(o, "model", str_or_null(r->res.model));
+	if (kind != RF_META_START) {
+		rf_time_iso(r->started_ms, ts);
+		json_object_object_add(o, "timestamp", json_object_new_string(ts));
+		json_object_object_add(o, "finishReason",
+		    str_or_null(r->res.finish_reason));
+		json_object_object_add(o, "usage", usage_json(&r->res.usage));
+	}
+	if (kind == RF_META_FINAL) {
+		json_object_object_add(o, "skippedChunks",
+		    json_object_new_int(r->skipped_chunks));
+		json_object_object_add(o, "restarts",
+		    json_object_new_int(r->restarts));
+	}
+	json_object_object_add(o, "attempts", rf_contract_attempts(r));
+	return o;
+}
+
+json_object *
+rf_contract_error(enum rf_err code, const char *message, const char *details,
+    const char *provider, bool fallback, const char *request_id,
+    json_object *attempts, const char *field)
+{
+	json_object *o = json_object_new_object();
+	char ts[25];
+
+	rf_time_iso(rf_now_ms(), ts);
+	json_object_object_add(o, "code",
+	    json_object_new_string(rf_err_code(code)));
+	json_object_object_add(o, "message", json_object_new_string(
+	    message != NULL ? message : rf_err_message(code)));
+	if (details != NULL)
+		json_object_object_add(o, "technicalDetails",
+		    json_object_new_string(details));
+	if (provider != NULL)
+		json_object_object_add(o, "provider",
+		    json_object_new_string(provider));
+	json_object_object_add(o, "fallbackActivated",
+	    json_object_new_boolean(fallback));
+	json_object_object_add(o, "timestamp", json_object_new_string(ts));
+	if (request_id != NULL)
+		json_object_object_add(o, "requestId",
+		    json_object_new_string(request_id));
+	if (attempts != NULL)
+		json_object_object_add(o, "attempts", attempts);
+	if (field != NULL)
+		json_object_object_add(o, "field", json_object_new_string(field));
+	return o;
+}
+
+json_object *
+rf_contract_chain_error(const struct rf_chain_result *r)
+{
+	/* RF_OK here would be a bug in the caller: never answer "ok". */
+	enum rf_err code = r->err == RF_OK ? RF_ERR_INTERNAL : r->err;
+
+	return rf_contract_error(code,
+	    r->fail.message[0] ? r->fail.message : NULL,
+	    r->fail.details[0] ? r->fail.details : NULL,
+	    rf_config_id(r->final_pid), r->fallback,
+	    r->request_id[0] ? r->request_id : NULL,
+	    rf_contract_attempts(r), NULL);
+}
+
+json_object *
+rf_contract_success(json_object *data)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "success", json_object_new_boolean(true));
+	json_object_object_add(o, "data", data);
+	return o;
+}
+
+json_object *
+rf_contract_failure(json_object *error)
+{
+	json_object *o = json_object_new_object();
+
+	json_object_object_add(o, "success", json_object_new_boolean(false));
+	json_object_object_add(o, "error", error);
+	return o;
+}
+
+char *
+rf_contract_dump(json_object *obj)
+{
+	return strdup(json_object_to_json_string_ext(obj,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
