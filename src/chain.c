@@ -297,7 +297,6 @@ static enum tier_end call_once(struct run *run, int pid, struct rf_up_reply *rep
 		end = TIER_FAILED;
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, "Expect:");
 	struct rf_up_call call = {
 		.pid = pid, .url = url.data, .body = body.data, .hdrs = hdrs,
 		.connect_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
@@ -540,7 +539,6 @@ static enum tier_end stream_call(struct stream_try *t, struct rf_up_reply *rep)
 		t->failed = true;
 		goto out;
 	}
-	hdrs = curl_slist_append(hdrs, "Expect:");
 	struct rf_up_call call = {
 		.pid = t->pid, .url = url.data, .body = body.data, .hdrs = hdrs,
 		.connect_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->stream_timeout_ms,
@@ -725,6 +723,8 @@ void rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
 	end = walk(&run, &last, &soonest);
 	if (end == TIER_OK) {
 		r->err = RF_OK;
+		if (r->res.finish_reason[0] == '\0')
+			snprintf(r->res.finish_reason, sizeof(r->res.finish_reason), "stop");
 	} else if (last < 0 && !run.client_gone) {
 		nobody_called(&run, soonest);
 	} else {

@@ -1,0 +1,364 @@
+/*
+ * provider: what every adapter shares.  The result and failure records the
+ * fallback engine passes around, the adapter table lookup, and the small
+ * JSON and text helpers the OpenAI-compatible and Gemini adapters both use
+ * to read untrusted upstream bodies without ever copying them whole into a
+ * message (technicalDetails stay short and safe: SPEC section 6).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "provider.h"
+
+/* An answer longer than this is not something a chat client should get. */
+#define RF_RESULT_MAX_TEXT (1024 * 1024)
+
+void
+rf_result_init(struct rf_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	rf_buf_init(&r->text, RF_RESULT_MAX_TEXT);
+	r->usage.prompt_tokens = -1;
+	r->usage.completion_tokens = -1;
+}
+
+void
+rf_result_reset(struct rf_result *r)
+{
+	rf_buf_reset(&r->text);
+	r->model[0] = '\0';
+	r->finish_reason[0] = '\0';
+	r->usage.prompt_tokens = -1;
+	r->usage.completion_tokens = -1;
+	r->safety_block = false;
+	r->safety_reason[0] = '\0';
+}
+
+void
+rf_result_free(struct rf_result *r)
+{
+	if (r == NULL)
+		return;
+	rf_buf_free(&r->text);
+	memset(r, 0, sizeof(*r));
+	r->usage.prompt_tokens = -1;
+	r->usage.completion_tokens = -1;
+}
+
+void
+rf_failure_set(struct rf_failure *f, enum rf_err code, const char *details)
+{
+	memset(f, 0, sizeof(*f));
+	f->code = code;
+	f->retry_after_ms = -1;
+	if (details != NULL)
+		snprintf(f->details, sizeof(f->details), "%s", details);
+}
+
+const struct rf_adapter *
+rf_adapter_for(enum rf_wire w)
+{
+	switch (w) {
+	case RF_WIRE_OPENAI:
+		return &rf_adapter_openai;
+	case RF_WIRE_GEMINI:
+		return &rf_adapter_gemini;
+	default:
+		return NULL;
+	}
+}
+
+struct json_object *
+rf_adapter_json(const char *s, size_t len)
+{
+	json_tokener *tok;
+	json_object *root;
+	size_t end;
+
+	if (s == NULL || len == 0 || len > INT32_MAX)
+		return NULL;
+	if ((tok = json_tokener_new_ex(RF_ADAPTER_JSON_DEPTH)) == NULL)
+		return NULL;
+	root = json_tokener_parse_ex(tok, s, (int)len);
+	if (root != NULL && json_tokener_get_error(tok) == json_tokener_success) {
+		/* Trailing bytes other than whitespace: not one JSON value. */
+		for (end = json_tokener_get_parse_end(tok); end < len; end++)
+			if (!strchr(" \t\r\n", s[end]) || s[end] == '\0')
+				break;
+		if (end < len) {
+			json_object_put(root);
+			root = NULL;
+		}
+	} else {
+		json_object_put(root);
+		root = NULL;
+	}
+	json_tokener_free(tok);
+	return root;
+}
+
+/*
+ * One step of a path: a member name, then an optional "[n]" index.  Names
+ * in our paths never contain '.' or '['.
+ */
+static json_object *
+path_step(json_object *o, const char *name, size_t n, const char **rest)
+{
+	char key[64];
+	json_object *child;
+	const char *p = name + n;
+	char *e;
+	unsigned long idx;
+
+	if (n == 0 || n >= sizeof(key) || !json_object_is_type(o, json_type_object))
+		return NULL;
+	memcpy(key, name, n);
+	key[n] = '\0';
+	if (!json_object_object_get_ex(o, key, &child))
+		return NULL;
+	if (*p == '[') {
+		idx = strtoul(p + 1, &e, 10);
+		if (*e != ']' || !json_object_is_type(child, json_type_array) ||
+		    idx >= json_object_array_length(child))
+			return NULL;
+		child = json_object_array_get_idx(child, idx);
+		p = e + 1;
+	}
+	*rest = p;
+	return child;
+}
+
+json_object *
+rf_adapter_get(json_object *o, const char *path)
+{
+	const char *p = path;
+	size_t n;
+
+	while (o != NULL && *p != '\0') {
+		n = strcspn(p, ".[");
+		o = path_step(o, p, n, &p);
+		if (o != NULL && *p == '.')
+			p++;
+	}
+	return o;
+}
+
+const char *
+rf_adapter_str(json_object *o, const char *path)
+{
+	json_object *v = rf_adapter_get(o, path);
+
+	return json_object_is_type(v, json_type_string) ?
+	    json_object_get_string(v) : NULL;
+}
+
+bool
+rf_adapter_long(json_object *o, const char *path, long *out)
+{
+	json_object *v = rf_adapter_get(o, path);
+
+	if (!json_object_is_type(v, json_type_int))
+		return false;
+	*out = (long)json_object_get_int64(v);
+	return true;
+}
+
+void
+rf_adapter_copy(char *dst, size_t dstlen, const char *src)
+{
+	size_t i = 0;
+
+	if (dstlen == 0)
+		return;
+	for (; src != NULL && *src != '\0' && i + 1 < dstlen; src++)
+		if (*src >= 0x20 && *src < 0x7f)
+			dst[i++] = *src;
+	dst[i] = '\0';
+}
+
+bool
+rf_adapter_safe_code(const char *s)
+{
+	size_t n;
+
+	if (s == NULL)
+		return false;
+	n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789_.-");
+	return n > 0 && n <= 48 && s[n] == '\0';
+}
+
+bool
+rf_adapter_has(const char *s, const char *word)
+{
+	size_t i, n = strlen(word);
+
+	for (; s != NULL && *s != '\0'; s++) {
+		for (i = 0; i < n; i++)
+			if (tolower((unsigned char)s[i]) !=
+			    tolower((unsigned char)word[i]))
+				break;
+		if (i == n)
+			return true;
+	}
+	return false;
+}
+
+void
+rf_adapter_http_failure(struct rf_failure *f, enum rf_err e, long status,
+    const char *code)
+{
+	rf_failure_set(f, e, NULL);
+	if (rf_adapter_safe_code(code))
+		snprintf(f->details, sizeof(f->details),
+		    "HTTP %ld from upstream provider, code %s", status, code);
+	else
+		snprintf(f->details, sizeof(f->details),
+		    "HTTP %ld from upstream provider", status);
+}
+
+/* Short, printable ASCII only: anything else could be a body fragment. */
+static bool
+short_printable(const char *s)
+{
+	size_t n = 0;
+
+	for (; s != NULL && *s != '\0'; s++, n++)
+		if (*s < 0x20 || *s >= 0x7f)
+			return false;
+	return s != NULL && n > 0 && n < 120;
+}
+
+void
+rf_adapter_policy_message(struct rf_failure *f, const char *upstream_msg)
+{
+	static const char base[] =
+	    "The provider refused the request under its content policy.";
+
+	if (short_printable(upstream_msg))
+		snprintf(f->message, sizeof(f->message), "%s Provider message: %s",
+		    base, upstream_msg);
+	else
+		snprintf(f->message, sizeof(f->message), "%s", base);
+}
+
+/*
+ * One "<digits>[.<digits>]<unit>" group of a duration, in ms; -1 when there
+ * is none.  Parsed by hand: strtod would take "1e9", hex and the locale's
+ * decimal comma.
+ */
+static double
+duration_group(const char **pp)
+{
+	const char *p = *pp;
+	double v = 0, scale = 1;
+	int digits = 0;
+
+	for (; isdigit((unsigned char)*p) && digits < 12; p++, digits++)
+		v = v * 10 + (*p - '0');
+	if (digits == 0 || isdigit((unsigned char)*p))
+		return -1;
+	if (*p == '.')
+		for (p++; isdigit((unsigned char)*p); p++)
+			if (scale > 1e-9)
+				v += (*p - '0') * (scale /= 10);
+	if (p[0] == 'm' && p[1] == 's')
+		p += 2;
+	else if (*p == 'h')
+		v *= 3600000.0, p++;
+	else if (*p == 'm')
+		v *= 60000.0, p++;
+	else if (*p == 's')
+		v *= 1000.0, p++;
+	else
+		return -1;
+	*pp = p;
+	return v;
+}
+
+int64_t
+rf_adapter_duration(const char *s, const char **end)
+{
+	double total = 0, v;
+	int groups = 0;
+
+	while (s != NULL && (v = duration_group(&s)) >= 0) {
+		total += v;
+		groups++;
+	}
+	if (end != NULL)
+		*end = s;
+	if (groups == 0 || total > 1e12)
+		return -1;
+	return (int64_t)(total + 0.5);
+}
+
+int
+rf_adapter_header(struct curl_slist **l, const char *name, const char *value)
+{
+	char line[1024];
+	struct curl_slist *t;
+	int n;
+
+	/* A CR or LF in a configured value would smuggle in another header. */
+	if (value == NULL || strpbrk(value, "\r\n") != NULL)
+		return -1;
+	n = snprintf(line, sizeof(line), "%s: %s", name, value);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		return -1;
+	t = curl_slist_append(*l, line);
+	if (t == NULL)
+		return -1;
+	*l = t;
+	return 0;
+}
+
+int
+rf_adapter_json_out(json_object *root, struct rf_buf *body)
+{
+	const char *s;
+
+	s = json_object_to_json_string_ext(root,
+	    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	return s == NULL ? -1 : rf_buf_puts(body, s);
+}
+
+json_object *
+rf_adapter_number(double v)
+{
+	char s[48];
+	long long scaled, ip, fp;
+	int n;
+
+	if (!(v > -1e9 && v < 1e9))
+		return json_object_new_double(v);
+	/* Six decimals by integer arithmetic: no locale, no binary noise. */
+	scaled = (long long)(v * 1e6 + (v < 0 ? -0.5 : 0.5));
+	ip = (scaled < 0 ? -scaled : scaled) / 1000000;
+	fp = (scaled < 0 ? -scaled : scaled) % 1000000;
+	n = snprintf(s, sizeof(s), "%s%lld.%06lld", scaled < 0 ? "-" : "", ip, fp);
+	while (n > 0 && s[n - 1] == '0' && s[n - 2] != '.')
+		s[--n] = '\0';
+	return json_object_new_double_s(v, s);
+}
+
+enum rf_err
+rf_adapter_status_err(long status)
+{
+	if (status == 401 || status == 403)
+		return RF_ERR_PROVIDER_AUTH;
+	if (status == 429)
+		return RF_ERR_PROVIDER_RATE_LIMITED;
+	if (status == 408 || status == 504)
+		return RF_ERR_PROVIDER_TIMEOUT;
+	if (status >= 500 || status == 498 || status == 499)
+		return RF_ERR_PROVIDER_UNAVAILABLE;
+	if (status >= 400)
+		return RF_ERR_PROVIDER_BAD_REQUEST;
+	/* 1xx/3xx (redirects are not followed): the provider did not serve. */
+	return RF_ERR_PROVIDER_UNAVAILABLE;
+}

@@ -1,0 +1,163 @@
+/*
+ * test_mock: the built-in demo provider (SPEC section 9): deterministic
+ * text that says it is the demo path and quotes the question, token counts,
+ * and the word tokens a stream is cut into.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "provider.h"
+
+static void
+answer(const struct rf_msg *m, size_t n, const char *system,
+    struct rf_result *r)
+{
+	struct rf_prompt p = { m, n, system, 512, 0.7 };
+
+	rf_result_init(r);
+	rf_buf_puts(&r->text, "left over from an earlier attempt");
+	rf_mock_answer(&p, r);
+}
+
+static long
+words(const char *s)
+{
+	long n = 0;
+	bool in = false;
+
+	for (; *s; s++) {
+		if (*s == ' ' || *s == '\n' || *s == '\t')
+			in = false;
+		else if (!in)
+			in = true, n++;
+	}
+	return n;
+}
+
+static void
+test_answer_shape(void **state)
+{
+	static const struct rf_msg m[] = {
+		{ "user", "first question" },
+		{ "assistant", "an answer" },
+		{ "user", "  Explain\n\tthe   fallback strategy  " },
+	};
+	struct rf_result a, b;
+
+	(void)state;
+	answer(m, 3, NULL, &a);
+	answer(m, 3, NULL, &b);
+	assert_string_equal(rf_buf_str(&a.text), rf_buf_str(&b.text));
+	assert_non_null(strstr(rf_buf_str(&a.text), "demo path"));
+	assert_null(strstr(rf_buf_str(&a.text), "left over"));
+	/* The last user message, whitespace collapsed and trimmed. */
+	assert_non_null(strstr(rf_buf_str(&a.text),
+	    "\"Explain the fallback strategy\""));
+	assert_null(strstr(rf_buf_str(&a.text), "first question"));
+	assert_true(words(rf_buf_str(&a.text)) >= 20);
+	assert_string_equal(a.model, "relayforge-mock-1");
+	assert_string_equal(a.finish_reason, "stop");
+	assert_false(a.safety_block);
+	/* 14 + 9 + 36 = 59 characters -> ceil(59 / 4) = 15 tokens. */
+	assert_int_equal(a.usage.prompt_tokens, 15);
+	assert_int_equal(a.usage.completion_tokens, words(rf_buf_str(&a.text)));
+	rf_result_free(&a);
+	rf_result_free(&b);
+}
+
+static void
+test_quote_is_bounded(void **state)
+{
+	char prompt[400];
+	struct rf_msg m[1] = { { "user", prompt } };
+	struct rf_result r;
+	const char *q, *e;
+	size_t i;
+
+	(void)state;
+	/* 100 two-byte characters: the quote keeps 60 whole ones. */
+	for (i = 0; i < 100; i++)
+		memcpy(prompt + 2 * i, "\xc3\xa9", 2);
+	prompt[200] = '\0';
+	answer(m, 1, "sys", &r);
+	q = strchr(rf_buf_str(&r.text), '"');
+	assert_non_null(q);
+	e = strchr(q + 1, '"');
+	assert_non_null(e);
+	assert_int_equal(e - q - 1, 120);
+	/* 3 + 100 characters -> ceil(103 / 4) = 26 tokens. */
+	assert_int_equal(r.usage.prompt_tokens, 26);
+	rf_result_free(&r);
+
+	/* An empty prompt still counts one token. */
+	m[0].content = "";
+	answer(m, 1, NULL, &r);
+	assert_int_equal(r.usage.prompt_tokens, 1);
+	assert_non_null(strstr(rf_buf_str(&r.text), "\"\""));
+	rf_result_free(&r);
+}
+
+static void
+test_tokens_rebuild_text(void **state)
+{
+	static const struct rf_msg m[] = { { "user", "hello" } };
+	struct rf_result r;
+	struct rf_buf again = { 0 };
+	size_t pos = 0, n, count = 0;
+	const char *t;
+
+	(void)state;
+	answer(m, 1, NULL, &r);
+	t = rf_buf_str(&r.text);
+	while ((n = rf_mock_next_token(t, &pos)) > 0) {
+		const char *tok = t + pos - n;
+		size_t k = strcspn(tok, " ");
+
+		rf_buf_append(&again, tok, n);
+		/* A word, then only the spaces after it. */
+		assert_true(k > 0 && k <= n);
+		assert_int_equal(strspn(tok + k, " ") >= n - k, 1);
+		count++;
+	}
+	assert_string_equal(rf_buf_str(&again), t);
+	assert_int_equal((long)count, r.usage.completion_tokens);
+	assert_int_equal(rf_mock_next_token(t, &pos), 0);
+	rf_buf_free(&again);
+	rf_result_free(&r);
+}
+
+static void
+test_next_token_edges(void **state)
+{
+	size_t pos = 0;
+
+	(void)state;
+	assert_int_equal(rf_mock_next_token("", &pos), 0);
+	assert_int_equal(rf_mock_next_token("  lead word", &pos), 7);
+	assert_int_equal(pos, 7);
+	assert_int_equal(rf_mock_next_token("  lead word", &pos), 4);
+	assert_int_equal(rf_mock_next_token("  lead word", &pos), 0);
+	assert_int_equal(pos, 11);
+	pos = 0;
+	assert_int_equal(rf_mock_next_token("one\n\ntwo", &pos), 5);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_answer_shape),
+		cmocka_unit_test(test_quote_is_bounded),
+		cmocka_unit_test(test_tokens_rebuild_text),
+		cmocka_unit_test(test_next_token_edges),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

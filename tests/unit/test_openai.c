@@ -1,0 +1,689 @@
+/*
+ * test_openai: the OpenAI-compatible adapter (Groq, SambaNova, Cerebras,
+ * OpenRouter) against the wire samples of providers.md sections 1-4 and 6,
+ * plus the helpers of provider.c that every adapter leans on.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+
+#include "provider.h"
+
+static const struct rf_adapter *A = &rf_adapter_openai;
+
+static struct rf_provider_conf
+conf(const char *id, const char *key)
+{
+	struct rf_provider_conf pc;
+
+	memset(&pc, 0, sizeof(pc));
+	pc.id = id;
+	pc.name = id;
+	pc.wire = RF_WIRE_OPENAI;
+	pc.url = (char *)"https://api.example.test/v1";
+	pc.model = (char *)"llama-3.1-8b-instant";
+	pc.key = (char *)key;
+	pc.configured = key != NULL;
+	return pc;
+}
+
+static const struct rf_msg two_msgs[] = {
+	{ "user", "hi \"there\"\n\u00e9" },
+	{ "assistant", "hello" },
+	{ "user", "and now?" },
+};
+
+static struct rf_prompt
+prompt(const char *system)
+{
+	struct rf_prompt p = { two_msgs, 3, system, 256, 0.7 };
+
+	return p;
+}
+
+/* The headers as one string, "\n" after each. */
+static void
+headers_str(const struct curl_slist *h, struct rf_buf *out)
+{
+	rf_buf_reset(out);
+	for (; h != NULL; h = h->next) {
+		rf_buf_puts(out, h->data);
+		rf_buf_puts(out, "\n");
+	}
+}
+
+struct built {
+	struct rf_buf url, body, hdrs;
+	json_object *json;
+};
+
+static void
+build(const char *id, const char *key, const char *system, bool stream,
+    struct built *b)
+{
+	struct rf_provider_conf pc = conf(id, key);
+	struct rf_prompt p = prompt(system);
+	struct curl_slist *h = NULL;
+
+	memset(b, 0, sizeof(*b));
+	assert_int_equal(A->build(&pc, &p, stream, &b->url, &b->body, &h), 0);
+	headers_str(h, &b->hdrs);
+	curl_slist_free_all(h);
+	b->json = json_tokener_parse(rf_buf_str(&b->body));
+	assert_non_null(b->json);
+}
+
+static void
+built_free(struct built *b)
+{
+	rf_buf_free(&b->url);
+	rf_buf_free(&b->body);
+	rf_buf_free(&b->hdrs);
+	json_object_put(b->json);
+}
+
+static const char *
+jstr(json_object *o, const char *path)
+{
+	const char *s = rf_adapter_str(o, path);
+
+	if (s == NULL)
+		fail_msg("missing string at %s", path);
+	return s;
+}
+
+static void
+test_build_groq_stream(void **state)
+{
+	struct built b;
+	json_object *v;
+
+	(void)state;
+	build("groq", "gsk_secret", "be brief", true, &b);
+	assert_string_equal(rf_buf_str(&b.url),
+	    "https://api.example.test/v1/chat/completions");
+	assert_string_equal(jstr(b.json, "model"), "llama-3.1-8b-instant");
+	assert_string_equal(jstr(b.json, "messages[0].role"), "system");
+	assert_string_equal(jstr(b.json, "messages[0].content"), "be brief");
+	assert_string_equal(jstr(b.json, "messages[1].role"), "user");
+	assert_string_equal(jstr(b.json, "messages[1].content"),
+	    "hi \"there\"\n\u00e9");
+	assert_string_equal(jstr(b.json, "messages[2].role"), "assistant");
+	assert_string_equal(jstr(b.json, "messages[3].content"), "and now?");
+	assert_null(rf_adapter_get(b.json, "messages[4]"));
+	assert_true(json_object_get_int(rf_adapter_get(b.json,
+	    "max_completion_tokens")) == 256);
+	assert_null(rf_adapter_get(b.json, "max_tokens"));
+	assert_non_null(strstr(rf_buf_str(&b.body), "\"temperature\":0.7,"));
+	v = rf_adapter_get(b.json, "stream");
+	assert_true(json_object_is_type(v, json_type_boolean) &&
+	    json_object_get_boolean(v));
+	assert_true(json_object_get_boolean(rf_adapter_get(b.json,
+	    "stream_options.include_usage")));
+	assert_non_null(strstr(rf_buf_str(&b.hdrs),
+	    "Authorization: Bearer gsk_secret\n"));
+	assert_non_null(strstr(rf_buf_str(&b.hdrs),
+	    "Content-Type: application/json\n"));
+	assert_non_null(strstr(rf_buf_str(&b.hdrs),
+	    "Accept: text/event-stream\n"));
+	assert_null(strstr(rf_buf_str(&b.hdrs), "X-OpenRouter-Title"));
+	assert_null(strstr(rf_buf_str(&b.url), "gsk_secret"));
+	assert_null(strstr(rf_buf_str(&b.body), "gsk_secret"));
+	built_free(&b);
+}
+
+static void
+test_build_per_provider(void **state)
+{
+	struct built b;
+
+	(void)state;
+	/* SambaNova, not streaming, no system prompt. */
+	build("sambanova", "sn-key", NULL, false, &b);
+	assert_int_equal(json_object_get_int(rf_adapter_get(b.json,
+	    "max_tokens")), 256);
+	assert_null(rf_adapter_get(b.json, "max_completion_tokens"));
+	assert_string_equal(jstr(b.json, "messages[0].role"), "user");
+	assert_false(json_object_get_boolean(rf_adapter_get(b.json, "stream")));
+	assert_non_null(rf_adapter_get(b.json, "stream"));
+	assert_null(rf_adapter_get(b.json, "stream_options"));
+	assert_null(strstr(rf_buf_str(&b.hdrs), "Accept:"));
+	built_free(&b);
+
+	build("cerebras", "csk", NULL, true, &b);
+	assert_non_null(rf_adapter_get(b.json, "max_completion_tokens"));
+	assert_null(rf_adapter_get(b.json, "max_tokens"));
+	built_free(&b);
+
+	build("openrouter", "sk-or-v1-x", NULL, true, &b);
+	assert_non_null(rf_adapter_get(b.json, "max_tokens"));
+	assert_non_null(strstr(rf_buf_str(&b.hdrs),
+	    "X-OpenRouter-Title: RelayForge\n"));
+	assert_non_null(strstr(rf_buf_str(&b.hdrs),
+	    "Authorization: Bearer sk-or-v1-x\n"));
+	built_free(&b);
+
+	/* No key: no Authorization header at all. */
+	build("groq", NULL, NULL, false, &b);
+	assert_null(strstr(rf_buf_str(&b.hdrs), "Authorization"));
+	built_free(&b);
+}
+
+static void
+test_build_refuses_header_injection(void **state)
+{
+	struct rf_provider_conf pc = conf("groq", "gsk_x\r\nX-Evil: 1");
+	struct rf_prompt p = prompt(NULL);
+	struct rf_buf url = { 0 }, body = { 0 };
+	struct curl_slist *h = (struct curl_slist *)&pc; /* must be reset */
+
+	(void)state;
+	assert_int_equal(A->build(&pc, &p, false, &url, &body, &h), -1);
+	assert_null(h);
+	rf_buf_free(&url);
+	rf_buf_free(&body);
+}
+
+/* ---- parse_response ---- */
+
+struct parsed {
+	struct rf_result res;
+	struct rf_failure f;
+	int rc;
+};
+
+static void
+parse(const struct rf_adapter *ad, const char *body, struct parsed *p)
+{
+	rf_result_init(&p->res);
+	rf_failure_set(&p->f, RF_OK, NULL);
+	p->rc = ad->parse_response(body, strlen(body), &p->res, &p->f);
+}
+
+static void
+test_parse_ok(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	parse(A, "{\"id\":\"chatcmpl-1\",\"object\":\"chat.completion\","
+	    "\"created\":1760000000,\"model\":\"m\",\"choices\":[{\"index\":0,"
+	    "\"message\":{\"role\":\"assistant\",\"content\":\"Hello\","
+	    "\"reasoning\":\"secret thoughts\"},\"finish_reason\":\"stop\"}],"
+	    "\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,"
+	    "\"total_tokens\":11}}", &p);
+	assert_int_equal(p.rc, 0);
+	assert_string_equal(rf_buf_str(&p.res.text), "Hello");
+	assert_string_equal(p.res.model, "m");
+	assert_string_equal(p.res.finish_reason, "stop");
+	assert_int_equal(p.res.usage.prompt_tokens, 9);
+	assert_int_equal(p.res.usage.completion_tokens, 2);
+	assert_false(p.res.safety_block);
+	rf_result_free(&p.res);
+}
+
+static void
+test_parse_empty_and_filtered(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	parse(A, "{\"model\":\"m\",\"choices\":[{\"message\":{\"role\":"
+	    "\"assistant\",\"content\":null},\"finish_reason\":\"length\"}]}", &p);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.res.text.len, 0);
+	assert_string_equal(p.res.finish_reason, "length");
+	assert_int_equal(p.res.usage.prompt_tokens, -1);
+	rf_result_free(&p.res);
+
+	parse(A, "{\"choices\":[{\"message\":{\"content\":\"\"}}]}", &p);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.res.text.len, 0);
+	rf_result_free(&p.res);
+
+	parse(A, "{\"model\":\"m\",\"choices\":[{\"message\":{\"content\":"
+	    "\"\"},\"finish_reason\":\"content_filter\"}]}", &p);
+	assert_int_equal(p.rc, 0);
+	assert_true(p.res.safety_block);
+	assert_string_equal(p.res.safety_reason, "content_filter");
+	assert_string_equal(p.res.finish_reason, "content_filter");
+	rf_result_free(&p.res);
+}
+
+static void
+test_parse_errors_in_200(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	/* OpenRouter: finish_reason "error" next to partial content. */
+	parse(A, "{\"choices\":[{\"message\":{\"content\":\"part\"},"
+	    "\"finish_reason\":\"error\",\"error\":{\"code\":502,\"message\":"
+	    "\"upstream died\",\"metadata\":{\"error_type\":\"provider_unavailable\"}}}]}",
+	    &p);
+	assert_int_equal(p.rc, -1);
+	assert_int_equal(p.f.code, RF_ERR_PROVIDER_UNAVAILABLE);
+	assert_string_equal(p.f.details, "finish_reason error");
+	rf_result_free(&p.res);
+
+	parse(A, "{\"error\":{\"message\":\"boom\",\"type\":\"server_error\"}}",
+	    &p);
+	assert_int_equal(p.rc, -1);
+	assert_int_equal(p.f.code, RF_ERR_PROVIDER_UNAVAILABLE);
+	assert_string_equal(p.f.details, "error object in 200 response");
+	assert_int_equal(p.f.retry_after_ms, -1);
+	rf_result_free(&p.res);
+
+	/* Cerebras flat error without choices. */
+	parse(A, "{\"message\":\"Internal\",\"type\":\"server_error\","
+	    "\"param\":null,\"code\":\"internal_error\"}", &p);
+	assert_int_equal(p.rc, -1);
+	assert_int_equal(p.f.code, RF_ERR_PROVIDER_UNAVAILABLE);
+	assert_string_equal(p.f.details,
+	    "error object in 200 response, code internal_error");
+	rf_result_free(&p.res);
+}
+
+static void
+expect_malformed(const char *body, const char *details)
+{
+	struct parsed p;
+
+	parse(A, body, &p);
+	assert_int_equal(p.rc, -1);
+	assert_int_equal(p.f.code, RF_ERR_MALFORMED_RESPONSE);
+	assert_string_equal(p.f.details, details);
+	assert_int_equal(p.res.text.len, 0);
+	rf_result_free(&p.res);
+}
+
+static void
+test_parse_malformed(void **state)
+{
+	char bomb[400];
+
+	(void)state;
+	expect_malformed("{\"id\":\"x\"}", "missing choices[0]");
+	expect_malformed("{\"choices\":[]}", "missing choices[0]");
+	expect_malformed("{\"choices\":{\"0\":1}}", "missing choices[0]");
+	expect_malformed("{\"choices\":[{\"text\":\"x\"}]}",
+	    "missing choices[0].message");
+	expect_malformed("{\"choices\":[{\"message\":{\"content\":42}}]}",
+	    "choices[0].message.content is not a string");
+	expect_malformed("<html>502 Bad Gateway</html>",
+	    "response is not a JSON object");
+	expect_malformed("[1,2]", "response is not a JSON object");
+	expect_malformed("{\"choices\":[]} trailing",
+	    "response is not a JSON object");
+	expect_malformed("", "response is not a JSON object");
+	memset(bomb, '[', 200);
+	memset(bomb + 200, ']', 199);
+	bomb[399] = '\0';
+	expect_malformed(bomb, "response is not a JSON object");
+}
+
+/* ---- parse_chunk ---- */
+
+struct chunked {
+	struct rf_result acc;
+	struct rf_buf delta;
+	struct rf_failure f;
+};
+
+static enum rf_chunk
+chunk(struct chunked *c, const char *event, const char *data)
+{
+	rf_buf_reset(&c->delta);
+	return A->parse_chunk(event, data, strlen(data), &c->acc, &c->delta,
+	    &c->f);
+}
+
+static void
+chunked_init(struct chunked *c)
+{
+	memset(c, 0, sizeof(*c));
+	rf_result_init(&c->acc);
+}
+
+static void
+chunked_free(struct chunked *c)
+{
+	rf_result_free(&c->acc);
+	rf_buf_free(&c->delta);
+}
+
+static void
+test_chunk_kinds(void **state)
+{
+	struct chunked c;
+
+	(void)state;
+	chunked_init(&c);
+	assert_int_equal(chunk(&c, NULL, "[DONE]"), RF_CHUNK_DONE);
+	assert_int_equal(chunk(&c, NULL, " [DONE]\n"), RF_CHUNK_DONE);
+	assert_int_equal(chunk(&c, NULL, "{\"model\":\"m1\",\"choices\":[{"
+	    "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},"
+	    "\"finish_reason\":null}]}"), RF_CHUNK_DATA);
+	assert_int_equal(c.delta.len, 0);
+	assert_string_equal(c.acc.model, "m1");
+	assert_int_equal(chunk(&c, NULL, "{\"model\":\"m2\",\"choices\":[{"
+	    "\"delta\":{\"content\":\"Hel\",\"reasoning\":\"hmm\"}}]}"),
+	    RF_CHUNK_DATA);
+	assert_string_equal(rf_buf_str(&c.delta), "Hel");
+	assert_string_equal(c.acc.model, "m1"); /* first one wins */
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{},"
+	    "\"finish_reason\":\"length\"}]}"), RF_CHUNK_DATA);
+	assert_string_equal(c.acc.finish_reason, "length");
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[],\"usage\":{"
+	    "\"prompt_tokens\":9,\"completion_tokens\":2}}"), RF_CHUNK_DATA);
+	assert_int_equal(c.acc.usage.prompt_tokens, 9);
+	/* A later usage: null never erases what is known. */
+	assert_int_equal(chunk(&c, NULL, "{\"usage\":null}"), RF_CHUNK_DATA);
+	assert_int_equal(c.acc.usage.completion_tokens, 2);
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{},"
+	    "\"finish_reason\":\"content_filter\"}]}"), RF_CHUNK_DATA);
+	assert_true(c.acc.safety_block);
+	chunked_free(&c);
+}
+
+static void
+test_chunk_malformed_has_no_effect(void **state)
+{
+	static const char *const bad[] = {
+		"{not json", "\"a string\"", "[]",
+		"{\"choices\":\"x\"}", "{\"choices\":[7]}",
+		"{\"choices\":[{\"delta\":\"x\"}]}",
+		"{\"choices\":[{\"delta\":{\"content\":5}}],\"usage\":"
+		"{\"prompt_tokens\":1}}",
+	};
+	struct chunked c;
+	size_t i;
+
+	(void)state;
+	chunked_init(&c);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(chunk(&c, NULL, bad[i]), RF_CHUNK_MALFORMED);
+		assert_int_equal(c.delta.len, 0);
+		assert_int_equal(c.acc.usage.prompt_tokens, -1);
+	}
+	chunked_free(&c);
+}
+
+static void
+test_chunk_errors(void **state)
+{
+	struct chunked c;
+
+	(void)state;
+	chunked_init(&c);
+	/* SambaNova named event, whatever the payload. */
+	assert_int_equal(chunk(&c, "error", "not even json"), RF_CHUNK_ERROR);
+	assert_int_equal(c.f.code, RF_ERR_PROVIDER_UNAVAILABLE);
+	assert_string_equal(c.f.details, "in-stream error event");
+	assert_int_equal(chunk(&c, "error", "{\"error\":{\"message\":\"q\","
+	    "\"code\":\"rate_limit_exceeded\"}}"), RF_CHUNK_ERROR);
+	assert_int_equal(c.f.code, RF_ERR_PROVIDER_RATE_LIMITED);
+	/* Cerebras error object with status_code. */
+	assert_int_equal(chunk(&c, NULL, "{\"error\":{\"message\":\"busy\","
+	    "\"type\":\"server_error\"},\"status_code\":503}"), RF_CHUNK_ERROR);
+	assert_int_equal(c.f.code, RF_ERR_PROVIDER_UNAVAILABLE);
+	assert_int_equal(chunk(&c, NULL, "{\"error\":{\"message\":\"busy\"},"
+	    "\"status_code\":429}"), RF_CHUNK_ERROR);
+	assert_int_equal(c.f.code, RF_ERR_PROVIDER_RATE_LIMITED);
+	/* Plain OpenAI-style error chunk. */
+	assert_int_equal(chunk(&c, NULL, "{\"error\":{\"message\":\"x\","
+	    "\"type\":\"server_error\"}}"), RF_CHUNK_ERROR);
+	assert_string_equal(c.f.details, "in-stream error");
+	/* Groq stopped the stream early. */
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[],\"x_groq\":{"
+	    "\"error\":\"stream stopped\"}}"), RF_CHUNK_ERROR);
+	/* A finish_reason "error" without an error object. */
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"content\":"
+	    "\"x\"},\"finish_reason\":\"error\"}]}"), RF_CHUNK_ERROR);
+	assert_string_equal(c.f.details, "finish_reason error");
+	chunked_free(&c);
+}
+
+/* ---- classify_error ---- */
+
+struct cls {
+	long status;
+	const char *body;
+	enum rf_err code;
+	bool auth;
+	const char *details;
+	int64_t retry_ms;
+};
+
+static const struct cls cases[] = {
+	{ 401, "{\"error\":{\"message\":\"Invalid API Key\",\"type\":"
+	  "\"invalid_request_error\",\"code\":\"invalid_api_key\"}}",
+	  RF_ERR_PROVIDER_AUTH, true,
+	  "HTTP 401 from upstream provider, code invalid_api_key", -1 },
+	{ 413, "{\"error\":{\"message\":\"Request too large for model "
+	  "`llama-3.1-8b-instant` on tokens per minute (TPM): Limit 6000, "
+	  "Requested 12328\",\"type\":\"tokens\",\"code\":\"rate_limit_exceeded\"}}",
+	  RF_ERR_PROVIDER_BAD_REQUEST, false,
+	  "HTTP 413 from upstream provider, code rate_limit_exceeded", -1 },
+	{ 429, "{\"error\":{\"message\":\"Rate limit reached for model x on "
+	  "tokens per day (TPD): Limit 500000, Used 499000, Requested 2000. "
+	  "Please try again in 2m39.5s. Need more tokens?\",\"type\":\"tokens\","
+	  "\"code\":\"rate_limit_exceeded\"}}",
+	  RF_ERR_PROVIDER_RATE_LIMITED, false,
+	  "HTTP 429 from upstream provider, code rate_limit_exceeded", 159500 },
+	{ 400, "{\"error\":{\"message\":\"Model does not exist\",\"type\":"
+	  "\"invalid_request_error\",\"param\":null,\"code\":\"model_not_found\"},"
+	  "\"request_id\":\"r-1\"}",
+	  RF_ERR_PROVIDER_BAD_REQUEST, false,
+	  "HTTP 400 from upstream provider, code model_not_found", -1 },
+	{ 429, "{\"message\":\"Tokens per minute limit exceeded - too many "
+	  "tokens processed.\",\"type\":\"too_many_tokens_error\",\"param\":"
+	  "\"quota\",\"code\":\"token_quota_exceeded\"}",
+	  RF_ERR_PROVIDER_RATE_LIMITED, false,
+	  "HTTP 429 from upstream provider, code token_quota_exceeded", -1 },
+	{ 401, "{\"message\":\"Wrong API Key\",\"type\":\"invalid_request_error\","
+	  "\"param\":\"api_key\",\"code\":\"wrong_api_key\"}",
+	  RF_ERR_PROVIDER_AUTH, true,
+	  "HTTP 401 from upstream provider, code wrong_api_key", -1 },
+	{ 403, "{\"detail\":\"Not authenticated\"}", RF_ERR_PROVIDER_AUTH, true,
+	  "HTTP 403 from upstream provider", -1 },
+	{ 402, "{\"error\":{\"code\":402,\"message\":\"Insufficient credits\"}}",
+	  RF_ERR_PROVIDER_BAD_REQUEST, false,
+	  "HTTP 402 from upstream provider", -1 },
+	{ 429, "{\"error\":{\"code\":429,\"message\":\"Rate limit exceeded\","
+	  "\"metadata\":{\"error_type\":\"rate_limit_exceeded\"}}}",
+	  RF_ERR_PROVIDER_RATE_LIMITED, false,
+	  "HTTP 429 from upstream provider", -1 },
+	{ 400, "{\"error\":{\"message\":\"Your request was rejected by the "
+	  "safety system.\",\"type\":\"invalid_request_error\",\"code\":"
+	  "\"content_policy_violation\"}}",
+	  RF_ERR_CONTENT_FILTERED, false,
+	  "HTTP 400 from upstream provider, code content_policy_violation", -1 },
+	{ 400, "{\"error\":{\"message\":\"ctx\",\"type\":\"invalid_request_error\","
+	  "\"code\":\"context_length_exceeded\"}}",
+	  RF_ERR_PROVIDER_BAD_REQUEST, false,
+	  "HTTP 400 from upstream provider, code context_length_exceeded", -1 },
+	{ 403, "{\"error\":{\"code\":403,\"message\":\"Input flagged\","
+	  "\"metadata\":{\"reasons\":[\"violence\"],\"flagged_input\":\"...\"}}}",
+	  RF_ERR_CONTENT_FILTERED, false, "HTTP 403 from upstream provider", -1 },
+	{ 408, "{\"error\":{\"code\":\"request_timeout\"}}",
+	  RF_ERR_PROVIDER_TIMEOUT, false,
+	  "HTTP 408 from upstream provider, code request_timeout", -1 },
+	{ 504, "", RF_ERR_PROVIDER_TIMEOUT, false,
+	  "HTTP 504 from upstream provider", -1 },
+	{ 500, "<html><body>Internal Server Error</body></html>",
+	  RF_ERR_PROVIDER_UNAVAILABLE, false,
+	  "HTTP 500 from upstream provider", -1 },
+	{ 503, "{\"error\":{\"message\":\"maintenance\",\"code\":\"maintenance\"}}",
+	  RF_ERR_PROVIDER_UNAVAILABLE, false,
+	  "HTTP 503 from upstream provider, code maintenance", -1 },
+	{ 498, "{\"error\":{\"code\":\"capacity_exceeded\"}}",
+	  RF_ERR_PROVIDER_UNAVAILABLE, false,
+	  "HTTP 498 from upstream provider, code capacity_exceeded", -1 },
+	{ 499, "", RF_ERR_PROVIDER_UNAVAILABLE, false,
+	  "HTTP 499 from upstream provider", -1 },
+	{ 404, "{\"error\":{\"message\":\"x\",\"code\":\"bad code <script>\"}}",
+	  RF_ERR_PROVIDER_BAD_REQUEST, false,
+	  "HTTP 404 from upstream provider", -1 },
+};
+
+static void
+test_classify_table(void **state)
+{
+	struct rf_failure f;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct cls *c = &cases[i];
+
+		memset(&f, 0x5a, sizeof(f));
+		A->classify_error(c->status, c->body, strlen(c->body), &f);
+		if (f.code != c->code || f.auth != c->auth ||
+		    strcmp(f.details, c->details) != 0 ||
+		    f.retry_after_ms != c->retry_ms)
+			fail_msg("case %zu (HTTP %ld): code %d auth %d details "
+			    "\"%s\" retry %lld", i, c->status, (int)f.code,
+			    (int)f.auth, f.details, (long long)f.retry_after_ms);
+		/* Never a body fragment in the technical details. */
+		assert_null(strstr(f.details, "message"));
+		assert_null(strstr(f.details, "Limit"));
+		if (c->code != RF_ERR_CONTENT_FILTERED)
+			assert_string_equal(f.message, "");
+	}
+}
+
+static void
+test_classify_policy_message(void **state)
+{
+	static const char body[] = "{\"error\":{\"message\":\"Flagged for "
+	    "violence.\",\"type\":\"content_filter\"}}";
+	char longer[600];
+	struct rf_failure f;
+
+	(void)state;
+	A->classify_error(400, body, strlen(body), &f);
+	assert_int_equal(f.code, RF_ERR_CONTENT_FILTERED);
+	assert_string_equal(f.message, "The provider refused the request under "
+	    "its content policy. Provider message: Flagged for violence.");
+	/* A long provider message is not copied. */
+	snprintf(longer, sizeof(longer), "{\"error\":{\"message\":\"%0200d\","
+	    "\"code\":\"content_policy_violation\"}}", 7);
+	A->classify_error(400, longer, strlen(longer), &f);
+	assert_string_equal(f.message, "The provider refused the request under "
+	    "its content policy.");
+}
+
+/* ---- provider.c helpers ---- */
+
+static void
+test_helpers(void **state)
+{
+	static const char js[] = "{\"a\":[{\"b\":{\"c\":\"x\"}},2],\"n\":5} \n";
+	json_object *o = rf_adapter_json(js, sizeof(js) - 1);
+	const char *end;
+	long n;
+
+	(void)state;
+	assert_non_null(o);
+	assert_string_equal(rf_adapter_str(o, "a[0].b.c"), "x");
+	assert_null(rf_adapter_str(o, "a[1].b"));
+	assert_null(rf_adapter_get(o, "a[2]"));
+	assert_null(rf_adapter_get(o, "n[0]"));
+	assert_true(rf_adapter_long(o, "n", &n) && n == 5);
+	assert_false(rf_adapter_long(o, "a", &n));
+	json_object_put(o);
+
+	assert_int_equal(rf_adapter_duration("34.4s", &end), 34400);
+	assert_string_equal(end, "");
+	assert_int_equal(rf_adapter_duration("2m39.5s. Need", &end), 159500);
+	assert_string_equal(end, ". Need");
+	assert_int_equal(rf_adapter_duration("120ms", NULL), 120);
+	assert_int_equal(rf_adapter_duration("1h2m", NULL), 3720000);
+	assert_int_equal(rf_adapter_duration("7", NULL), -1);
+	assert_int_equal(rf_adapter_duration("s", NULL), -1);
+	assert_int_equal(rf_adapter_duration("1e9s", NULL), -1);
+
+	assert_true(rf_adapter_safe_code("rate_limit_exceeded"));
+	assert_false(rf_adapter_safe_code("a b"));
+	assert_false(rf_adapter_safe_code(""));
+	assert_true(rf_adapter_has("Content_Policy_Violation", "content_policy"));
+	assert_false(rf_adapter_has(NULL, "x"));
+	assert_int_equal(rf_adapter_status_err(302), RF_ERR_PROVIDER_UNAVAILABLE);
+
+	o = rf_adapter_number(0.35);
+	assert_string_equal(json_object_to_json_string(o), "0.35");
+	json_object_put(o);
+	o = rf_adapter_number(2);
+	assert_string_equal(json_object_to_json_string(o), "2.0");
+	json_object_put(o);
+}
+
+static void
+test_result_and_failure(void **state)
+{
+	struct rf_result r;
+	struct rf_failure f;
+
+	(void)state;
+	rf_result_init(&r);
+	assert_int_equal(r.usage.prompt_tokens, -1);
+	assert_int_equal(r.usage.completion_tokens, -1);
+	assert_int_equal(r.text.max, 1024 * 1024);
+	rf_buf_puts(&r.text, "abc");
+	strcpy(r.model, "m");
+	r.safety_block = true;
+	r.usage.prompt_tokens = 3;
+	rf_result_reset(&r);
+	assert_int_equal(r.text.len, 0);
+	assert_non_null(r.text.data); /* allocation kept */
+	assert_string_equal(r.model, "");
+	assert_false(r.safety_block);
+	assert_int_equal(r.usage.prompt_tokens, -1);
+	rf_result_free(&r);
+	assert_null(r.text.data);
+	rf_result_free(NULL);
+
+	memset(&f, 0x5a, sizeof(f));
+	rf_failure_set(&f, RF_ERR_PROVIDER_TIMEOUT, "curl timeout");
+	assert_int_equal(f.code, RF_ERR_PROVIDER_TIMEOUT);
+	assert_string_equal(f.details, "curl timeout");
+	assert_string_equal(f.message, "");
+	assert_int_equal(f.retry_after_ms, -1);
+	assert_false(f.auth);
+
+	assert_ptr_equal(rf_adapter_for(RF_WIRE_OPENAI), &rf_adapter_openai);
+	assert_ptr_equal(rf_adapter_for(RF_WIRE_GEMINI), &rf_adapter_gemini);
+	assert_null(rf_adapter_for(RF_WIRE_MOCK));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_build_groq_stream),
+		cmocka_unit_test(test_build_per_provider),
+		cmocka_unit_test(test_build_refuses_header_injection),
+		cmocka_unit_test(test_parse_ok),
+		cmocka_unit_test(test_parse_empty_and_filtered),
+		cmocka_unit_test(test_parse_errors_in_200),
+		cmocka_unit_test(test_parse_malformed),
+		cmocka_unit_test(test_chunk_kinds),
+		cmocka_unit_test(test_chunk_malformed_has_no_effect),
+		cmocka_unit_test(test_chunk_errors),
+		cmocka_unit_test(test_classify_table),
+		cmocka_unit_test(test_classify_policy_message),
+		cmocka_unit_test(test_helpers),
+		cmocka_unit_test(test_result_and_failure),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
