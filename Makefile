@@ -111,3 +111,6 @@ check: deps
 
 clean:
 	rm -rf build build-san cgi-bin/relayforge.fcgi web/vendor
+
+# Concern-specific targets (install, bench) live in their own fragments.
+include $(wildcard mk/*.mk)

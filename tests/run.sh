@@ -1,0 +1,88 @@
+#!/bin/sh
+# `make test`: every unit test binary, then the integration suite; the last
+# line is "N passed, N failed" and the exit status is 1 on any failure.
+#
+#   BUILD  build directory holding tests/test_* (build)
+#   BIN    the responder under test (cgi-bin/relayforge.fcgi)
+#   tests/run.sh -k PATTERN   only the integration tests matching PATTERN
+#                             (no unit tests), for development
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+BIN=${BIN:-$ROOT/cgi-bin/relayforge.fcgi}
+export BIN
+
+PATTERN=""
+VERBOSE=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	-k) [ $# -ge 2 ] || { echo "run.sh: -k needs a pattern" >&2; exit 2; }
+	    PATTERN=$2; shift 2;;
+	-k*) PATTERN=${1#-k}; shift;;
+	-v) VERBOSE=-v; shift;;
+	*) echo "usage: tests/run.sh [-k pattern] [-v]" >&2; exit 2;;
+	esac
+done
+
+passed=0
+failed=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+# Sum the numbers of every "[  PASSED  ] N test(s)." (or FAILED) line.
+sum_lines() {
+	grep -E "^\[  $1  \] [0-9]+ test" "$2" |
+	    sed -E "s/^\[  $1  \] ([0-9]+).*/\1/" |
+	    awk '{ s += $1 } END { print s + 0 }'
+}
+
+run_unit() {
+	t=$1
+	name=$(basename "$t")
+	"$t" > "$tmp/out" 2>&1
+	rc=$?
+	p=$(sum_lines PASSED "$tmp/out")
+	f=$(sum_lines FAILED "$tmp/out")
+	# A crash, a sanitizer report or a missing summary is one failure.
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	if [ "$f" -ne 0 ]; then
+		cat "$tmp/out"
+		echo "unit $name: $p passed, $f failed (exit $rc)"
+	else
+		echo "unit $name: $p passed"
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+}
+
+if [ -z "$PATTERN" ]; then
+	found=0
+	for t in "$BUILD"/tests/test_*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		found=1
+		run_unit "$t"
+	done
+	[ "$found" = 1 ] || echo "run.sh: no unit test binaries in $BUILD/tests"
+fi
+
+# Integration: the runner prints one line per test and "RESULT p f".
+set -- python3 "$ROOT/tests/integration/runner.py"
+[ -n "$PATTERN" ] && set -- "$@" -k "$PATTERN"
+[ -n "$VERBOSE" ] && set -- "$@" -v
+"$@" 2>&1 | tee "$tmp/it"
+result=$(grep -E '^RESULT [0-9]+ [0-9]+$' "$tmp/it" | tail -n 1)
+if [ -n "$result" ]; then
+	set -- $result
+	passed=$((passed + $2))
+	failed=$((failed + $3))
+else
+	echo "run.sh: the integration runner ended without a RESULT line"
+	failed=$((failed + 1))
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
