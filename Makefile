@@ -44,9 +44,9 @@ TOOLS    := $(BUILD)/tests/mock_upstream
 
 DEB_PKGS := gcc make pkg-config libfcgi-dev libfcgi-bin libcurl4-openssl-dev \
             libjson-c-dev libsqlite3-dev sqlite3 lighttpd libcmocka-dev curl \
-            python3 spawn-fcgi
+            python3 spawn-fcgi clang
 
-.PHONY: all deps run test check unit clean web
+.PHONY: all deps run test check unit clean web fuzz
 all: $(BIN) web
 
 # Install the Debian packages that are missing (as root), or say how.
@@ -105,9 +105,27 @@ test: deps
 	@$(MAKE) --no-print-directory all unit
 	@BUILD=$(BUILD) BIN=$(abspath $(BIN)) tests/run.sh
 
-# Sanitizer build (ASan + UBSan) of everything, then the whole suite.
+# Sanitizer build (ASan + UBSan) of everything, then the whole suite, then
+# a short libFuzzer run of every parser of upstream input.
 check: deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 test
+	@$(MAKE) --no-print-directory fuzz
+
+FUZZ_TIME ?= 15
+FUZZ_SRC  := $(wildcard src/provider*.c) src/util.c src/error.c src/config.c
+fuzz:
+	@mkdir -p build/fuzz
+	@for t in sse openai; do \
+	  clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+	    -std=c11 -D_DEFAULT_SOURCE -Iinclude tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$([ $$t = sse ] && echo src/sse.c) \
+	    $$(pkg-config --cflags --libs json-c libcurl) -o build/fuzz/fuzz_$$t || exit 1; \
+	  mkdir -p build/fuzz/corpus_$$t; \
+	  echo "fuzz_$$t: $(FUZZ_TIME) s"; \
+	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=0 \
+	    build/fuzz/corpus_$$t tests/fuzz/corpus_$$t 2>build/fuzz/fuzz_$$t.log \
+	    || { tail -40 build/fuzz/fuzz_$$t.log; exit 1; }; \
+	  tail -1 build/fuzz/fuzz_$$t.log; \
+	done
 
 clean:
 	rm -rf build build-san cgi-bin/relayforge.fcgi web/vendor
