@@ -234,10 +234,11 @@ static int sink_tick(void *ud)
 
 static void stream_end(struct sink_state *s, const struct rf_chain_result *r)
 {
-	json_object *done = json_object_new_object();
+	json_object *done;
 
 	if (r->err == RF_ERR_CLIENT_CLOSED)
 		return;
+	done = json_object_new_object();
 	if (r->err == RF_OK) {
 		send_event(s, "meta", with_phase("final", rf_contract_meta(s->req, r, RF_META_FINAL)));
 	} else {

@@ -9,7 +9,7 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+cd "$ROOT" || exit 2
 BUILD=${BUILD:-build}
 BIN=${BIN:-$ROOT/cgi-bin/relayforge.fcgi}
 export BIN
@@ -62,7 +62,7 @@ run_unit() {
 if [ -z "$PATTERN" ]; then
 	found=0
 	for t in "$BUILD"/tests/test_*; do
-		[ -f "$t" ] && [ -x "$t" ] || continue
+		if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
 		found=1
 		run_unit "$t"
 	done
@@ -76,9 +76,11 @@ set -- python3 "$ROOT/tests/integration/runner.py"
 "$@" 2>&1 | tee "$tmp/it"
 result=$(grep -E '^RESULT [0-9]+ [0-9]+$' "$tmp/it" | tail -n 1)
 if [ -n "$result" ]; then
-	set -- $result
-	passed=$((passed + $2))
-	failed=$((failed + $3))
+	# "RESULT p f": split on spaces.
+	it_passed=$(echo "$result" | cut -d' ' -f2)
+	it_failed=$(echo "$result" | cut -d' ' -f3)
+	passed=$((passed + it_passed))
+	failed=$((failed + it_failed))
 else
 	echo "run.sh: the integration runner ended without a RESULT line"
 	failed=$((failed + 1))

@@ -239,7 +239,7 @@ class Harness:
             if self.wait_ready():
                 self.children = self.child_pids()
                 return
-            tail = self.errorlog()[self.log_mark:]
+            tail = self.errorlog(self.log_mark)
             self.stop_lighttpd()
             if "Address already in use" in tail:
                 self.port = free_port()
@@ -253,6 +253,16 @@ class Harness:
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if self.lighttpd.poll() is not None:
+                return False
+            # Only once our lighttpd has bound the port: another server
+            # on a reused port must not pass for ours.
+            log = self.errorlog(self.log_mark)
+            if "server started" not in log:
+                time.sleep(0.02)
+                continue
+            # lighttpd outlives responders that refuse to start (and keeps
+            # respawning them): give up at once.
+            if "are down" in log or "configuration error" in log:
                 return False
             try:
                 status, _, body = self.request("GET", "/api/v1/health",
@@ -434,9 +444,12 @@ class Harness:
         finally:
             con.close()
 
-    def errorlog(self):
+    def errorlog(self, since=0):
+        """lighttpd's and the responders' stderr (since a byte offset,
+        e.g. self.log_mark = where the current lighttpd started)."""
         try:
             with open(self.log_path, "rb") as f:
+                f.seek(since)
                 return f.read().decode("utf-8", "replace")
         except OSError:
             return ""

@@ -15,6 +15,7 @@ from harness import ISO_RE, KEYS, key_config
 
 H = None
 RID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+LIGHTTPD_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d: \(")
 
 
 def setup_module():
@@ -254,12 +255,18 @@ def test_store_that_cannot_be_opened_does_not_stop_chat():
                            "relayforge.db")
     H.use({"RELAYFORGE_DB": missing})
     mark = H.log_mark
-    st, hd, got = H.chat("still there?")
-    assert st == 200, (st, got)
-    assert got["data"]["meta"]["demoMode"] is True
+    for i in range(4):
+        st, hd, got = H.chat("still there? %d" % i)
+        assert st == 200, (st, got)
+        assert got["data"]["meta"]["demoMode"] is True
     st, hd, got = H.get("/api/v1/health")
     check_error(st, hd, got, 503, "internal_error")
-    assert H.errorlog()[mark:].strip(), "the reason was not written to stderr"
+    # The reason goes to stderr once per process, not once per request.
+    ours = [ln for ln in H.errorlog(mark).splitlines()
+            if ln.strip() and not LIGHTTPD_LINE.match(ln)]
+    assert ours, "the reason was not written to stderr"
+    naming = [ln for ln in ours if os.path.dirname(missing) in ln]
+    assert len(naming) <= 2, "stderr repeats the store error: %s" % naming
 
 
 def cgi_env(extra=None):

@@ -164,7 +164,7 @@ def test_concurrency_8_threads_x_25_requests():
     bad = [r for r in res if r[0] != 200]
     assert not bad, "%d non-200 answers, e.g. %r" % (len(bad), bad[:2])
     assert all(r[1]["data"]["meta"]["demoMode"] for r in res)
-    got = harness.wait_until(lambda: H.count_requests() - before >= 200, 10)
+    harness.wait_until(lambda: H.count_requests() - before >= 200, 10)
     time.sleep(0.5)
     assert H.count_requests() - before == 200, \
         "rows added: %d" % (H.count_requests() - before)

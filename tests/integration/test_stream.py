@@ -4,7 +4,6 @@ the first token, interruption and restart after it, skipped chunks, client
 disconnects and 64 concurrent streams."""
 
 import threading
-import time
 import uuid
 
 import harness
@@ -202,6 +201,19 @@ def test_first_token_timeout_promotes():
     assert 0.8 <= t <= 4.0, "fallback after %.2f s" % t
     assert res.tokens() == ["on", " time"]
     assert len(H.mock_calls("groq")) == 1
+
+
+def test_keep_alive_comment_during_a_long_silence():
+    H.use(dict(TWO, RELAYFORGE_FIRST_TOKEN_TIMEOUT_MS="20000"))
+    H.mock_script("groq", [{"kind": "ok", "tokens": ["late", " answer"],
+                            "first_delay_ms": 11500}])
+    res = H.stream(PATH, "take your time", max_seconds=40)
+    completed(res)
+    assert res.tokens() == ["late", " answer"]
+    early = [t for t, _ in res.comments if t < 11.4]
+    assert early, "no keep-alive comment in 11 s of silence: %s" % (
+        res.comments,)
+    assert 8.5 <= early[0] <= 11.4, "first keep-alive at %.1f s" % early[0]
 
 
 def test_role_preamble_then_error_still_falls_back():
