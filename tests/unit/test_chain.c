@@ -1,0 +1,293 @@
+/* Unit tests of the fallback engine's decisions: which failures retry on
+ * the same provider, cooldown arithmetic (with an injected clock), and
+ * whole runs over a mock-only configuration (order, skipped tiers, manual
+ * strategy, flags, the "nobody could be called" answers, and the stream
+ * sink's event order). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chain.h"
+#include "upstream.h"
+
+static struct rf_config cfg;
+
+static int64_t fixed_clock(void)
+{
+	return 1700000000000LL;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	unsetenv("RELAYFORGE_CONFIG");
+	unsetenv("RELAYFORGE_MOCK");
+	unsetenv("GROQ_API_KEY");
+	setenv("RELAYFORGE_MOCK_DELAY_MS", "0", 1);
+	char err[256];
+	assert_int_equal(rf_config_load(&cfg, err, sizeof(err)), 0);
+	rf_time_set_clock(fixed_clock);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	rf_config_free(&cfg);
+	rf_time_set_clock(NULL);
+	return 0;
+}
+
+static void test_retryable(void **state)
+{
+	(void)state;
+	assert_true(rf_chain_retryable(RF_ERR_PROVIDER_UNAVAILABLE, 0, true));
+	assert_false(rf_chain_retryable(RF_ERR_PROVIDER_UNAVAILABLE, 0, false));
+	assert_true(rf_chain_retryable(RF_ERR_PROVIDER_UNAVAILABLE, 500, false));
+	assert_true(rf_chain_retryable(RF_ERR_PROVIDER_UNAVAILABLE, 502, false));
+	assert_true(rf_chain_retryable(RF_ERR_PROVIDER_UNAVAILABLE, 503, false));
+	assert_true(rf_chain_retryable(RF_ERR_PROVIDER_TIMEOUT, 504, false));
+	assert_false(rf_chain_retryable(RF_ERR_PROVIDER_TIMEOUT, 0, false));
+	assert_false(rf_chain_retryable(RF_ERR_PROVIDER_RATE_LIMITED, 429, false));
+	assert_false(rf_chain_retryable(RF_ERR_PROVIDER_BAD_REQUEST, 400, false));
+	assert_false(rf_chain_retryable(RF_ERR_PROVIDER_AUTH, 401, false));
+}
+
+static void test_cooldown_arithmetic(void **state)
+{
+	struct rf_failure f;
+	int64_t now = rf_now_ms();
+
+	(void)state;
+	assert_int_equal(now, 1700000000000LL);
+	rf_failure_set(&f, RF_ERR_PROVIDER_RATE_LIMITED, "");
+	/* Retry-After header wins */
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 429, 30000, now), now + 30000);
+	/* no header: Gemini's retryDelay from the body */
+	f.retry_after_ms = 34400;
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 429, -1, now), now + 34400);
+	/* neither: RELAYFORGE_COOLDOWN_MS */
+	f.retry_after_ms = -1;
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 429, -1, now), now + cfg.cooldown_ms);
+	/* capped at ten minutes */
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 429, 86399000, now), now + 600000);
+	/* auth failures: ten minutes */
+	rf_failure_set(&f, RF_ERR_PROVIDER_AUTH, "");
+	f.auth = true;
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 401, -1, now), now + 600000);
+	/* anything else: only the failure threshold (store) */
+	rf_failure_set(&f, RF_ERR_PROVIDER_UNAVAILABLE, "");
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 503, 5000, now), 0);
+}
+
+static void test_upstream_header_parsers(void **state)
+{
+	int64_t now = rf_now_ms();
+
+	(void)state;
+	assert_int_equal(rf_up_parse_duration("2m59.56s"), 179560);
+	assert_int_equal(rf_up_parse_duration("7.66s"), 7660);
+	assert_int_equal(rf_up_parse_duration("120ms"), 120);
+	assert_int_equal(rf_up_parse_duration("30"), 30000);
+	assert_int_equal(rf_up_parse_duration("1h2m"), 3720000);
+	assert_int_equal(rf_up_parse_duration("soon"), -1);
+	assert_int_equal(rf_up_parse_duration(""), -1);
+	assert_int_equal(rf_up_parse_retry_after("30", now), 30000);
+	assert_int_equal(rf_up_parse_retry_after("1.5", now), 1500);
+	assert_int_equal(rf_up_parse_retry_after("-3", now), -1);
+	assert_int_equal(rf_up_parse_retry_after("", now), -1);
+	/* an HTTP date 90 s after the injected now (Tue, 14 Nov 2023 22:13:20 GMT) */
+	assert_int_equal(rf_up_parse_retry_after("Tue, 14 Nov 2023 22:14:50 GMT", now), 90000);
+	/* a date in the past means "now" */
+	assert_int_equal(rf_up_parse_retry_after("Tue, 14 Nov 2023 20:00:00 GMT", now), 0);
+}
+
+static void run_prompt(struct rf_chat_req *req, const char *prompt)
+{
+	memset(req, 0, sizeof(*req));
+	req->msgs[0] = (struct rf_msg){ "user", prompt };
+	req->nmsgs = 1;
+	req->strategy = -1;
+	req->fallback = true;
+	req->max_tokens = 64;
+	req->temperature = 0.5;
+	req->prompt_chars = (long)strlen(prompt);
+}
+
+static void run(struct rf_chat_req *req, const struct rf_stream_sink *sink,
+    struct rf_chain_result *r)
+{
+	struct rf_worker w = { .cfg = &cfg, .store = NULL, .up = rf_up_new() };
+
+	rf_chain_result_init(r);
+	r->started_ms = rf_now_ms();
+	r->started_mono = rf_mono_ms();
+	rf_chain_run(&w, req, sink, r);
+	rf_up_free(w.up);
+}
+
+static void test_mock_only_chat(void **state)
+{
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+
+	(void)state;
+	run_prompt(&req, "hello");
+	run(&req, NULL, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_int_equal(r.final_pid, RF_P_MOCK);
+	assert_int_equal(r.attempted, RF_P_MOCK);
+	assert_true(r.demo);
+	assert_true(r.degraded);
+	assert_false(r.fallback);
+	/* five unconfigured providers skipped, then the mock */
+	assert_int_equal(r.nattempts, 6);
+	for (int i = 0; i < 5; i++) {
+		assert_int_equal(r.attempts[i].kind, RF_ATT_SKIPPED);
+		assert_string_equal(r.attempts[i].reason, "unconfigured");
+	}
+	assert_int_equal(r.attempts[5].kind, RF_ATT_OK);
+	assert_true(r.res.text.len > 0);
+	assert_string_equal(r.res.finish_reason, "stop");
+	rf_chain_result_free(&r);
+}
+
+static void test_manual_strategy_mock_first(void **state)
+{
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+
+	(void)state;
+	run_prompt(&req, "hello");
+	req.strategy = RF_P_MOCK;
+	run(&req, NULL, &r);
+	assert_int_equal(r.err, RF_OK);
+	/* the mock answered as the head of the requested order */
+	assert_int_equal(r.nattempts, 1);
+	assert_int_equal(r.attempts[0].pid, RF_P_MOCK);
+	assert_true(r.degraded); /* the mock is always degraded */
+	rf_chain_result_free(&r);
+}
+
+static void test_nobody_configured_without_mock(void **state)
+{
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+	char err[256];
+
+	(void)state;
+	rf_config_free(&cfg);
+	setenv("RELAYFORGE_MOCK", "off", 1);
+	assert_int_equal(rf_config_load(&cfg, err, sizeof(err)), 0);
+	run_prompt(&req, "hello");
+	run(&req, NULL, &r);
+	assert_int_equal(r.err, RF_ERR_PROVIDER_UNAVAILABLE);
+	assert_int_equal(r.attempted, -1);
+	assert_int_equal(r.nattempts, 5);
+	for (size_t i = 0; i < r.nattempts; i++)
+		assert_int_equal(r.attempts[i].kind, RF_ATT_SKIPPED);
+	rf_chain_result_free(&r);
+}
+
+/* A sink that records the event order and can hang up after n tokens. */
+struct rec {
+	char log[4096];
+	int tokens;
+	int hang_after;
+};
+
+static int rec_fallback(void *ud, int from, int to, enum rf_err code)
+{
+	(void)ud; (void)from; (void)to; (void)code;
+	strcat(((struct rec *)ud)->log, "F");
+	return 0;
+}
+
+static int rec_start(void *ud, const struct rf_chain_result *r)
+{
+	(void)r;
+	strcat(((struct rec *)ud)->log, "S");
+	return 0;
+}
+
+static int rec_token(void *ud, const char *t, size_t n)
+{
+	struct rec *rc = ud;
+
+	(void)t; (void)n;
+	strcat(rc->log, "t");
+	if (rc->hang_after > 0 && ++rc->tokens >= rc->hang_after)
+		return -1;
+	return 0;
+}
+
+static int rec_restart(void *ud, int from, int to, enum rf_err code)
+{
+	(void)from; (void)to; (void)code;
+	strcat(((struct rec *)ud)->log, "R");
+	return 0;
+}
+
+static int rec_tick(void *ud)
+{
+	(void)ud;
+	return 0;
+}
+
+static void test_mock_stream_events(void **state)
+{
+	struct rec rc = { .hang_after = 0 };
+	struct rf_stream_sink sink = { rec_fallback, rec_start, rec_token, rec_restart, rec_tick, &rc };
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+
+	(void)state;
+	run_prompt(&req, "hello world");
+	run(&req, &sink, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_int_equal(rc.log[0], 'S');
+	assert_null(strchr(rc.log, 'F'));
+	assert_true(strlen(rc.log) > 5);
+	assert_true(r.ttft_ms >= 0);
+	assert_string_equal(r.streamed, "mock");
+	assert_int_equal(r.restarts, 0);
+	rf_chain_result_free(&r);
+}
+
+static void test_stream_client_hangs_up(void **state)
+{
+	struct rec rc = { .hang_after = 3 };
+	struct rf_stream_sink sink = { rec_fallback, rec_start, rec_token, rec_restart, rec_tick, &rc };
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+
+	(void)state;
+	run_prompt(&req, "hello world");
+	run(&req, &sink, &r);
+	assert_int_equal(r.err, RF_ERR_CLIENT_CLOSED);
+	assert_string_equal(rc.log, "Sttt");
+	assert_int_equal(r.final_pid, RF_P_MOCK);
+	assert_true(r.partial_chars > 0);
+	rf_chain_result_free(&r);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_retryable, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cooldown_arithmetic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_header_parsers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mock_only_chat, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_manual_strategy_mock_first, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nobody_configured_without_mock, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mock_stream_events, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_client_hangs_up, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
