@@ -10,6 +10,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdbool.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +28,8 @@
 #include "upstream.h"
 
 #define STORE_RETRY_MS 5000
+#define PRUNE_EVERY_S 60
+#define PRUNE_BATCH 500
 
 static struct rf_config g_cfg;
 static volatile sig_atomic_t g_stop;
@@ -49,6 +53,55 @@ static void worker_store(struct rf_worker *w, int64_t *last_try)
 	w->store = rf_store_open(g_cfg.db_path, err, sizeof(err));
 	if (w->store == NULL && !atomic_exchange(&g_store_warned, true))
 		fprintf(stderr, "relayforge: store %s unavailable: %s\n", g_cfg.db_path, err);
+}
+
+/* ---- retention --------------------------------------------------------
+ * A side job with its own connection: every minute, delete rows older than
+ * RELAYFORGE_RETENTION_DAYS in small batches (each a short transaction, so
+ * a request never waits long for the write lock), then let SQLite give
+ * pages back and checkpoint the WAL.  It never runs on a request's thread. */
+
+static pthread_mutex_t g_stop_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_stop_cond = PTHREAD_COND_INITIALIZER;
+
+/* Sleep up to s seconds; returns true when the process is stopping. */
+static bool nap(int s)
+{
+	struct timespec ts;
+	bool stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += s;
+	pthread_mutex_lock(&g_stop_lock);
+	while (!g_stop && pthread_cond_timedwait(&g_stop_cond, &g_stop_lock, &ts) == 0)
+		;
+	stop = g_stop;
+	pthread_mutex_unlock(&g_stop_lock);
+	return stop;
+}
+
+static void *janitor_main(void *arg)
+{
+	struct rf_worker w = { .cfg = &g_cfg };
+	int64_t last_try = -STORE_RETRY_MS;
+
+	(void)arg;
+	while (!nap(PRUNE_EVERY_S)) {
+		int64_t cutoff = rf_now_ms() - (int64_t)g_cfg.retention_days * 86400000;
+		int n;
+
+		worker_store(&w, &last_try);
+		if (w.store == NULL)
+			continue;
+		do {
+			n = rf_store_prune(w.store, cutoff, PRUNE_BATCH);
+			if (n == PRUNE_BATCH)
+				rf_sleep_ms(50); /* let request writers in */
+		} while (n == PRUNE_BATCH && !g_stop);
+		rf_store_maintain(w.store);
+	}
+	rf_store_close(w.store);
+	return NULL;
 }
 
 /* ---- FastCGI glue ---------------------------------------------------- */
@@ -169,6 +222,8 @@ static int serve_fastcgi(void)
 	pthread_t *tid = calloc((size_t)n, sizeof(*tid));
 	struct rf_worker *w = calloc((size_t)n, sizeof(*w));
 	sigset_t block, old;
+	pthread_t janitor;
+	bool have_janitor = false;
 	int started = 0;
 
 	if (tid == NULL || w == NULL) {
@@ -188,15 +243,22 @@ static int serve_fastcgi(void)
 			break;
 		started++;
 	}
+	if (started > 0 && pthread_create(&janitor, NULL, janitor_main, NULL) == 0)
+		have_janitor = true;
 	/* Still blocked here, so no signal slips in between test and wait. */
 	while (!g_stop && started > 0)
 		sigsuspend(&old);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_lock(&g_stop_lock);
+	pthread_cond_broadcast(&g_stop_cond);
+	pthread_mutex_unlock(&g_stop_lock);
 	/* Wake the thread blocked in accept() (fd 0 is the FastCGI listen
 	 * socket); the others see g_stop before their next accept. */
 	shutdown(0, SHUT_RDWR);
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
+	if (have_janitor)
+		pthread_join(janitor, NULL);
 	free(tid);
 	free(w);
 	return started > 0 ? 0 : 1;
