@@ -14,6 +14,14 @@ void rf_handle_chat(struct rf_worker *w, struct rf_request *rq);
 void rf_handle_stream(struct rf_worker *w, struct rf_request *rq);
 void rf_handle_health(struct rf_worker *w, struct rf_request *rq);
 
+/* Read-only observability (src/observe.c): GET /providers/status, /logs
+ * (limit, before, provider, status, endpoint) and /usage (window).  Bad
+ * query values get 400 validation_error naming the parameter; no store
+ * gets 503 internal_error. */
+void rf_handle_status(struct rf_worker *w, struct rf_request *rq);
+void rf_handle_logs(struct rf_worker *w, struct rf_request *rq);
+void rf_handle_usage(struct rf_worker *w, struct rf_request *rq);
+
 /* true once a log write has failed in this process (/health: degraded). */
 bool rf_handlers_log_failed(void);
 

@@ -102,4 +102,118 @@ int rf_store_rate_hit(struct rf_store *s, const char *client, int limit,
 /* 0 when the connection answers a trivial query. */
 int rf_store_ping(struct rf_store *s);
 
+/* ---- observability: status, logs, usage (read-only snapshots) ---- */
+
+/* One provider as the status endpoint sees it.  Times are wall-clock ms,
+ * 0 = never; figures -1 = unknown / none. */
+struct rf_provider_report {
+	int64_t cooldown_until_ms;     /* 0 = none (may lie in the past) */
+	int consecutive_failures;
+	char last_error_code[48];      /* "" = none */
+	int64_t last_error_ms;         /* the later of the shared state and
+	                                  the newest failed attempt's request */
+	int64_t last_success_ms;       /* likewise for ok attempts */
+	long quota_remaining_requests; /* -1 = unknown */
+	long quota_remaining_tokens;   /* -1 = unknown */
+	int64_t quota_reset_ms;        /* 0 = unknown */
+	/* The provider's own calls (attempts; skipped ones and client
+	 * hang-ups do not count) of requests that arrived at since_ms or
+	 * later. */
+	long requests, successes, failures;
+	long avg_latency_ms;           /* rounded; -1 = no call */
+	long p95_latency_ms;           /* nearest rank, exact; -1 = no call */
+	int last_ok;                   /* newest call ever: 1 ok, 0 failed,
+	                                  -1 never called */
+};
+
+/* Fill out[i] for the n provider ids, from one consistent snapshot. */
+int rf_store_provider_reports(struct rf_store *s, const char *const *ids,
+    size_t n, int64_t since_ms, struct rf_provider_report *out);
+
+#define RF_LOG_PAGE_MAX 200
+
+/* Which logged requests to read: newest first. */
+struct rf_log_query {
+	int limit;             /* 1..RF_LOG_PAGE_MAX */
+	int64_t before_id;     /* only ids below it; 0 = from the newest */
+	const char *provider;  /* final provider; NULL = any */
+	const char *status;    /* "success" | "error" | NULL = any */
+	const char *endpoint;  /* "chat" | "stream" | NULL = any */
+};
+
+/* A logged request as read back: the row id and the entry it was logged
+ * from (every string and the attempts belong to the page; absent values
+ * are NULL / -1 as in struct rf_log_entry). */
+struct rf_log_item {
+	int64_t id;
+	struct rf_log_entry e;
+};
+
+struct rf_log_page {
+	struct rf_log_item *items; /* newest first */
+	size_t nitems;
+	bool more;                 /* older rows match the query too */
+	void *mem;                 /* private: the strings and attempts */
+};
+
+/* Read one page (one query for the rows, one for their attempts).  On -1
+ * the page is empty.  Free with rf_store_log_page_free (NULL-safe, and
+ * safe on a zeroed or failed page). */
+int rf_store_logs(struct rf_store *s, const struct rf_log_query *q,
+    struct rf_log_page *page);
+void rf_store_log_page_free(struct rf_log_page *page);
+
+/* Usage figures of a set of requests.  Latency percentiles come from
+ * histograms: the largest value of the nearest-rank bucket, capped by the
+ * largest latency seen -- at most 25% above the exact figure, exact under
+ * 8 ms.  -1 = no request. */
+struct rf_usage_figures {
+	int64_t requests, successes, errors, fallbacks;
+	int64_t latency_sum, latency_max;
+	long p50_ms, p95_ms, p99_ms;
+	int64_t prompt_tokens, completion_tokens; /* unknown counts as 0 */
+};
+
+/* One final provider of the window. */
+struct rf_usage_provider {
+	char provider[32];     /* "" = requests that called no provider */
+	int64_t requests, errors, latency_sum;
+};
+
+struct rf_usage_report {
+	int64_t from_ms, to_ms, bucket_ms;
+	struct rf_usage_figures totals;
+	struct rf_usage_figures *buckets;   /* (to - from) / bucket, oldest
+	                                       first, zero-filled */
+	size_t nbuckets;
+	struct rf_usage_provider *providers; /* most requests first */
+	size_t nproviders;
+};
+
+/* Aggregate the requests that arrived in [from_ms, to_ms) into buckets of
+ * bucket_ms.  from_ms and bucket_ms must be whole minutes (whole hours
+ * read the hourly rollups), at most 1440 buckets.  Free with
+ * rf_store_usage_free (NULL-safe; safe after a failure). */
+int rf_store_usage(struct rf_store *s, int64_t from_ms, int64_t to_ms,
+    int64_t bucket_ms, struct rf_usage_report *out);
+void rf_store_usage_free(struct rf_usage_report *r);
+
+/* ---- retention ---- */
+
+/* Delete up to batch of the oldest requests that arrived before
+ * older_than_ms (their attempts go with them), up to batch usage rollup
+ * rows of each resolution whose period ended by then, and the rate-limit
+ * counters of past minutes.  One short write transaction.  Returns the
+ * number of requests and rollup rows deleted (call again while it is
+ * >= batch), or -1.
+ * Intended use: a background thread, every minute,
+ *   while (rf_store_prune(s, now - days * 86400000, 500) >= 500)
+ *       sleep ~50 ms;
+ *   rf_store_maintain(s); */
+int rf_store_prune(struct rf_store *s, int64_t older_than_ms, int batch);
+/* Give free pages back to the file system (incremental vacuum, a bounded
+ * number of pages per call) and checkpoint the WAL without waiting for
+ * readers (PASSIVE; journal_size_limit then caps the WAL file). */
+int rf_store_maintain(struct rf_store *s);
+
 #endif

@@ -673,6 +673,8 @@ static enum tier_end walk(struct run *run, int *last, int64_t *soonest)
 		int pid = run->order[i];
 		int64_t cd = run->st[pid].cooldown_until_ms;
 
+		if (*last >= 0 && !run->req->fallback)
+			break; /* the first provider called gave the final answer */
 		if (!cfg->providers[pid].configured) {
 			add_attempt(r, pid, RF_ATT_SKIPPED, RF_OK, "unconfigured", 0, -1, 0);
 			continue;
@@ -683,8 +685,6 @@ static enum tier_end walk(struct run *run, int *last, int64_t *soonest)
 				*soonest = cd;
 			continue;
 		}
-		if (*last >= 0 && !run->req->fallback)
-			break;
 		if (r->attempted < 0)
 			r->attempted = pid;
 		if (announce(run, pid) != 0) {

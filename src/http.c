@@ -33,6 +33,9 @@ static const struct route routes[] = {
 	{ "chat",             "POST", GUARD_API,   true,  rf_handle_chat },
 	{ "stream",           "POST", GUARD_API,   true,  rf_handle_stream },
 	{ "health",           "GET",  GUARD_NONE,  false, rf_handle_health },
+	{ "providers/status", "GET",  GUARD_NONE,  false, rf_handle_status },
+	{ "logs",             "GET",  GUARD_ADMIN, false, rf_handle_logs },
+	{ "usage",            "GET",  GUARD_ADMIN, false, rf_handle_usage },
 };
 
 int rf_out_write(struct rf_out *o, const char *p, size_t n)

@@ -168,10 +168,20 @@ static void test_open_creates_schema(void **state)
 	    schema_file_version());
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'table' AND name IN ('requests', 'attempts',"
-	    " 'provider_state', 'rate_limit', 'usage_minute')"), 5);
+	    " 'provider_state', 'rate_limit', 'usage_minute', 'usage_hour')"),
+	    6);
 	assert_int_equal(q_int(f->path, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'index' AND tbl_name = 'requests'"
+	    " AND sql IS NOT NULL"), 3);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM sqlite_master"
+	    " WHERE type = 'index' AND tbl_name = 'attempts'"
 	    " AND sql IS NOT NULL"), 2);
+	/* 72 histogram columns in each rollup table. */
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM"
+	    " pragma_table_info('usage_hour') WHERE name GLOB 'h[0-9]*'"), 72);
+	assert_int_equal(q_int(f->path, "SELECT count(*) FROM"
+	    " pragma_table_info('usage_minute') WHERE name GLOB 'h[0-9]*'"),
+	    72);
 	assert_int_equal(q_int(f->path, "PRAGMA auto_vacuum"), 2);
 	q_text(f->path, "PRAGMA journal_mode", mode, sizeof mode);
 	assert_string_equal(mode, "wal");
@@ -250,6 +260,12 @@ static void test_log_request_values(void **state)
 	    " || latency_sum || '|' || prompt_tokens || '|' || completion_tokens"
 	    " FROM usage_minute", t, sizeof t);
 	assert_string_equal(t, "1767268800000|openrouter|1|1|0|1|842|12|80");
+	/* 842 ms: [512, 1024) cut in four, third quarter [768, 895]: h34. */
+	q_text(p, "SELECT hour_ms || '|' || provider || '|' || requests || '|'"
+	    " || latency_max || '|' || h34 || '|' || (h0 + h33 + h35 + h71)"
+	    " FROM usage_hour", t, sizeof t);
+	assert_string_equal(t, "1767268800000|openrouter|1|842|1|0");
+	assert_int_equal(q_int(p, "SELECT h34 FROM usage_minute"), 1);
 	rf_store_close(s);
 }
 
@@ -662,6 +678,429 @@ static void test_ping(void **state)
 	rf_store_close(s);
 }
 
+/* ---- observability reads ---- */
+
+#define HOUR ((int64_t)3600000)
+
+/* Log one request with a single attempt of final (NULL: none called). */
+static void log_simple(struct rf_store *s, int64_t ts, const char *final,
+    bool ok, bool fallback, long latency)
+{
+	struct rf_log_attempt a = { final, ok ? "ok" : "provider_timeout",
+	    NULL, ok ? 200 : 0, latency, 0 };
+	struct rf_log_entry e = sample_entry(ts);
+
+	e.final_provider = e.attempted_provider = final;
+	e.success = ok;
+	e.error_code = ok ? NULL : "provider_timeout";
+	e.fallback = fallback;
+	e.latency_ms = latency;
+	e.attempts = &a;
+	e.nattempts = final != NULL ? 1 : 0;
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+}
+
+static void test_usage_buckets_and_totals(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f->path);
+	struct rf_usage_report r;
+	int64_t from = T0, to = T0 + HOUR;
+
+	log_simple(s, from - 1, "groq", true, false, 10);   /* before */
+	log_simple(s, from, "groq", true, false, 100);      /* bucket 0 */
+	log_simple(s, from + 59999, "groq", false, false, 300);
+	log_simple(s, from + 2 * MINUTE, "mock", true, true, 5);
+	log_simple(s, from + 2 * MINUTE + 1, NULL, false, false, 1);
+	log_simple(s, to - 1, "groq", true, true, 7);       /* last bucket */
+	log_simple(s, to, "groq", true, false, 10);         /* after */
+
+	assert_int_equal(rf_store_usage(s, from, to, MINUTE, &r), 0);
+	assert_int_equal(r.nbuckets, 60);
+	assert_int_equal(r.totals.requests, 5);
+	assert_int_equal(r.totals.successes, 3);
+	assert_int_equal(r.totals.errors, 2);
+	assert_int_equal(r.totals.fallbacks, 2);
+	assert_int_equal(r.totals.latency_sum, 413);
+	assert_int_equal(r.totals.latency_max, 300);
+	assert_int_equal(r.totals.prompt_tokens, 5 * 12);
+	assert_int_equal(r.buckets[0].requests, 2);
+	assert_int_equal(r.buckets[0].errors, 1);
+	assert_int_equal(r.buckets[0].p95_ms, 300); /* capped by the max */
+	assert_int_equal(r.buckets[1].requests, 0);  /* zero-filled */
+	assert_int_equal(r.buckets[1].p95_ms, -1);
+	assert_int_equal(r.buckets[2].requests, 2);
+	assert_int_equal(r.buckets[2].fallbacks, 1);
+	assert_int_equal(r.buckets[59].requests, 1);
+	assert_int_equal(r.buckets[59].p50_ms, 7);
+	/* Providers: most requests first, '' (none called) last. */
+	assert_int_equal(r.nproviders, 3);
+	assert_string_equal(r.providers[0].provider, "groq");
+	assert_int_equal(r.providers[0].requests, 3);
+	assert_int_equal(r.providers[0].errors, 1);
+	assert_int_equal(r.providers[0].latency_sum, 407);
+	assert_string_equal(r.providers[1].provider, "mock");
+	assert_string_equal(r.providers[2].provider, "");
+	assert_int_equal(r.providers[2].requests, 1);
+	rf_store_usage_free(&r);
+
+	/* Whole hours read the hourly rollups: the same requests. */
+	assert_int_equal(rf_store_usage(s, from - HOUR, to + HOUR, HOUR, &r),
+	    0);
+	assert_int_equal(r.nbuckets, 3);
+	assert_int_equal(r.buckets[0].requests, 1);
+	assert_int_equal(r.buckets[1].requests, 5);
+	assert_int_equal(r.buckets[1].latency_sum, 413);
+	assert_int_equal(r.buckets[2].requests, 1);
+	assert_int_equal(r.totals.requests, 7);
+	rf_store_usage_free(&r);
+
+	/* Windows that are not whole buckets are refused. */
+	assert_int_equal(rf_store_usage(s, from + 1, to + 1, MINUTE, &r), -1);
+	assert_null(r.buckets);
+	assert_int_equal(rf_store_usage(s, from, to + 1, MINUTE, &r), -1);
+	assert_int_equal(rf_store_usage(s, from, to, 1000, &r), -1);
+	assert_int_equal(rf_store_usage(s, from, from + 1441 * MINUTE, MINUTE,
+	    &r), -1);
+	assert_int_equal(rf_store_usage(NULL, from, to, MINUTE, &r), -1);
+	rf_store_usage_free(&r);
+	rf_store_usage_free(NULL);
+	rf_store_close(s);
+}
+
+static void test_usage_percentiles(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f->path);
+	struct rf_usage_report r;
+
+	/* 1..100 ms: exact p50 50 lies in [48, 55], p95 95 in [80, 95], p99
+	 * 99 in [96, 111] capped by the largest latency, 100. */
+	for (long v = 1; v <= 100; v++)
+		log_simple(s, T0 + v, "groq", true, false, v);
+	assert_int_equal(rf_store_usage(s, T0, T0 + HOUR, HOUR, &r), 0);
+	assert_int_equal(r.totals.p50_ms, 55);
+	assert_int_equal(r.totals.p95_ms, 95);
+	assert_int_equal(r.totals.p99_ms, 100);
+	rf_store_usage_free(&r);
+
+	/* 50 x 1000 ms and 50 x 2000 ms, an hour later: p50 is 1000's bucket
+	 * [896, 1023] (within 25%), p95 2000's [1792, 2047] capped at 2000. */
+	for (int i = 0; i < 50; i++) {
+		log_simple(s, T0 + HOUR + i, "groq", true, false, 1000);
+		log_simple(s, T0 + HOUR + 50 + i, "groq", true, false, 2000);
+	}
+	assert_int_equal(rf_store_usage(s, T0 + HOUR, T0 + 2 * HOUR, HOUR, &r),
+	    0);
+	assert_int_equal(r.totals.requests, 100);
+	assert_int_equal(r.totals.p50_ms, 1023);
+	assert_int_equal(r.totals.p95_ms, 2000);
+	assert_int_equal(r.totals.p99_ms, 2000);
+	rf_store_usage_free(&r);
+
+	/* Exact under 8 ms, and a latency past the last bucket (2^19 ms)
+	 * still reports its true value through the cap. */
+	log_simple(s, T0 + 3 * HOUR, "groq", true, false, 3);
+	log_simple(s, T0 + 3 * HOUR + 1, "groq", true, false, 900000);
+	assert_int_equal(rf_store_usage(s, T0 + 3 * HOUR, T0 + 4 * HOUR, HOUR,
+	    &r), 0);
+	assert_int_equal(r.totals.p50_ms, 3);
+	assert_int_equal(r.totals.p99_ms, 900000);
+	rf_store_usage_free(&r);
+	rf_store_close(s);
+}
+
+/* Log a request with the given attempt trail. */
+static void log_trail(struct rf_store *s, int64_t ts,
+    const struct rf_log_attempt *a, size_t n, bool ok)
+{
+	struct rf_log_entry e = sample_entry(ts);
+
+	e.attempts = a;
+	e.nattempts = n;
+	e.success = ok;
+	e.error_code = ok ? NULL : "provider_unavailable";
+	e.final_provider = n > 0 ? a[n - 1].provider : NULL;
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+}
+
+static void test_provider_reports(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f->path);
+	const char *ids[3] = { "groq", "cerebras", "gemini" };
+	struct rf_provider_report r[3];
+	const struct rf_log_attempt old[] = {
+		{ "groq", "ok", NULL, 200, 5000, 0 },
+	};
+	const struct rf_log_attempt fb[] = {
+		{ "groq", "provider_unavailable", NULL, 503, 40, 0 },
+		{ "groq", "provider_unavailable", NULL, 503, 60, 1 },
+		{ "gemini", "skipped", "cooling_down", 0, -1, 0 },
+		{ "cerebras", "ok", NULL, 200, 300, 0 },
+	};
+	const struct rf_log_attempt okg[] = {
+		{ "groq", "ok", NULL, 200, 10, 0 },
+	};
+	const struct rf_log_attempt gone[] = {
+		{ "cerebras", "client_closed", NULL, 200, 9999, 0 },
+	};
+	int64_t since = T0;
+
+	log_trail(s, since - 1, old, 1, true);   /* outside the window */
+	log_trail(s, since, fb, 4, true);
+	log_trail(s, since + 1000, okg, 1, true);
+	log_trail(s, since + 2000, okg, 1, true);
+	log_trail(s, since + 3000, gone, 1, false); /* a hang-up: ignored */
+	assert_int_equal(rf_store_provider_quota(s, "cerebras", 7, -1,
+	    since + 60000, since), 0);
+	assert_int_equal(rf_store_provider_reports(s, ids, 3, since, r), 0);
+
+	/* groq: 503, 503 (retry), ok, ok -> 4 calls, 2 successes. */
+	assert_int_equal(r[0].requests, 4);
+	assert_int_equal(r[0].successes, 2);
+	assert_int_equal(r[0].failures, 2);
+	assert_int_equal(r[0].avg_latency_ms, 30);    /* (40+60+10+10)/4 */
+	assert_int_equal(r[0].p95_latency_ms, 60);    /* rank ceil(3.8) = 4 */
+	assert_int_equal(r[0].last_ok, 1);
+	assert_int_equal(r[0].last_success_ms, since + 2000);
+	assert_string_equal(r[0].last_error_code, "provider_unavailable");
+	assert_int_equal(r[0].last_error_ms, since);
+	assert_int_equal(r[0].quota_remaining_requests, -1);
+	/* cerebras: one ok call; the hang-up counts neither way. */
+	assert_int_equal(r[1].requests, 1);
+	assert_int_equal(r[1].successes, 1);
+	assert_int_equal(r[1].p95_latency_ms, 300);
+	assert_int_equal(r[1].last_ok, 1);
+	assert_string_equal(r[1].last_error_code, "");
+	assert_int_equal(r[1].quota_remaining_requests, 7);
+	assert_int_equal(r[1].quota_remaining_tokens, -1);
+	assert_int_equal(r[1].quota_reset_ms, since + 60000);
+	/* gemini: only skipped, so never called. */
+	assert_int_equal(r[2].requests, 0);
+	assert_int_equal(r[2].avg_latency_ms, -1);
+	assert_int_equal(r[2].p95_latency_ms, -1);
+	assert_int_equal(r[2].last_ok, -1);
+	assert_int_equal(r[2].last_success_ms, 0);
+
+	/* A later failure makes it the last call; the shared state's own,
+	 * later error time and streak are reported. */
+	log_trail(s, since + 4000, fb, 1, false);
+	assert_int_equal(rf_store_provider_failed(s, "groq", "provider_timeout",
+	    since + 4500, 0, 3, 30000), 0);
+	assert_int_equal(rf_store_provider_reports(s, ids, 1, since, r), 0);
+	assert_int_equal(r[0].last_ok, 0);
+	assert_int_equal(r[0].requests, 5);
+	assert_int_equal(r[0].consecutive_failures, 1);
+	assert_string_equal(r[0].last_error_code, "provider_timeout");
+	assert_int_equal(r[0].last_error_ms, since + 4500);
+	assert_int_equal(r[0].last_success_ms, since + 2000);
+	assert_int_equal(rf_store_provider_reports(NULL, ids, 1, since, r), -1);
+	rf_store_close(s);
+}
+
+/* Log n requests alternating chat/stream, groq/mock, ok/error. */
+static void log_mixed(struct rf_store *s, int n)
+{
+	char rid[32];
+
+	for (int i = 0; i < n; i++) {
+		struct rf_log_attempt a[2] = {
+			{ "groq", i % 2 ? "ok" : "provider_timeout", NULL,
+			    i % 2 ? 200 : 0, 10 + i, 0 },
+			{ "mock", "ok", NULL, 0, 1, 2 },
+		};
+		struct rf_log_entry e = sample_entry(T0 + i);
+		snprintf(rid, sizeof rid, "r%d", i);
+		e.request_id = rid;
+		e.endpoint = i % 3 == 0 ? "stream" : "chat";
+		e.success = i % 4 != 0;
+		e.error_code = e.success ? NULL : "provider_timeout";
+		e.final_provider = i % 2 ? "groq" : "mock";
+		e.attempts = a;
+		e.nattempts = i % 2 ? 1 : 2;
+		assert_int_equal(rf_store_log_request(s, &e), 0);
+	}
+}
+
+static void test_logs_pages(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f->path);
+	struct rf_log_query q = { .limit = 4 };
+	struct rf_log_page pg;
+	int64_t seen[16];
+	size_t nseen = 0;
+
+	log_mixed(s, 10); /* ids 1..10 */
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 4);
+	assert_true(pg.more);
+	assert_int_equal(pg.items[0].id, 10);
+	assert_int_equal(pg.items[3].id, 7);
+	/* id 10 was i = 9: stream, groq, ok, one attempt. */
+	assert_string_equal(pg.items[0].e.request_id, "r9");
+	assert_string_equal(pg.items[0].e.endpoint, "stream");
+	assert_string_equal(pg.items[1].e.endpoint, "chat");
+	assert_true(pg.items[0].e.success);
+	assert_null(pg.items[0].e.error_code);
+	assert_int_equal(pg.items[0].e.nattempts, 1);
+	assert_string_equal(pg.items[0].e.attempts[0].outcome, "ok");
+	assert_int_equal(pg.items[0].e.attempts[0].latency_ms, 19);
+	/* id 9 was i = 8: error, two attempts in order. */
+	assert_false(pg.items[1].e.success);
+	assert_string_equal(pg.items[1].e.error_code, "provider_timeout");
+	assert_int_equal(pg.items[1].e.nattempts, 2);
+	assert_string_equal(pg.items[1].e.attempts[0].provider, "groq");
+	assert_int_equal(pg.items[1].e.attempts[0].http_status, 0);
+	assert_string_equal(pg.items[1].e.attempts[1].provider, "mock");
+	assert_int_equal(pg.items[1].e.attempts[1].retry, 2);
+	assert_string_equal(pg.items[1].e.prompt_preview, "Explain");
+	assert_int_equal(pg.items[1].e.prompt_tokens, 12);
+	assert_int_equal(pg.items[1].e.ttft_ms, 120);
+	/* Walk the pages (4, 4, 2): every id once, newest first. */
+	for (;;) {
+		for (size_t i = 0; i < pg.nitems && nseen < 16; i++)
+			seen[nseen++] = pg.items[i].id;
+		if (!pg.more)
+			break;
+		q.before_id = pg.items[pg.nitems - 1].id;
+		rf_store_log_page_free(&pg);
+		assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	}
+	assert_int_equal(pg.nitems, 2);
+	rf_store_log_page_free(&pg);
+	assert_int_equal(nseen, 10);
+	for (size_t i = 0; i < nseen; i++)
+		assert_int_equal(seen[i], 10 - (int64_t)i);
+
+	/* Filters: groq finals are odd i (ids 2,4,..10); errors i%4==0. */
+	q = (struct rf_log_query){ .limit = 200, .provider = "groq" };
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 5);
+	assert_false(pg.more);
+	rf_store_log_page_free(&pg);
+	q = (struct rf_log_query){ .limit = 200, .status = "error" };
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 3); /* i = 0, 4, 8 */
+	assert_int_equal(pg.items[0].id, 9);
+	rf_store_log_page_free(&pg);
+	q = (struct rf_log_query){ .limit = 200, .status = "success",
+	    .endpoint = "stream", .provider = "mock" };
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 1); /* i = 6 */
+	assert_int_equal(pg.items[0].id, 7);
+	rf_store_log_page_free(&pg);
+	q = (struct rf_log_query){ .limit = 2, .endpoint = "stream",
+	    .before_id = 7 };
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 2); /* i = 3, 0 */
+	assert_int_equal(pg.items[0].id, 4);
+	assert_int_equal(pg.items[1].id, 1);
+	assert_false(pg.more);
+	rf_store_log_page_free(&pg);
+	q = (struct rf_log_query){ .limit = 200, .provider = "gemini" };
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 0);
+	rf_store_log_page_free(&pg);
+
+	q.limit = 0;
+	assert_int_equal(rf_store_logs(s, &q, &pg), -1);
+	q.limit = RF_LOG_PAGE_MAX + 1;
+	assert_int_equal(rf_store_logs(s, &q, &pg), -1);
+	assert_null(pg.items);
+	rf_store_log_page_free(&pg);
+	rf_store_log_page_free(NULL);
+	rf_store_close(s);
+}
+
+static void test_logs_null_fields(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f->path);
+	struct rf_log_query q = { .limit = 1 };
+	struct rf_log_page pg;
+	struct rf_log_attempt a = { "mock", "skipped", NULL, 0, -1, 0 };
+	struct rf_log_entry e = {
+		.request_id = "r2", .ts_ms = T0, .endpoint = "stream",
+		.strategy = "auto", .success = false,
+		.error_code = "provider_unavailable", .http_status = 502,
+		.latency_ms = 3, .ttft_ms = -1, .prompt_chars = 5,
+		.prompt_tokens = -1, .completion_tokens = -1,
+		.attempts = &a, .nattempts = 1,
+	};
+
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 1);
+	assert_null(pg.items[0].e.final_provider);
+	assert_null(pg.items[0].e.model);
+	assert_null(pg.items[0].e.source);
+	assert_null(pg.items[0].e.prompt_preview);
+	assert_int_equal(pg.items[0].e.ttft_ms, -1);
+	assert_int_equal(pg.items[0].e.prompt_tokens, -1);
+	assert_int_equal(pg.items[0].e.ts_ms, T0);
+	assert_int_equal(pg.items[0].e.http_status, 502);
+	assert_null(pg.items[0].e.attempts[0].reason);
+	assert_int_equal(pg.items[0].e.attempts[0].latency_ms, -1);
+	rf_store_log_page_free(&pg);
+	rf_store_close(s);
+}
+
+static void test_prune_and_maintain(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f->path);
+	struct rf_log_entry e = sample_entry(T0);
+	int64_t cutoff = T0 + 10 * HOUR, pages;
+	int ra, n, calls = 0;
+	const char *p = f->path;
+	char big[3001];
+
+	memset(big, 'x', sizeof big - 1); /* rows of a page each: pages free */
+	big[sizeof big - 1] = '\0';
+	e.prompt_preview = big;
+
+	for (int i = 0; i < 30; i++) { /* 3 per hour, hours 0..9 */
+		e.ts_ms = T0 + i * (HOUR / 3);
+		assert_int_equal(rf_store_log_request(s, &e), 0);
+	}
+	for (int i = 0; i < 5; i++) { /* kept: at and after the cutoff */
+		e.ts_ms = cutoff + i;
+		assert_int_equal(rf_store_log_request(s, &e), 0);
+	}
+	assert_int_equal(rf_store_rate_hit(s, "old", 5, T0, &ra), 1);
+	assert_int_equal(rf_store_rate_hit(s, "new", 5, cutoff, &ra), 1);
+	/* Batches of 8: requests, minute rows and hour rows each <= 8. */
+	while ((n = rf_store_prune(s, cutoff, 8)) >= 8)
+		calls++;
+	assert_true(n >= 0);
+	assert_true(calls >= 4); /* 30 requests need 4 batches */
+	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 5);
+	assert_int_equal(q_int(p, "SELECT min(ts_ms) FROM requests"), cutoff);
+	assert_int_equal(q_int(p, "SELECT count(*) FROM attempts"), 15);
+	assert_int_equal(q_int(p, "SELECT count(*) FROM usage_minute"), 1);
+	assert_int_equal(q_int(p, "SELECT count(*) FROM usage_hour"), 1);
+	assert_int_equal(q_int(p, "SELECT sum(requests) FROM usage_hour"), 5);
+	assert_int_equal(q_int(p, "SELECT count(*) FROM rate_limit"), 1);
+	assert_int_equal(q_int(p, "SELECT count(*) FROM rate_limit WHERE"
+	    " client = 'new'"), 1);
+	assert_int_equal(rf_store_prune(s, cutoff, 8), 0);
+	/* A rollup row whose period is not over at the cutoff stays. */
+	assert_int_equal(rf_store_prune(s, cutoff + 1, 8), 1);
+	assert_int_equal(q_int(p, "SELECT count(*) FROM usage_minute"), 1);
+
+	pages = q_int(p, "PRAGMA page_count");
+	assert_true(q_int(p, "PRAGMA freelist_count") > 10);
+	assert_int_equal(rf_store_maintain(s), 0);
+	assert_int_equal(q_int(p, "PRAGMA freelist_count"), 0);
+	assert_true(q_int(p, "PRAGMA page_count") < pages - 10);
+	assert_int_equal(rf_store_prune(NULL, cutoff, 8), -1);
+	assert_int_equal(rf_store_prune(s, cutoff, 0), -1);
+	assert_int_equal(rf_store_maintain(NULL), -1);
+	rf_store_close(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -681,6 +1120,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_provider_quota, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_usage_buckets_and_totals, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_usage_percentiles, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_provider_reports, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logs_pages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logs_null_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_and_maintain, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
