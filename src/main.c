@@ -30,6 +30,9 @@
 #define STORE_RETRY_MS 5000
 #define PRUNE_EVERY_S 60
 #define PRUNE_BATCH 500
+/* Worker stacks: curl, SQLite and json-c need far less than the 8 MiB
+ * default, and a process may run hundreds of threads (one per stream). */
+#define WORKER_STACK (512 * 1024)
 
 static struct rf_config g_cfg;
 static volatile sig_atomic_t g_stop;
@@ -223,6 +226,7 @@ static int serve_fastcgi(void)
 	struct rf_worker *w = calloc((size_t)n, sizeof(*w));
 	sigset_t block, old;
 	pthread_t janitor;
+	pthread_attr_t attr;
 	bool have_janitor = false;
 	int started = 0;
 
@@ -237,12 +241,15 @@ static int serve_fastcgi(void)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, WORKER_STACK);
 	for (int i = 0; i < n; i++) {
 		w[i] = (struct rf_worker){ .cfg = &g_cfg, .id = i };
-		if (pthread_create(&tid[i], NULL, worker_main, &w[i]) != 0)
+		if (pthread_create(&tid[i], &attr, worker_main, &w[i]) != 0)
 			break;
 		started++;
 	}
+	pthread_attr_destroy(&attr);
 	if (started > 0 && pthread_create(&janitor, NULL, janitor_main, NULL) == 0)
 		have_janitor = true;
 	/* Still blocked here, so no signal slips in between test and wait. */

@@ -8,6 +8,7 @@
 #   RELAYFORGE_CONFIG  settings file (var/relayforge.conf, created empty)
 #   RELAYFORGE_DB      SQLite file (var/relayforge.db; the responder creates
 #                      it from the schema compiled into it at first start)
+#   RELAYFORGE_PROCS   responder processes (2)
 #   BIN                the responder (cgi-bin/relayforge.fcgi)
 # Every other RELAYFORGE_* setting and *_API_KEY in the environment reaches
 # the responders through bin-copy-environment.
@@ -42,6 +43,17 @@ EOF
 	chmod 600 "$CONFIG"
 fi
 
+# Concurrency: lighttpd keeps PROCS responders, each serving
+# RELAYFORGE_THREADS requests at once; a stream holds its thread for its
+# whole life, so 2 x 32 = 64 concurrent streams out of the box.  A value in
+# the config file or the environment wins over this default.
+PROCS=${RELAYFORGE_PROCS:-2}
+case $PROCS in ''|*[!0-9]*) die "RELAYFORGE_PROCS must be a number, got '$PROCS'";; esac
+if [ -z "${RELAYFORGE_THREADS:-}" ] && ! grep -q '^[[:space:]]*RELAYFORGE_THREADS[[:space:]]*=' "$CONFIG"; then
+	RELAYFORGE_THREADS=32
+	export RELAYFORGE_THREADS
+fi
+
 # Render the template.  Paths go through sed, so escape its specials.
 esc() { printf '%s' "$1" | sed -e 's/[\\|&]/\\&/g'; }
 sed -e "s|@PORT@|$PORT|g" \
@@ -50,7 +62,7 @@ sed -e "s|@PORT@|$PORT|g" \
     -e "s|@BIN@|$(esc "$BIN")|g" \
     -e "s|@RUN@|$(esc "$RUN")|g" \
     -e "s|@CONFIG@|$(esc "$CONFIG")|g" \
-    -e "s|@PROCS@|2|g" \
+    -e "s|@PROCS@|$PROCS|g" \
     "$ROOT/deploy/lighttpd-run.conf.in" > "$RUN/lighttpd.conf"
 
 # A bad setting should stop here with its name, not as a respawn loop.
