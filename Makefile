@@ -44,12 +44,15 @@ TOOLS    := $(BUILD)/tests/mock_upstream
 
 DEB_PKGS := gcc make pkg-config libfcgi-dev libfcgi-bin libcurl4-openssl-dev \
             libjson-c-dev libsqlite3-dev sqlite3 lighttpd libcmocka-dev curl \
-            python3 spawn-fcgi clang
+            python3 spawn-fcgi clang apache2 libapache2-mod-fcgid nginx systemd \
+            libjs-chart.js chromium nodejs
 
-.PHONY: all deps run test check unit clean web fuzz
+.PHONY: all deps node-deps run test check unit clean web fuzz
 all: $(BIN) web
 
 # Install the Debian packages that are missing (as root), or say how.
+# Services are not started by the install (policy-rc.d): the tests start
+# their own servers on loopback ports.
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -57,13 +60,22 @@ deps:
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "deps: installing$$missing"; \
+	    prc=""; if [ ! -e /usr/sbin/policy-rc.d ]; then prc=1; \
+	      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; fi; \
 	    apt-get update -q >/dev/null && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || exit 1; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; \
+	    rc=$$?; [ -n "$$prc" ] && rm -f /usr/sbin/policy-rc.d; [ $$rc = 0 ] || exit 1; \
 	  else \
 	    echo "deps: missing packages; run as root:"; \
 	    echo "  apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
+
+# The browser tests' playwright-core, pinned by tests/package-lock.json.
+node-deps:
+	@command -v npm >/dev/null || { echo "deps: npm is missing (apt-get install npm)"; exit 1; }
+	@[ -f tests/node_modules/playwright-core/package.json ] || \
+	  npm ci --prefix tests --no-audit --no-fund >/dev/null
 
 $(BUILD)/schema.h: schema/relayforge.sql
 	@mkdir -p $(BUILD)
@@ -91,9 +103,11 @@ $(BUILD)/tests/mock_upstream: tests/mock_upstream.c
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 # The web client; Chart.js comes from Debian's libjs-chart.js (not committed).
+# Debian 12 ships 3.9 as chart.min.js; newer releases as chart.umd.min.js.
 web:
-	@if [ -f /usr/share/javascript/chart.js/chart.umd.min.js ]; then \
-	  mkdir -p web/vendor && cp -u /usr/share/javascript/chart.js/chart.umd.min.js web/vendor/chart.umd.min.js; fi
+	@mkdir -p web/vendor; for f in chart.umd.min.js chart.min.js; do \
+	  if [ -f /usr/share/javascript/chart.js/$$f ]; then \
+	    cp -u /usr/share/javascript/chart.js/$$f web/vendor/chart.umd.min.js; break; fi; done
 
 unit: $(UNIT_BIN)
 
@@ -101,13 +115,13 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@tests/run-server.sh
 
-test: deps
+test: deps node-deps
 	@$(MAKE) --no-print-directory all unit
 	@BUILD=$(BUILD) BIN=$(abspath $(BIN)) tests/run.sh
 
 # Sanitizer build (ASan + UBSan) of everything, then the whole suite, then
 # a short libFuzzer run of every parser of upstream input.
-check: deps
+check: deps node-deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 test
 	@$(MAKE) --no-print-directory fuzz
 

@@ -185,6 +185,22 @@ static int cgi_flush(void *ctx)
 	return fflush(stdout) == 0 ? 0 : -1;
 }
 
+/* A CGI answer may leave before the body was read (401, 413).  Apache's
+ * mod_cgid then fails writing the rest to our stdin and cuts the reply, so
+ * read what is left (bounded) before exiting. */
+static void drain_stdin(void)
+{
+	char buf[8192];
+	size_t total = 0;
+
+	while (total < 64u * 1024 * 1024) {
+		size_t n = fread(buf, 1, sizeof(buf), stdin);
+		if (n == 0)
+			break;
+		total += n;
+	}
+}
+
 static int serve_cgi(void)
 {
 	struct rf_worker w = { .cfg = &g_cfg };
@@ -198,6 +214,7 @@ static int serve_cgi(void)
 	worker_store(&w, &last_try);
 	rf_http_serve(&w, &rq);
 	fflush(stdout);
+	drain_stdin();
 	rf_store_close(w.store);
 	rf_up_free(w.up);
 	return 0;

@@ -69,21 +69,48 @@ if [ -z "$PATTERN" ]; then
 	[ "$found" = 1 ] || echo "run.sh: no unit test binaries in $BUILD/tests"
 fi
 
-# Integration: the runner prints one line per test and "RESULT p f".
+# A suite runner prints one line per test and a last "RESULT p f" line;
+# add its counts.  A runner that ends without one counts as a failure.
+run_suite() {
+	name=$1
+	shift
+	"$@" 2>&1 | tee "$tmp/suite"
+	result=$(grep -E '^RESULT [0-9]+ [0-9]+$' "$tmp/suite" | tail -n 1)
+	if [ -n "$result" ]; then
+		passed=$((passed + $(echo "$result" | cut -d' ' -f2)))
+		failed=$((failed + $(echo "$result" | cut -d' ' -f3)))
+	else
+		echo "run.sh: the $name runner ended without a RESULT line"
+		failed=$((failed + 1))
+	fi
+}
+
+# Integration: the responder behind a real lighttpd and the mock upstream.
 set -- python3 "$ROOT/tests/integration/runner.py"
 [ -n "$PATTERN" ] && set -- "$@" -k "$PATTERN"
 [ -n "$VERBOSE" ] && set -- "$@" -v
-"$@" 2>&1 | tee "$tmp/it"
-result=$(grep -E '^RESULT [0-9]+ [0-9]+$' "$tmp/it" | tail -n 1)
-if [ -n "$result" ]; then
-	# "RESULT p f": split on spaces.
-	it_passed=$(echo "$result" | cut -d' ' -f2)
-	it_failed=$(echo "$result" | cut -d' ' -f3)
-	passed=$((passed + it_passed))
-	failed=$((failed + it_failed))
-else
-	echo "run.sh: the integration runner ended without a RESULT line"
-	failed=$((failed + 1))
+run_suite integration "$@"
+
+if [ -z "$PATTERN" ]; then
+	# Every shipped deployment under its real server (needs root: it runs
+	# Apache, nginx and lighttpd as www-data).
+	if [ "$(id -u)" = 0 ]; then
+		run_suite deploy python3 "$ROOT/tests/deploy/run.py"
+	else
+		echo "run.sh: deployment tests skipped (they need root)"
+	fi
+	# The web client in headless Chromium: "browser: N passed, N failed".
+	tests/browser/run.sh > "$tmp/br" 2>&1
+	cat "$tmp/br"
+	line=$(grep -E '^browser: [0-9]+ passed, [0-9]+ failed$' "$tmp/br" | tail -n 1)
+	if [ -n "$line" ]; then
+		set -- $line
+		passed=$((passed + $2))
+		failed=$((failed + $4))
+	else
+		echo "run.sh: the browser tests ended without a summary"
+		failed=$((failed + 1))
+	fi
 fi
 
 echo "$passed passed, $failed failed"
