@@ -2,13 +2,13 @@
 #
 #   $(PREFIX)/lib/relayforge/          the responder, relayforge-spawn-fcgi
 #   $(PREFIX)/share/relayforge/        schema/, web/ (Chart.js included)
-#   $(PREFIX)/share/doc/relayforge/    deploy.md, deploy/ (every example)
+#   $(PREFIX)/share/doc/relayforge/    README.md, deploy/ (every example)
 #   /etc/relayforge/relayforge.conf    the settings template, mode 0600,
 #                                      only when no such file exists
 #
 # The deploy examples are installed with their paths rewritten for PREFIX.
 # uninstall removes what install put, never the settings file (it holds the
-# keys) nor a store (/var/lib/relayforge).  See docs/deploy.md.
+# keys) nor a store (/var/lib/relayforge).  See README.md, section Deployment.
 
 INSTALL     ?= install
 RF_LIBDIR   := $(PREFIX)/lib/relayforge
@@ -41,8 +41,7 @@ install: all
 	$(RF_FIXPATHS) cgi-bin/.htaccess > $(DESTDIR)$(RF_DOCDIR)/deploy/htaccess.example
 	cp $(DESTDIR)$(RF_LIBDIR)/relayforge-spawn-fcgi $(DESTDIR)$(RF_DOCDIR)/deploy/
 	chmod 0644 $(DESTDIR)$(RF_DOCDIR)/deploy/*
-	$(INSTALL) -m 0644 docs/deploy.md $(DESTDIR)$(RF_DOCDIR)/deploy.md
-	@if [ -f README.md ]; then $(INSTALL) -m 0644 README.md $(DESTDIR)$(RF_DOCDIR)/README.md; fi
+	$(INSTALL) -m 0644 README.md $(DESTDIR)$(RF_DOCDIR)/README.md
 	@# The settings file holds the keys: 0600, and never overwritten.
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(RF_ETCDIR)
 	@if [ -e $(DESTDIR)$(RF_ETCDIR)/relayforge.conf ]; then \
@@ -55,6 +54,6 @@ uninstall:
 	rm -f $(DESTDIR)$(RF_LIBDIR)/relayforge.fcgi $(DESTDIR)$(RF_LIBDIR)/relayforge-spawn-fcgi
 	rmdir $(DESTDIR)$(RF_LIBDIR) 2>/dev/null || true
 	rm -rf $(DESTDIR)$(RF_DATADIR)/schema $(DESTDIR)$(RF_DATADIR)/web $(DESTDIR)$(RF_DOCDIR)/deploy
-	rm -f $(DESTDIR)$(RF_DOCDIR)/deploy.md $(DESTDIR)$(RF_DOCDIR)/README.md
+	rm -f $(DESTDIR)$(RF_DOCDIR)/README.md
 	rmdir $(DESTDIR)$(RF_DATADIR) $(DESTDIR)$(RF_DOCDIR) 2>/dev/null || true
 	@echo "uninstall: kept $(DESTDIR)$(RF_ETCDIR)/relayforge.conf (your keys) and any store under /var/lib/relayforge"

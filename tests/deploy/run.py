@@ -1268,7 +1268,7 @@ def run_install(pattern, counts):
                 conf: 0o600,
                 data + "/schema/relayforge.sql": 0o644,
                 data + "/web/index.html": 0o644,
-                doc + "/deploy.md": 0o644,
+                doc + "/README.md": 0o644,
             }
             for f in ["lighttpd.conf", "lighttpd-cgi.conf",
                       "apache-relayforge.conf", "nginx-relayforge.conf",
