@@ -40,7 +40,6 @@ BIN     := $(BUILD)/relayforge.fcgi
 endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
-TOOLS    := $(BUILD)/tests/mock_upstream
 
 DEB_PKGS := gcc make pkg-config libfcgi-dev libfcgi-bin libcurl4-openssl-dev \
             libjson-c-dev libsqlite3-dev sqlite3 lighttpd libcmocka-dev curl \
@@ -97,10 +96,6 @@ $(BIN): $(BUILD)/main.o $(LIB)
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) $(wildcard include/*.h)
 	@mkdir -p $(BUILD)/tests
 	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
-
-$(BUILD)/tests/mock_upstream: tests/mock_upstream.c
-	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
 
 # The web client; Chart.js comes from Debian's libjs-chart.js (not committed).
 # Debian 12 ships 3.9 as chart.min.js; newer releases as chart.umd.min.js.
