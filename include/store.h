@@ -24,6 +24,12 @@ struct rf_store;
  * compiled into the binary, safe when several processes start at once).
  * Returns NULL with a reason in err on failure. */
 struct rf_store *rf_store_open(const char *path, char *err, size_t errlen);
+/* The same, shared by every thread of a process: each operation below
+ * borrows one of max_conns connections (all opened here, each with
+ * its prepared statements) for just that operation, and waits when all are
+ * busy.  rf_store_open is a pool of one. */
+struct rf_store *rf_store_open_pool(const char *path, int max_conns,
+    char *err, size_t errlen);
 void rf_store_close(struct rf_store *s); /* NULL is a no-op */
 
 /* One entry of a request's attempt trail. */

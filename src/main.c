@@ -28,6 +28,9 @@
 #include "upstream.h"
 
 #define STORE_RETRY_MS 5000
+/* SQLite connections per process: writes are serialised by SQLite anyway,
+ * and each request holds one only for a few hundred microseconds. */
+#define STORE_CONNS 8
 #define PRUNE_EVERY_S 60
 #define PRUNE_BATCH 500
 /* Worker stacks: curl, SQLite and json-c need far less than the 8 MiB
@@ -45,17 +48,37 @@ static void on_signal(int sig)
 	g_stop = 1;
 }
 
-/* Open this thread's store connection; say why once per process. */
-static void worker_store(struct rf_worker *w, int64_t *last_try)
+/* The process's store: one pool of SQLite connections shared by every
+ * thread, opened on first use (after the web server's fork, never before)
+ * and retried every few seconds while it cannot be opened; the reason goes
+ * to stderr once per process. */
+static pthread_mutex_t g_store_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rf_store *g_store;
+static int64_t g_store_last_try = -STORE_RETRY_MS;
+
+static struct rf_store *shared_store(void)
 {
 	char err[256];
+	struct rf_store *s;
 
-	if (w->store != NULL || rf_mono_ms() - *last_try < STORE_RETRY_MS)
-		return;
-	*last_try = rf_mono_ms();
-	w->store = rf_store_open(g_cfg.db_path, err, sizeof(err));
-	if (w->store == NULL && !atomic_exchange(&g_store_warned, true))
-		fprintf(stderr, "relayforge: store %s unavailable: %s\n", g_cfg.db_path, err);
+	pthread_mutex_lock(&g_store_lock);
+	if (g_store == NULL && rf_mono_ms() - g_store_last_try >= STORE_RETRY_MS) {
+		int conns = g_cfg.threads < STORE_CONNS ? g_cfg.threads : STORE_CONNS;
+
+		g_store_last_try = rf_mono_ms();
+		g_store = rf_store_open_pool(g_cfg.db_path, conns + 1, err, sizeof(err));
+		if (g_store == NULL && !atomic_exchange(&g_store_warned, true))
+			fprintf(stderr, "relayforge: store %s unavailable: %s\n", g_cfg.db_path, err);
+	}
+	s = g_store;
+	pthread_mutex_unlock(&g_store_lock);
+	return s;
+}
+
+static void worker_store(struct rf_worker *w)
+{
+	if (w->store == NULL)
+		w->store = shared_store();
 }
 
 /* ---- retention --------------------------------------------------------
@@ -86,14 +109,12 @@ static bool nap(int s)
 static void *janitor_main(void *arg)
 {
 	struct rf_worker w = { .cfg = &g_cfg };
-	int64_t last_try = -STORE_RETRY_MS;
-
 	(void)arg;
 	while (!nap(PRUNE_EVERY_S)) {
 		int64_t cutoff = rf_now_ms() - (int64_t)g_cfg.retention_days * 86400000;
 		int n;
 
-		worker_store(&w, &last_try);
+		worker_store(&w);
 		if (w.store == NULL)
 			continue;
 		do {
@@ -103,7 +124,6 @@ static void *janitor_main(void *arg)
 		} while (n == PRUNE_BATCH && !g_stop);
 		rf_store_maintain(w.store);
 	}
-	rf_store_close(w.store);
 	return NULL;
 }
 
@@ -133,7 +153,6 @@ static void *worker_main(void *arg)
 {
 	struct rf_worker *w = arg;
 	FCGX_Request fr;
-	int64_t last_try = -STORE_RETRY_MS;
 
 	w->up = rf_up_new();
 	FCGX_InitRequest(&fr, 0, FCGI_FAIL_ACCEPT_ON_INTR);
@@ -145,7 +164,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&g_accept_lock);
 		if (rc < 0)
 			break;
-		worker_store(w, &last_try);
+		worker_store(w);
 		struct rf_request rq = {
 			.param = fcgi_param, .read = fcgi_read, .ctx = &fr,
 			.out = { .write = fcgi_write, .flush = fcgi_flush, .ctx = &fr },
@@ -154,7 +173,6 @@ static void *worker_main(void *arg)
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);
-	rf_store_close(w->store);
 	rf_up_free(w->up);
 	return NULL;
 }
@@ -204,18 +222,16 @@ static void drain_stdin(void)
 static int serve_cgi(void)
 {
 	struct rf_worker w = { .cfg = &g_cfg };
-	int64_t last_try = -STORE_RETRY_MS;
 	struct rf_request rq = {
 		.param = cgi_param, .read = cgi_read,
 		.out = { .write = cgi_write, .flush = cgi_flush },
 	};
 
 	w.up = rf_up_new();
-	worker_store(&w, &last_try);
+	worker_store(&w);
 	rf_http_serve(&w, &rq);
 	fflush(stdout);
 	drain_stdin();
-	rf_store_close(w.store);
 	rf_up_free(w.up);
 	return 0;
 }
@@ -314,6 +330,7 @@ int main(int argc, char **argv)
 		rc = 1;
 	else
 		rc = serve_fastcgi();
+	rf_store_close(g_store);
 	curl_global_cleanup();
 	rf_config_free(&g_cfg);
 	return rc;

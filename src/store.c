@@ -23,6 +23,7 @@
 
 #include <inttypes.h>
 #include <sqlite3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -198,7 +199,7 @@ static const char *const stmt_sql[ST_COUNT] = {
  * let the planner use the partial index of failures. */
 #define LOG_VARIANTS (3 * 3 * 2)
 
-struct rf_store {
+struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *logs[LOG_VARIANTS];
@@ -409,7 +410,7 @@ static int build_sql(enum rf_stmt i, struct rf_buf *b)
 	}
 }
 
-static int prepare_all(struct rf_store *s, char *err, size_t errlen)
+static int prepare_all(struct conn *s, char *err, size_t errlen)
 {
 	struct rf_buf sql;
 	int rc = 0;
@@ -430,9 +431,11 @@ static int prepare_all(struct rf_store *s, char *err, size_t errlen)
 	return rc;
 }
 
-struct rf_store *rf_store_open(const char *path, char *err, size_t errlen)
+static void conn_close(struct conn *s);
+
+static struct conn *conn_open(const char *path, char *err, size_t errlen)
 {
-	struct rf_store *s = calloc(1, sizeof *s);
+	struct conn *s = calloc(1, sizeof *s);
 	char what[300];
 
 	if (s == NULL) {
@@ -452,11 +455,11 @@ struct rf_store *rf_store_open(const char *path, char *err, size_t errlen)
 		goto fail;
 	return s;
 fail:
-	rf_store_close(s);
+	conn_close(s);
 	return NULL;
 }
 
-void rf_store_close(struct rf_store *s)
+static void conn_close(struct conn *s)
 {
 	if (s == NULL)
 		return;
@@ -470,7 +473,7 @@ void rf_store_close(struct rf_store *s)
 
 /* ---- statement helpers ---- */
 
-static void report(struct rf_store *s, const char *fn)
+static void report(struct conn *s, const char *fn)
 {
 	fprintf(stderr, "relayforge: %s: %s\n", fn, sqlite3_errmsg(s->db));
 }
@@ -484,7 +487,7 @@ static void done_with(sqlite3_stmt *st)
 }
 
 /* Step a statement that returns no row; reset it.  0 or -1 (reported). */
-static int exec_stmt(struct rf_store *s, enum rf_stmt i, const char *fn)
+static int exec_stmt(struct conn *s, enum rf_stmt i, const char *fn)
 {
 	int rc = sqlite3_step(s->st[i]) == SQLITE_DONE ? 0 : -1;
 
@@ -494,13 +497,13 @@ static int exec_stmt(struct rf_store *s, enum rf_stmt i, const char *fn)
 	return rc;
 }
 
-static int tx_begin(struct rf_store *s, const char *fn)
+static int tx_begin(struct conn *s, const char *fn)
 {
 	return exec_stmt(s, ST_BEGIN, fn);
 }
 
 /* Commit when rc is 0, else roll back.  Returns the final outcome. */
-static int tx_end(struct rf_store *s, int rc, const char *fn)
+static int tx_end(struct conn *s, int rc, const char *fn)
 {
 	if (rc == 0 && exec_stmt(s, ST_COMMIT, fn) == 0)
 		return 0;
@@ -528,7 +531,7 @@ static int bind_opt(sqlite3_stmt *st, int i, int64_t v)
 
 /* ---- log a request ---- */
 
-static int insert_request(struct rf_store *s, const struct rf_log_entry *e)
+static int insert_request(struct conn *s, const struct rf_log_entry *e)
 {
 	sqlite3_stmt *st = s->st[ST_INSERT_REQUEST];
 	int b = 0;
@@ -565,7 +568,7 @@ static int insert_request(struct rf_store *s, const struct rf_log_entry *e)
 	return exec_stmt(s, ST_INSERT_REQUEST, "rf_store_log_request");
 }
 
-static int insert_attempt(struct rf_store *s, int64_t rowid, int seq,
+static int insert_attempt(struct conn *s, int64_t rowid, int seq,
     const struct rf_log_attempt *a)
 {
 	sqlite3_stmt *st = s->st[ST_INSERT_ATTEMPT];
@@ -640,7 +643,7 @@ static long lat_percentile(const int64_t *h, int64_t n, int pct, int64_t max)
 
 /* Count the request in one rollup table (period: the start of its minute
  * or hour; provider '' when none was called). */
-static int upsert_rollup(struct rf_store *s, enum rf_stmt i,
+static int upsert_rollup(struct conn *s, enum rf_stmt i,
     const struct rf_log_entry *e, int64_t period_ms)
 {
 	sqlite3_stmt *st = s->st[i];
@@ -665,7 +668,7 @@ static int upsert_rollup(struct rf_store *s, enum rf_stmt i,
 	return exec_stmt(s, i, "rf_store_log_request");
 }
 
-int rf_store_log_request(struct rf_store *s, const struct rf_log_entry *e)
+static int conn_log_request(struct conn *s, const struct rf_log_entry *e)
 {
 	int rc = -1;
 	int64_t rowid;
@@ -690,7 +693,7 @@ out:
 /* ---- provider state ---- */
 
 /* Read one provider's row; zeroes when it has none.  Resets the statement. */
-static int provider_get(struct rf_store *s, const char *id,
+static int provider_get(struct conn *s, const char *id,
     struct rf_provider_state *out, const char *fn)
 {
 	sqlite3_stmt *st = s->st[ST_PROVIDER_GET];
@@ -714,7 +717,7 @@ static int provider_get(struct rf_store *s, const char *id,
 	return rc;
 }
 
-int rf_store_provider_states(struct rf_store *s, const char *const *ids,
+static int conn_provider_states(struct conn *s, const char *const *ids,
     size_t n, struct rf_provider_state *st)
 {
 	if (s == NULL)
@@ -738,7 +741,7 @@ static int bind_cooldown(sqlite3_stmt *st, int i, int64_t current,
 }
 
 /* Run a bound upsert statement, or report a binding error. */
-static int finish_upsert(struct rf_store *s, enum rf_stmt i, int b,
+static int finish_upsert(struct conn *s, enum rf_stmt i, int b,
     const char *fn)
 {
 	if (b != SQLITE_OK) {
@@ -749,7 +752,7 @@ static int finish_upsert(struct rf_store *s, enum rf_stmt i, int b,
 	return exec_stmt(s, i, fn);
 }
 
-int rf_store_provider_failed(struct rf_store *s, const char *id,
+static int conn_provider_failed(struct conn *s, const char *id,
     const char *error_code, int64_t now_ms, int64_t cooldown_until_ms,
     int threshold, int64_t cooldown_ms)
 {
@@ -781,7 +784,7 @@ out:
 	return tx_end(s, rc, __func__);
 }
 
-int rf_store_provider_ok(struct rf_store *s, const char *id, int64_t now_ms)
+static int conn_provider_ok(struct conn *s, const char *id, int64_t now_ms)
 {
 	sqlite3_stmt *st;
 	int rc, b = 0;
@@ -795,7 +798,7 @@ int rf_store_provider_ok(struct rf_store *s, const char *id, int64_t now_ms)
 	return tx_end(s, rc, __func__);
 }
 
-int rf_store_provider_quota(struct rf_store *s, const char *id,
+static int conn_provider_quota(struct conn *s, const char *id,
     long remaining_requests, long remaining_tokens, int64_t reset_ms,
     int64_t now_ms)
 {
@@ -826,7 +829,7 @@ out:
 /* ---- per-client rate limit ---- */
 
 /* Count one hit of client in window; the new count, or -1. */
-static long rate_count(struct rf_store *s, const char *client,
+static long rate_count(struct conn *s, const char *client,
     int64_t window, const char *fn)
 {
 	sqlite3_stmt *st = s->st[ST_RATE_HIT];
@@ -853,7 +856,7 @@ out:
 
 /* Fixed one-minute windows; older windows of the client are deleted in the
  * same transaction so the table holds about one row per active client. */
-int rf_store_rate_hit(struct rf_store *s, const char *client, int limit,
+static int conn_rate_hit(struct conn *s, const char *client, int limit,
     int64_t now_ms, int *retry_after_s)
 {
 	int64_t window = now_ms - now_ms % RF_MINUTE_MS;
@@ -885,7 +888,7 @@ out:
 	return 0;
 }
 
-int rf_store_ping(struct rf_store *s)
+static int conn_ping(struct conn *s)
 {
 	int rc;
 
@@ -900,7 +903,7 @@ int rf_store_ping(struct rf_store *s)
 
 /* ---- reads: shared helpers ---- */
 
-static int read_begin(struct rf_store *s, const char *fn)
+static int read_begin(struct conn *s, const char *fn)
 {
 	return exec_stmt(s, ST_BEGIN_READ, fn);
 }
@@ -925,7 +928,7 @@ static void report_init(struct rf_provider_report *r)
 }
 
 /* The shared state row of one provider (none: the defaults stay). */
-static int report_state(struct rf_store *s, const char *id,
+static int report_state(struct conn *s, const char *id,
     struct rf_provider_report *r)
 {
 	sqlite3_stmt *st = s->st[ST_REPORT_STATE];
@@ -964,7 +967,7 @@ struct last_call {
 	char code[48];
 };
 
-static int report_last(struct rf_store *s, enum rf_stmt i, const char *id,
+static int report_last(struct conn *s, enum rf_stmt i, const char *id,
     struct last_call *out)
 {
 	sqlite3_stmt *st = s->st[i];
@@ -1016,7 +1019,7 @@ static void report_merge_last(struct rf_provider_report *r,
 }
 
 /* The window's figures, matched to the requested ids. */
-static int report_window(struct rf_store *s, const char *const *ids,
+static int report_window(struct conn *s, const char *const *ids,
     size_t n, int64_t since_ms, struct rf_provider_report *out)
 {
 	sqlite3_stmt *st = s->st[ST_REPORT_WINDOW];
@@ -1047,7 +1050,7 @@ static int report_window(struct rf_store *s, const char *const *ids,
 	return step == SQLITE_DONE ? 0 : -1;
 }
 
-int rf_store_provider_reports(struct rf_store *s, const char *const *ids,
+static int conn_provider_reports(struct conn *s, const char *const *ids,
     size_t n, int64_t since_ms, struct rf_provider_report *out)
 {
 	struct last_call ok, bad;
@@ -1138,7 +1141,7 @@ static int log_variant(const struct rf_log_query *q)
 
 /* The page query of variant v: ?1 ids below, ?2 final provider, ?3 rows.
  * Filter values are literals from a fixed set, never from the client. */
-static sqlite3_stmt *log_stmt(struct rf_store *s, int v)
+static sqlite3_stmt *log_stmt(struct conn *s, int v)
 {
 	static const char *const status[] = { "", " AND status = 'success'",
 	    " AND status = 'error'" };
@@ -1202,7 +1205,7 @@ static void log_item_read(struct page_mem *m, sqlite3_stmt *st,
 
 /* Step the page query into page->items (limit rows; one more sets
  * page->more). */
-static int log_rows(struct rf_store *s, sqlite3_stmt *st,
+static int log_rows(struct conn *s, sqlite3_stmt *st,
     const struct rf_log_query *q, struct rf_log_page *page)
 {
 	struct page_mem *m = page->mem;
@@ -1255,7 +1258,7 @@ static int log_attempt_add(struct page_mem *m, sqlite3_stmt *st)
 
 /* Read the attempts of every item, then point each item at its run
  * (rows come in the page's order: request id descending, then seq). */
-static int log_attempts(struct rf_store *s, struct rf_log_page *page)
+static int log_attempts(struct conn *s, struct rf_log_page *page)
 {
 	sqlite3_stmt *st = s->st[ST_LOG_ATTEMPTS];
 	struct page_mem *m = page->mem;
@@ -1293,7 +1296,7 @@ static int log_attempts(struct rf_store *s, struct rf_log_page *page)
 	return rc;
 }
 
-int rf_store_logs(struct rf_store *s, const struct rf_log_query *q,
+static int conn_logs(struct conn *s, const struct rf_log_query *q,
     struct rf_log_page *page)
 {
 	sqlite3_stmt *st;
@@ -1426,7 +1429,7 @@ static int provider_cmp(const void *a, const void *b)
 /* Sum the rows into buckets, totals and providers.  Rows come in period
  * order, so each bucket's rows are contiguous: one histogram for the
  * current bucket, one for the totals. */
-static int usage_rows(struct rf_store *s, enum rf_stmt i,
+static int usage_rows(struct conn *s, enum rf_stmt i,
     struct rf_usage_report *r)
 {
 	sqlite3_stmt *st = s->st[i];
@@ -1478,7 +1481,7 @@ static bool usage_hourly(int64_t from_ms, int64_t bucket_ms)
 	return from_ms % RF_HOUR_MS == 0 && bucket_ms % RF_HOUR_MS == 0;
 }
 
-int rf_store_usage(struct rf_store *s, int64_t from_ms, int64_t to_ms,
+static int conn_usage(struct conn *s, int64_t from_ms, int64_t to_ms,
     int64_t bucket_ms, struct rf_usage_report *out)
 {
 	bool hourly = usage_hourly(from_ms, bucket_ms);
@@ -1524,7 +1527,7 @@ void rf_store_usage_free(struct rf_usage_report *r)
 /* ---- retention ---- */
 
 /* Run a bound DELETE; the rows it deleted (not counting cascades), or -1. */
-static int prune_step(struct rf_store *s, enum rf_stmt i, int64_t cutoff,
+static int prune_step(struct conn *s, enum rf_stmt i, int64_t cutoff,
     int batch)
 {
 	sqlite3_stmt *st = s->st[i];
@@ -1544,7 +1547,7 @@ static int prune_step(struct rf_store *s, enum rf_stmt i, int64_t cutoff,
 	return sqlite3_changes(s->db);
 }
 
-int rf_store_prune(struct rf_store *s, int64_t older_than_ms, int batch)
+static int conn_prune(struct conn *s, int64_t older_than_ms, int batch)
 {
 	static const enum rf_stmt counted[] = { ST_PRUNE_REQUESTS,
 	    ST_PRUNE_MINUTES, ST_PRUNE_HOURS };
@@ -1568,7 +1571,7 @@ int rf_store_prune(struct rf_store *s, int64_t older_than_ms, int batch)
 }
 
 /* Step a PRAGMA to its end (incremental_vacuum frees a page per step). */
-static int run_pragma(struct rf_store *s, enum rf_stmt i, const char *fn)
+static int run_pragma(struct conn *s, enum rf_stmt i, const char *fn)
 {
 	int step;
 
@@ -1580,11 +1583,186 @@ static int run_pragma(struct rf_store *s, enum rf_stmt i, const char *fn)
 	return step == SQLITE_DONE ? 0 : -1;
 }
 
-int rf_store_maintain(struct rf_store *s)
+static int conn_maintain(struct conn *s)
 {
 	if (s == NULL)
 		return -1;
 	if (run_pragma(s, ST_VACUUM, __func__) != 0)
 		return -1;
 	return run_pragma(s, ST_CHECKPOINT, __func__);
+}
+
+/* ---- the connection pool ------------------------------------------------
+ * One struct rf_store per process, shared by every thread.  Each public
+ * operation borrows one of its connections (all opened at start) for just
+ * that operation, so a process serving hundreds of streams keeps a handful
+ * of SQLite connections -- and their prepared statements and page caches --
+ * instead of one per thread. */
+
+struct rf_store {
+	pthread_mutex_t lock;
+	pthread_cond_t freed;
+	int nconns;          /* opened */
+	int nfree;
+	struct conn **all;   /* every opened connection */
+	struct conn **free_; /* a stack of idle ones */
+};
+
+/* Borrow a connection, waiting while all are busy. */
+static struct conn *acquire(struct rf_store *p)
+{
+	struct conn *c;
+
+	pthread_mutex_lock(&p->lock);
+	while (p->nfree == 0)
+		pthread_cond_wait(&p->freed, &p->lock);
+	c = p->free_[--p->nfree];
+	pthread_mutex_unlock(&p->lock);
+	return c;
+}
+
+static void release(struct rf_store *p, struct conn *c)
+{
+	pthread_mutex_lock(&p->lock);
+	p->free_[p->nfree++] = c;
+	pthread_cond_signal(&p->freed);
+	pthread_mutex_unlock(&p->lock);
+}
+
+struct rf_store *rf_store_open_pool(const char *path, int max_conns,
+    char *err, size_t errlen)
+{
+	struct rf_store *p = calloc(1, sizeof(*p));
+
+	if (p == NULL || max_conns < 1) {
+		set_err(err, errlen, "rf_store_open", NULL);
+		free(p);
+		return NULL;
+	}
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->freed, NULL);
+	p->all = calloc((size_t)max_conns, sizeof(*p->all));
+	p->free_ = calloc((size_t)max_conns, sizeof(*p->free_));
+	if (p->all == NULL || p->free_ == NULL) {
+		set_err(err, errlen, "rf_store_open", NULL);
+		goto fail;
+	}
+	/* All connections now, so no request ever pays for opening one (the
+	 * first also creates and migrates the file). */
+	for (; p->nconns < max_conns; p->nconns++) {
+		p->all[p->nconns] = conn_open(path, err, errlen);
+		if (p->all[p->nconns] == NULL)
+			goto fail;
+		p->free_[p->nfree++] = p->all[p->nconns];
+	}
+	return p;
+fail:
+	rf_store_close(p);
+	return NULL;
+}
+
+struct rf_store *rf_store_open(const char *path, char *err, size_t errlen)
+{
+	return rf_store_open_pool(path, 1, err, errlen);
+}
+
+void rf_store_close(struct rf_store *p)
+{
+	if (p == NULL)
+		return;
+	for (int i = 0; i < p->nconns; i++)
+		conn_close(p->all[i]);
+	pthread_mutex_destroy(&p->lock);
+	pthread_cond_destroy(&p->freed);
+	free(p->all);
+	free(p->free_);
+	free(p);
+}
+
+/* Run one operation on a borrowed connection; -1 without a store. */
+#define WITH_CONN(p, call) do {                                   \
+		struct conn *c_;                                   \
+		int rc_;                                           \
+		if ((p) == NULL || (c_ = acquire(p)) == NULL)      \
+			return -1;                                 \
+		rc_ = call;                                        \
+		release((p), c_);                                  \
+		return rc_;                                        \
+	} while (0)
+
+int rf_store_log_request(struct rf_store *p, const struct rf_log_entry *e)
+{
+	WITH_CONN(p, conn_log_request(c_, e));
+}
+
+int rf_store_provider_states(struct rf_store *p, const char *const *ids,
+    size_t n, struct rf_provider_state *st)
+{
+	WITH_CONN(p, conn_provider_states(c_, ids, n, st));
+}
+
+int rf_store_provider_failed(struct rf_store *p, const char *id,
+    const char *error_code, int64_t now_ms, int64_t cooldown_until_ms,
+    int threshold, int64_t cooldown_ms)
+{
+	WITH_CONN(p, conn_provider_failed(c_, id, error_code, now_ms,
+	    cooldown_until_ms, threshold, cooldown_ms));
+}
+
+int rf_store_provider_ok(struct rf_store *p, const char *id, int64_t now_ms)
+{
+	WITH_CONN(p, conn_provider_ok(c_, id, now_ms));
+}
+
+int rf_store_provider_quota(struct rf_store *p, const char *id,
+    long remaining_requests, long remaining_tokens, int64_t reset_ms,
+    int64_t now_ms)
+{
+	WITH_CONN(p, conn_provider_quota(c_, id, remaining_requests,
+	    remaining_tokens, reset_ms, now_ms));
+}
+
+int rf_store_rate_hit(struct rf_store *p, const char *client, int limit,
+    int64_t now_ms, int *retry_after_s)
+{
+	if (limit <= 0)
+		return 1; /* off: no connection needed */
+	WITH_CONN(p, conn_rate_hit(c_, client, limit, now_ms, retry_after_s));
+}
+
+int rf_store_ping(struct rf_store *p)
+{
+	WITH_CONN(p, conn_ping(c_));
+}
+
+int rf_store_provider_reports(struct rf_store *p, const char *const *ids,
+    size_t n, int64_t since_ms, struct rf_provider_report *out)
+{
+	WITH_CONN(p, conn_provider_reports(c_, ids, n, since_ms, out));
+}
+
+int rf_store_logs(struct rf_store *p, const struct rf_log_query *q,
+    struct rf_log_page *page)
+{
+	if (p == NULL)
+		memset(page, 0, sizeof(*page));
+	WITH_CONN(p, conn_logs(c_, q, page));
+}
+
+int rf_store_usage(struct rf_store *p, int64_t from_ms, int64_t to_ms,
+    int64_t bucket_ms, struct rf_usage_report *out)
+{
+	if (p == NULL)
+		memset(out, 0, sizeof(*out));
+	WITH_CONN(p, conn_usage(c_, from_ms, to_ms, bucket_ms, out));
+}
+
+int rf_store_prune(struct rf_store *p, int64_t older_than_ms, int batch)
+{
+	WITH_CONN(p, conn_prune(c_, older_than_ms, batch));
+}
+
+int rf_store_maintain(struct rf_store *p)
+{
+	WITH_CONN(p, conn_maintain(c_));
 }
