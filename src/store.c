@@ -203,6 +203,9 @@ struct conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *logs[LOG_VARIANTS];
+	/* Rollup upserts per table (minute, hour) and latency bucket, prepared
+	 * the first time a bucket is used (bucket 0 is st[ST_UPSERT_*]). */
+	sqlite3_stmt *roll[2][RF_LAT_BUCKETS];
 };
 
 /* ---- open-time helpers (unprepared: they run once per connection) ---- */
@@ -337,19 +340,15 @@ fail:
 	" latency_sum, latency_max, prompt_tokens, completion_tokens"
 
 /* Count one request in a rollup table: ?1 period, ?2 provider, ?3..?5
- * success / error / fallback (0|1), ?6 latency, ?7..?8 tokens, ?9 the
- * latency's histogram bucket (the column whose "?9 = b" is 1). */
-static int upsert_sql(struct rf_buf *b, const char *table, const char *key)
+ * success / error / fallback (0|1), ?6 latency, ?7..?8 tokens; the
+ * request's latency bucket is part of the statement (one statement per
+ * bucket), so an update touches one histogram column, not all 72. */
+static int upsert_sql(struct rf_buf *b, const char *table, const char *key,
+    int bucket)
 {
-	int rc = rf_buf_printf(b, "INSERT INTO %s (%s, " ROLLUP_COLS, table,
-	    key);
-
-	for (int i = 0; i < RF_LAT_BUCKETS; i++)
-		rc |= rf_buf_printf(b, ", h%d", i);
-	rc |= rf_buf_puts(b, ") VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6, ?7, ?8");
-	for (int i = 0; i < RF_LAT_BUCKETS; i++)
-		rc |= rf_buf_printf(b, ", ?9 = %d", i);
-	rc |= rf_buf_printf(b, ") ON CONFLICT (%s, provider) DO UPDATE SET"
+	return rf_buf_printf(b, "INSERT INTO %s (%s, " ROLLUP_COLS ", h%d)"
+	    " VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6, ?7, ?8, 1)"
+	    " ON CONFLICT (%s, provider) DO UPDATE SET"
 	    " requests = requests + 1,"
 	    " successes = successes + excluded.successes,"
 	    " errors = errors + excluded.errors,"
@@ -357,11 +356,8 @@ static int upsert_sql(struct rf_buf *b, const char *table, const char *key)
 	    " latency_sum = latency_sum + excluded.latency_sum,"
 	    " latency_max = max(latency_max, excluded.latency_max),"
 	    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
-	    " completion_tokens = completion_tokens + excluded.completion_tokens",
-	    key);
-	for (int i = 0; i < RF_LAT_BUCKETS; i++)
-		rc |= rf_buf_printf(b, ", h%d = h%d + excluded.h%d", i, i, i);
-	return rc;
+	    " completion_tokens = completion_tokens + excluded.completion_tokens,"
+	    " h%d = h%d + 1", table, key, bucket, key, bucket, bucket);
 }
 
 /* The rollup rows of [?1, ?2) in period order (the primary key's, so no
@@ -395,10 +391,10 @@ static int log_attempts_sql(struct rf_buf *b)
 static int build_sql(enum rf_stmt i, struct rf_buf *b)
 {
 	switch (i) {
-	case ST_UPSERT_MINUTE:
-		return upsert_sql(b, "usage_minute", "minute_ms");
+	case ST_UPSERT_MINUTE: /* bucket 0; the others are prepared on use */
+		return upsert_sql(b, "usage_minute", "minute_ms", 0);
 	case ST_UPSERT_HOUR:
-		return upsert_sql(b, "usage_hour", "hour_ms");
+		return upsert_sql(b, "usage_hour", "hour_ms", 0);
 	case ST_USAGE_MINUTE:
 		return usage_sql(b, "usage_minute", "minute_ms");
 	case ST_USAGE_HOUR:
@@ -467,6 +463,9 @@ static void conn_close(struct conn *s)
 		sqlite3_finalize(s->st[i]);
 	for (int i = 0; i < LOG_VARIANTS; i++)
 		sqlite3_finalize(s->logs[i]);
+	for (int t = 0; t < 2; t++)
+		for (int b = 1; b < RF_LAT_BUCKETS; b++)
+			sqlite3_finalize(s->roll[t][b]);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -643,13 +642,37 @@ static long lat_percentile(const int64_t *h, int64_t n, int pct, int64_t max)
 
 /* Count the request in one rollup table (period: the start of its minute
  * or hour; provider '' when none was called). */
+/* The upsert statement of a rollup table for one latency bucket. */
+static sqlite3_stmt *rollup_stmt(struct conn *s, enum rf_stmt i, int bucket)
+{
+	int t = i == ST_UPSERT_MINUTE ? 0 : 1;
+	struct rf_buf sql = { 0 };
+
+	if (bucket == 0)
+		return s->st[i];
+	if (s->roll[t][bucket] == NULL) {
+		if (upsert_sql(&sql, t == 0 ? "usage_minute" : "usage_hour",
+		    t == 0 ? "minute_ms" : "hour_ms", bucket) != 0 ||
+		    sqlite3_prepare_v3(s->db, sql.data, -1, SQLITE_PREPARE_PERSISTENT,
+		    &s->roll[t][bucket], NULL) != SQLITE_OK)
+			s->roll[t][bucket] = NULL;
+		rf_buf_free(&sql);
+	}
+	return s->roll[t][bucket];
+}
+
 static int upsert_rollup(struct conn *s, enum rf_stmt i,
     const struct rf_log_entry *e, int64_t period_ms)
 {
-	sqlite3_stmt *st = s->st[i];
 	int64_t lat = e->latency_ms > 0 ? e->latency_ms : 0;
+	sqlite3_stmt *st = rollup_stmt(s, i, lat_bucket(lat));
 	int b = 0;
+	int rc;
 
+	if (st == NULL) {
+		report(s, "rf_store_log_request");
+		return -1;
+	}
 	b |= bind_i64(st, 1, e->ts_ms - e->ts_ms % period_ms);
 	b |= bind_str(st, 2, e->final_provider != NULL ? e->final_provider : "");
 	b |= bind_i64(st, 3, e->success ? 1 : 0);
@@ -659,13 +682,16 @@ static int upsert_rollup(struct conn *s, enum rf_stmt i,
 	b |= bind_i64(st, 7, e->prompt_tokens > 0 ? e->prompt_tokens : 0);
 	b |= bind_i64(st, 8, e->completion_tokens > 0 ?
 	    e->completion_tokens : 0);
-	b |= bind_i64(st, 9, lat_bucket(lat));
 	if (b != SQLITE_OK) {
 		report(s, "rf_store_log_request");
 		done_with(st);
 		return -1;
 	}
-	return exec_stmt(s, i, "rf_store_log_request");
+	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+	if (rc != 0)
+		report(s, "rf_store_log_request");
+	done_with(st);
+	return rc;
 }
 
 static int conn_log_request(struct conn *s, const struct rf_log_entry *e)
