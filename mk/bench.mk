@@ -1,0 +1,58 @@
+# `make bench` and `make bench-check` (SPEC section 11; tests/bench/).
+#   make bench        the benchmark matrix: a fast C mock upstream, lighttpd
+#                     with the shipped run config, wrk and the C clients;
+#                     prints a table, writes tests/bench/results/latest.json
+#   make bench-check  the regression guard: callgrind instructions per warm
+#                     chat request against tests/bench/callgrind-baseline.txt
+#                     (BENCH_UPDATE=1 rewrites the baseline).  Not timed, and
+#                     not part of `make test`.
+BENCH_DIR   := $(BUILD)/bench
+BENCH_CLI   := tests/bench/httpc.c tests/bench/stats.c
+BENCH_HDR   := tests/bench/httpc.h tests/bench/stats.h
+BENCH_TOOLS := $(BENCH_DIR)/mock_fast $(BENCH_DIR)/sse_client \
+               $(BENCH_DIR)/loadgen $(BENCH_DIR)/genstore $(BENCH_DIR)/fcgi_floor
+BENCH_PKGS  := wrk valgrind
+
+.PHONY: bench bench-check bench-deps
+
+# Like `deps`: install what is missing as root, or print the command.
+bench-deps:
+	@missing=""; for p in $(BENCH_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "bench-deps: installing$$missing"; \
+	    apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "bench-deps: missing packages; run as root:"; \
+	    echo "  apt-get install -y$$missing"; exit 1; \
+	  fi; \
+	fi
+
+$(BENCH_DIR)/mock_fast: tests/bench/mock_fast.c
+	@mkdir -p $(BENCH_DIR)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+# The empty FastCGI responder (the web server's share of every figure).
+$(BENCH_DIR)/fcgi_floor: tests/bench/fcgi_floor.c
+	@mkdir -p $(BENCH_DIR)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LDLIBS)
+
+$(BENCH_DIR)/%: tests/bench/%.c $(BENCH_CLI) $(BENCH_HDR)
+	@mkdir -p $(BENCH_DIR)
+	$(CC) $(CFLAGS) -Itests/bench $(LDFLAGS) -o $@ $< $(BENCH_CLI)
+
+# These two link the responder's library.
+$(BENCH_DIR)/genstore $(BENCH_DIR)/cg_driver: $(BENCH_DIR)/%: tests/bench/%.c $(LIB) $(wildcard include/*.h)
+	@mkdir -p $(BENCH_DIR)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+bench: deps bench-deps
+	@$(MAKE) --no-print-directory $(BIN) $(BENCH_TOOLS)
+	@BUILD=$(BUILD) BIN=$(abspath $(BIN)) tests/bench/bench.sh
+
+bench-check: deps bench-deps
+	@$(MAKE) --no-print-directory $(BENCH_DIR)/mock_fast $(BENCH_DIR)/cg_driver
+	@BUILD=$(BUILD) tests/bench/bench-check.sh

@@ -1,0 +1,940 @@
+#!/usr/bin/env python3
+"""`make bench`: RelayForge against the C mock upstream, figure by figure.
+
+Starts build/bench/mock_fast (one process plays every provider; the base
+URL path picks the behaviour), a lighttpd rendered from
+deploy/lighttpd-run.conf.in exactly as `make run` renders it (2 responder
+processes), and the load generators: wrk with tests/bench/chat.lua (closed
+loop), build/bench/loadgen (open loop, fixed rate) and build/bench/sse_client
+(streams).  Each figure is measured twice: through the gateway, and against
+the mock called directly; the table prints both, the difference and the
+ratio.  Every request through the gateway is logged to SQLite (the
+per-client rate limit is off so one client can load it).  The same lighttpd
+config also runs build/bench/fcgi_floor, a FastCGI responder that does
+nothing: the floor rows, the web server's share of every figure.
+
+The chain the gateway runs (all on the mock, all keyed), for the chat rows
+and for the stream rows (two lighttpd starts; the thread count differs):
+             chat rows                   stream rows
+  groq       status=429                  status=429
+  sambanova  t=16 (answers at once)      t=16 (immediate stream)
+  openrouter t=16,rl=1 (quota headers)   t=16,first=50,gap=20 (paced)
+  cerebras   t=16                        t=50,gap=200 (slow: 10 s)
+"auto" starts at groq (the fallback rows); the other rows name their
+provider in options.strategy.  RELAYFORGE_COOLDOWN_MS=0 keeps groq from
+cooling down, so every fallback request really calls it first (the worst
+case: in production a 429 cools the provider down and later requests skip
+it without a call).  rl=1 makes the mock send Groq's x-ratelimit-* headers,
+as real free-tier providers do on every answer.
+
+Writes tests/bench/results/latest.json and latest.txt; stops everything it
+started (only the pids it started).  Python 3 standard library only.
+
+Environment knobs (defaults in brackets):
+  BENCH_THREADS   responder threads per process for the chat, fallback
+                  and connection rows [unset: the product's default, 8]
+  BENCH_STREAM_THREADS  threads per process for the stream rows [512]
+                  (1,000 open streams need threads x processes >= 1,000)
+  BENCH_PROCS     responder processes (@PROCS@) [2, as make run]
+  BENCH_SECONDS   seconds per closed-loop run [5]
+  BENCH_QUICK=1   shorter runs and 250/500 slow streams only (a smoke run)
+  BENCH_USAGE_ROWS  requests in the generated store [1000000]
+"""
+
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.path.join(ROOT, os.environ.get("BUILD", "build"))
+TOOLS = os.path.join(BUILD, "bench")
+BIN = os.path.abspath(os.environ.get("BIN") or
+                      os.path.join(ROOT, "cgi-bin", "relayforge.fcgi"))
+TEMPLATE = os.path.join(ROOT, "deploy", "lighttpd-run.conf.in")
+LUA = os.path.join(ROOT, "tests", "bench", "chat.lua")
+RESULTS = os.path.join(ROOT, "tests", "bench", "results")
+
+QUICK = os.environ.get("BENCH_QUICK") == "1"
+THREADS = os.environ.get("BENCH_THREADS")  # None: the product's default
+STREAM_THREADS = int(os.environ.get("BENCH_STREAM_THREADS", "512"))
+PROCS = int(os.environ.get("BENCH_PROCS", "2"))
+SECS = int(os.environ.get("BENCH_SECONDS", "2" if QUICK else "5"))
+OPEN_SECS = 3 if QUICK else 8
+USAGE_ROWS = int(os.environ.get("BENCH_USAGE_ROWS", "1000000"))
+SLOW_LEVELS = [250, 500] if QUICK else [250, 500, 1000]
+
+PROMPT = "Explain the fallback strategy in RelayForge"
+# provider -> mock behaviour (the base URL path), per lighttpd start
+CHAT_UP = {"groq": "status=429", "sambanova": "t=16",
+           "openrouter": "t=16,rl=1", "cerebras": "t=16"}
+STREAM_UP = {"groq": "status=429", "sambanova": "t=16",
+             "openrouter": "t=16,first=50,gap=20", "cerebras": "t=50,gap=200"}
+IMMEDIATE, PACED, SLOW = "t=16", "t=16,first=50,gap=20", "t=50,gap=200"
+OPEN_LABEL = {"floor": "floor", "chat": "chat", "quota": "chat+quota hdrs",
+              "fallback": "fallback"}
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+# ---------------------------------------------------------------- processes
+
+class Procs:
+    """Everything this run started, stopped by pid (never by name)."""
+
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.mock = None
+        self.mock_port = None
+        self.lighttpd = None
+        self.port = None
+        self.children = []
+
+    def start_mock(self):
+        out = open(os.path.join(self.tmp, "mock.err"), "ab")
+        self.mock = subprocess.Popen(
+            [os.path.join(TOOLS, "mock_fast"), "--port", "0"],
+            stdout=subprocess.PIPE, stderr=out)
+        line = self.mock.stdout.readline().decode()
+        if not line.startswith("PORT "):
+            raise RuntimeError("mock_fast did not start: %r" % line)
+        self.mock_port = int(line.split()[1])
+
+    def mock_url(self, behaviour):
+        return "http://127.0.0.1:%d/%s" % (self.mock_port, behaviour)
+
+    def mock_stats(self):
+        with urllib.request.urlopen(self.mock_url("_stats"), timeout=5) as r:
+            return json.loads(r.read().decode())
+
+    def render(self, conf_path, binary):
+        with open(TEMPLATE) as f:
+            text = f.read()
+        run = os.path.join(self.tmp, "run")
+        os.makedirs(run, exist_ok=True)
+        subst = {"@PORT@": str(self.port), "@ROOT@": ROOT,
+                 "@WEB@": os.path.join(ROOT, "web"), "@BIN@": binary,
+                 "@RUN@": run, "@CONFIG@": conf_path, "@PROCS@": str(PROCS)}
+        for k, v in subst.items():
+            text = text.replace(k, v)
+        left = re.findall(r"@[A-Z]+@", text)
+        if left:
+            raise RuntimeError("unrendered placeholders: %s" % left)
+        path = os.path.join(run, "lighttpd.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def start_lighttpd(self, config, binary=BIN):
+        """(Re)start lighttpd with the RELAYFORGE_CONFIG file holding
+        config; wait until /api/v1/health answers from a responder."""
+        self.stop_lighttpd()
+        conf_path = os.path.join(self.tmp, "relayforge.conf")
+        with open(conf_path, "w") as f:
+            for k in sorted(config):
+                f.write("%s=%s\n" % (k, config[k]))
+        for _ in range(3):
+            self.port = free_port()
+            lconf = self.render(conf_path, binary)
+            errlog = open(os.path.join(self.tmp, "lighttpd.log"), "ab")
+            # A scrubbed environment: the config file is the only source.
+            self.lighttpd = subprocess.Popen(
+                ["lighttpd", "-D", "-f", lconf], stdin=subprocess.DEVNULL,
+                stdout=errlog, stderr=errlog,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+            errlog.close()
+            if self.wait_ready():
+                self.children = self.child_pids()
+                return
+            self.stop_lighttpd()
+        raise RuntimeError("lighttpd did not come up; see %s/lighttpd.log"
+                           % self.tmp)
+
+    def wait_ready(self, timeout=20.0):
+        end = time.monotonic() + timeout
+        url = "http://127.0.0.1:%d/api/v1/health" % self.port
+        while time.monotonic() < end:
+            if self.lighttpd.poll() is not None:
+                return False
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if b"success" in r.read():  # fcgi_floor says it too
+                        return True
+            except urllib.error.HTTPError as e:
+                if b"success" in e.read():
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.05)
+        return False
+
+    def child_pids(self):
+        pids = []
+        if self.lighttpd is None:
+            return pids
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.lighttpd.pid:
+                pids.append(int(d))
+        return pids
+
+    def stop_lighttpd(self):
+        if self.lighttpd is None:
+            return
+        kids = self.child_pids() or self.children
+        if self.lighttpd.poll() is None:
+            self.lighttpd.send_signal(signal.SIGTERM)
+            try:
+                self.lighttpd.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.lighttpd.kill()
+                self.lighttpd.wait()
+        end = time.monotonic() + 5
+        for pid in kids:
+            while alive(pid) and time.monotonic() < end:
+                time.sleep(0.05)
+            if alive(pid):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        self.lighttpd = None
+        self.children = []
+
+    def stop(self):
+        self.stop_lighttpd()
+        if self.mock is not None and self.mock.poll() is None:
+            self.mock.terminate()
+            try:
+                self.mock.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.mock.kill()
+                self.mock.wait()
+        self.mock = None
+
+    def gw(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def rss_kb(pids):
+    """Total VmRSS (kB) and threads of the given processes."""
+    total = threads = 0
+    for pid in pids:
+        try:
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+                    elif line.startswith("Threads:"):
+                        threads += int(line.split()[1])
+        except OSError:
+            pass
+    return total, threads
+
+
+def cpu_ticks(pids):
+    """User + system clock ticks of every thread of the given processes."""
+    total = 0
+    for pid in pids:
+        try:
+            for t in os.listdir("/proc/%d/task" % pid):
+                with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                    f_ = f.read().rsplit(")", 1)[1].split()
+                total += int(f_[11]) + int(f_[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class CpuMeter:
+    """CPU time per request of the responders, lighttpd and the mock over
+    one run (from /proc; clock-tick resolution, so runs of thousands)."""
+
+    def __init__(self, procs):
+        self.procs = procs
+        self.before = self.sample()
+
+    def sample(self):
+        p = self.procs
+        return (cpu_ticks(p.child_pids()), cpu_ticks([p.lighttpd.pid]),
+                cpu_ticks([p.mock.pid]))
+
+    def per_request_us(self, requests):
+        after = self.sample()
+        hz = os.sysconf("SC_CLK_TCK")
+        names = ("responders", "lighttpd", "mock")
+        return {n: round((a - b) * 1e6 / hz / max(requests, 1), 1)
+                for n, a, b in zip(names, after, self.before)}
+
+
+class RssSampler(threading.Thread):
+    """The peak total RSS of the responder processes while a run lasts."""
+
+    def __init__(self, procs):
+        super().__init__(daemon=True)
+        self.procs = procs
+        self.peak = 0
+        self.threads = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            kb, th = rss_kb(self.procs.child_pids())
+            if kb > self.peak:
+                self.peak, self.threads = kb, th
+            self.halt.wait(0.25)
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+        return self.peak, self.threads
+
+
+# ---------------------------------------------------------------- runners
+
+def run_json(cmd, env=None, timeout=600, prefix=None):
+    """Run a tool that prints one JSON object (or a prefixed line)."""
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       env=env, timeout=timeout)
+    out = p.stdout.decode(errors="replace")
+    for line in out.splitlines()[::-1]:
+        if prefix is not None:
+            if line.startswith(prefix):
+                return json.loads(line[len(prefix):])
+        elif line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError("%s gave no result (exit %d): %s %s" % (
+        cmd[0], p.returncode, out[-500:], p.stderr.decode()[-500:]))
+
+
+def wrk(url, body_file, conc, secs):
+    env = dict(os.environ, BENCH_BODY_FILE=body_file)
+    threads = 1 if conc < 2 else 2
+    r = run_json(["wrk", "-t%d" % threads, "-c%d" % conc, "-d%ds" % secs,
+                  "--timeout", "10s", "-s", LUA, url], env=env,
+                 timeout=secs + 60, prefix="BENCH_JSON ")
+    r["errors_total"] = sum(r["errors"].values())
+    return r
+
+
+def loadgen(url, body_file, rate, secs=None, count=None, warmup=1.0):
+    cmd = [os.path.join(TOOLS, "loadgen"), "--url", url, "--rate", str(rate),
+           "--conns", "64", "--warmup-s", str(warmup)]
+    if body_file:
+        cmd += ["--body-file", body_file]
+    cmd += ["--count", str(count)] if count else ["--duration-s", str(secs)]
+    return run_json(cmd, timeout=(secs or count / rate) + 60)
+
+
+def sse(url, body_file, mode, conc, total, ramp_ms=0, timeout_s=60):
+    return run_json([os.path.join(TOOLS, "sse_client"), "--url", url,
+                     "--body-file", body_file, "--mode", mode,
+                     "-c", str(conc), "-n", str(total),
+                     "--ramp-ms", str(ramp_ms), "--timeout-s", str(timeout_s)],
+                    timeout=timeout_s * 3 + 120)
+
+
+# ---------------------------------------------------------------- the matrix
+
+def write_bodies(tmp):
+    def put(name, obj):
+        path = os.path.join(tmp, name)
+        with open(path, "w") as f:
+            json.dump(obj, f)
+        return path
+
+    b = {}
+    b["chat"] = put("chat.json", {"prompt": PROMPT, "options": {
+        "strategy": "sambanova", "maxTokens": 64}})
+    b["quota"] = put("quota.json", {"prompt": PROMPT, "options": {
+        "strategy": "openrouter", "maxTokens": 64}})
+    b["fallback"] = put("fallback.json", {"prompt": PROMPT, "options": {
+        "maxTokens": 64}})
+    for name, prov in (("imm", "sambanova"), ("paced", "openrouter"),
+                       ("slow", "cerebras")):
+        b["stream_" + name] = put("stream_%s.json" % name, {
+            "prompt": PROMPT, "options": {"strategy": prov, "maxTokens": 64}})
+    # What the gateway itself sends upstream, for the direct runs.
+    up = {"model": "bench", "messages": [{"role": "user", "content": PROMPT}],
+          "max_tokens": 64, "temperature": 0.7, "stream": False}
+    b["direct_chat"] = put("direct_chat.json", up)
+    up = dict(up, stream=True, stream_options={"include_usage": True})
+    b["direct_stream"] = put("direct_stream.json", up)
+    return b
+
+
+def gateway_config(procs, db, threads, up):
+    cfg = {
+        "RELAYFORGE_DB": db,
+        "RELAYFORGE_CHAIN": "groq,sambanova,openrouter,cerebras",
+        "RELAYFORGE_MOCK": "off",
+        "RELAYFORGE_RATE_LIMIT": "0",
+        "RELAYFORGE_COOLDOWN_MS": "0",
+    }
+    if threads is not None:
+        cfg["RELAYFORGE_THREADS"] = str(threads)
+    for prov, behaviour in up.items():
+        cfg["%s_API_KEY" % prov.upper()] = "bench-key-" + prov
+        cfg["RELAYFORGE_%s_URL" % prov.upper()] = procs.mock_url(behaviour)
+    return cfg
+
+
+def direct(procs, behaviour):
+    return procs.mock_url(behaviour) + "/chat/completions"
+
+
+def phase_floor(procs, bodies, res):
+    """lighttpd + tests/bench/fcgi_floor.c (a FastCGI responder that does
+    nothing): the part of every figure that is the web server's."""
+    procs.start_lighttpd({}, os.path.join(TOOLS, "fcgi_floor"))
+    log("floor: lighttpd + an empty FastCGI responder")
+    url = procs.gw("/api/v1/chat")
+    wrk(url, bodies["chat"], 16, 2)
+    d = wrk(direct(procs, IMMEDIATE), bodies["direct_chat"], 1, SECS)
+    g = wrk(url, bodies["chat"], 1, SECS)
+    res["floor_c1"] = {"gateway": g, "direct": d}
+    d = loadgen(direct(procs, IMMEDIATE), bodies["direct_chat"], 1000,
+                OPEN_SECS)
+    g = loadgen(url, bodies["chat"], 1000, OPEN_SECS)
+    res["floor_open1000"] = {"gateway": g, "direct": d}
+    procs.stop_lighttpd()
+
+
+def phase_chat(procs, bodies, res):
+    log("warm-up (3 s at concurrency 16)")
+    wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 3)
+    for c in (1, 16, 64):
+        log("chat, concurrency %d" % c)
+        d = wrk(direct(procs, IMMEDIATE), bodies["direct_chat"], c, SECS)
+        g = wrk(procs.gw("/api/v1/chat"), bodies["chat"], c, SECS)
+        res["chat_c%d" % c] = {"gateway": g, "direct": d}
+    log("chat, open loop at 1,000 requests/s")
+    d = loadgen(direct(procs, IMMEDIATE), bodies["direct_chat"], 1000,
+                OPEN_SECS)
+    meter = CpuMeter(procs)
+    g = loadgen(procs.gw("/api/v1/chat"), bodies["chat"], 1000, OPEN_SECS)
+    g["cpu_us_per_request"] = meter.per_request_us(g["count"])
+    res["chat_open1000"] = {"gateway": g, "direct": d}
+    log("chat with quota headers (x-ratelimit-*), open loop at 1,000/s")
+    d = loadgen(direct(procs, CHAT_UP["openrouter"]), bodies["direct_chat"],
+                1000, OPEN_SECS)
+    g = loadgen(procs.gw("/api/v1/chat"), bodies["quota"], 1000, OPEN_SECS)
+    res["quota_open1000"] = {"gateway": g, "direct": d}
+
+
+def phase_fallback(procs, bodies, res):
+    for c in (1, 16, 64):
+        log("fallback (429 then OK), concurrency %d" % c)
+        g = wrk(procs.gw("/api/v1/chat"), bodies["fallback"], c, SECS)
+        res["fallback_c%d" % c] = {"gateway": g,
+                                   "direct": res["chat_c%d" % c]["direct"]}
+    log("fallback, open loop at 1,000 requests/s")
+    meter = CpuMeter(procs)
+    g = loadgen(procs.gw("/api/v1/chat"), bodies["fallback"], 1000, OPEN_SECS)
+    g["cpu_us_per_request"] = meter.per_request_us(g["count"])
+    res["fallback_open1000"] = {"gateway": g,
+                                "direct": res["chat_open1000"]["direct"]}
+
+
+def phase_connections(procs, bodies, res):
+    log("upstream connections per 1,000 requests (warm process)")
+    before = procs.mock_stats()["accepted"]
+    g = loadgen(procs.gw("/api/v1/chat"), bodies["chat"], 500, count=1000,
+                warmup=0)
+    # Each /_stats call opens one connection of its own: the second one
+    # counts itself, so it is taken off.
+    opened = procs.mock_stats()["accepted"] - before - 1
+    res["connections"] = {"requests": g["ok"], "opened": opened,
+                          "per_1000": round(opened * 1000.0 /
+                                            max(g["ok"], 1), 2),
+                          "errors": g["errors"] + g["non2xx"]}
+
+
+def phase_streams(procs, bodies, res):
+    # Each responder thread opens its own store and upstream connection on
+    # its first request: touch every thread first, so these rows are warm.
+    log("warm-up of %d threads x %d processes (3 s at concurrency 64)"
+        % (STREAM_THREADS, PROCS))
+    wrk(procs.gw("/api/v1/chat"), bodies["chat"], 64, 3)
+    runs = [("imm", IMMEDIATE, 1, 20 if QUICK else 200),
+            ("imm", IMMEDIATE, 64, 128 if QUICK else 640),
+            ("paced", PACED, 1, 5 if QUICK else 20),
+            ("paced", PACED, 64, 64 if QUICK else 192)]
+    for kind, behaviour, c, n in runs:
+        log("streams %s, concurrency %d (%d streams)" % (kind, c, n))
+        d = sse(direct(procs, behaviour), bodies["direct_stream"], "openai",
+                c, n)
+        g = sse(procs.gw("/api/v1/stream"), bodies["stream_" + kind], "gw",
+                c, n)
+        res["stream_%s_c%d" % (kind, c)] = {"gateway": g, "direct": d}
+
+
+def phase_threads_cost(procs, bodies, res):
+    log("chat, concurrency 64, with %d threads per process" % STREAM_THREADS)
+    wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 3)  # warm every thread
+    g = wrk(procs.gw("/api/v1/chat"), bodies["chat"], 64, SECS)
+    res["chat_c64_stream_threads"] = {"gateway": g,
+                                      "direct": res["chat_c64"]["direct"]}
+
+
+def phase_slow(procs, bodies, res):
+    idle_kb, idle_threads = rss_kb(procs.child_pids())
+    out = {"levels": {}, "held": 0, "idle_rss_kb": idle_kb,
+           "threads": idle_threads, "processes": len(procs.child_pids())}
+    for n in SLOW_LEVELS:
+        log("slow streams: %d at once (one token per 200 ms, 10 s)" % n)
+        sampler = RssSampler(procs)
+        sampler.start()
+        g = sse(procs.gw("/api/v1/stream"), bodies["stream_slow"], "gw", n, n,
+                ramp_ms=1000, timeout_s=40)
+        peak, threads = sampler.stop()
+        g["rss_kb"] = peak
+        g["threads"] = threads
+        out["levels"][str(n)] = g
+        if g["ok"] != n or g["peak_streaming"] < n:
+            break
+        out["held"] = n
+    log("slow streams: the mock called directly, %d at once" % SLOW_LEVELS[-1])
+    n = SLOW_LEVELS[-1]
+    d = sse(direct(procs, SLOW), bodies["direct_stream"], "openai",
+            n, n, ramp_ms=1000, timeout_s=40)
+    out["direct"] = d
+    out["direct_held"] = n if d["ok"] == n and d["peak_streaming"] >= n else 0
+    res["slow_streams"] = out
+
+
+def phase_usage(procs, tmp, res):
+    db = os.path.join(tmp, "usage.db")
+    log("generating a store of %d logged requests" % USAGE_ROWS)
+    t0 = time.monotonic()
+    p = subprocess.run([os.path.join(TOOLS, "genstore"), "--db", db,
+                        "--rows", str(USAGE_ROWS)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=900)
+    gen_out = p.stdout.decode(errors="replace").strip()
+    if p.returncode != 0:
+        res["usage"] = {"status": "error", "note": "genstore failed: " +
+                        gen_out[-300:]}
+        return
+    via = "bulk" if "via bulk" in gen_out else "product"
+    gen = {"rows": USAGE_ROWS, "via": via,
+           "seconds": round(time.monotonic() - t0, 1), "log": gen_out}
+    procs.start_lighttpd(gateway_config(procs, db, THREADS, CHAT_UP))
+    url = procs.gw("/api/v1/usage?window=30d")
+    status, cold_us, body = timed_get(url)
+    if status == 404:
+        res["usage"] = {"status": "missing", "generated": gen,
+                        "note": "n/a (endpoint missing)"}
+        return
+    log("usage?window=30d over %d requests" % USAGE_ROWS)
+    warm = loadgen(url, None, 10, count=30, warmup=0)
+    counted = None
+    try:
+        counted = json.loads(body)["data"]["totals"]["requests"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    res["usage"] = {"status": "ok" if status == 200 else "http %d" % status,
+                    "generated": gen, "cold_us": cold_us, "warm": warm,
+                    "totals_requests": counted}
+
+
+def timed_get(url):
+    t = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as r:
+            body = r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        status = e.code
+    return status, int((time.monotonic() - t) * 1e6), body
+
+
+# ---------------------------------------------------------------- the report
+
+def ms(us):
+    return None if us is None else us / 1000.0
+
+
+def row(label, gw, dr, unit, better="lower", target=None, verdict=None):
+    diff = None if gw is None or dr is None else gw - dr
+    ratio = None if gw is None or not dr else gw / dr
+    return {"figure": label, "gateway": gw, "direct": dr, "diff": diff,
+            "ratio": ratio, "unit": unit, "target": target,
+            "verdict": verdict}
+
+
+def lat_rows(label, pair, keys, target=None):
+    out = []
+    g, d = pair["gateway"], pair["direct"]
+    for k in keys:
+        out.append(row("%s %s" % (label, k), ms(g.get(k)), ms(d.get(k)), "ms"))
+    return out
+
+
+def build_rows(res):
+    rows = []
+    for c in (1, 16, 64):
+        for kind in ("chat", "fallback"):
+            p = res.get("%s_c%d" % (kind, c))
+            if p is None:
+                continue
+            rows.append(row("%s c=%d req/s" % (kind, c), p["gateway"]["rps"],
+                            p["direct"]["rps"], "req/s", better="higher"))
+            rows += lat_rows("%s c=%d" % (kind, c), p, ("p50", "p90", "p99"))
+    p = res.get("floor_c1")
+    if p:
+        rows += lat_rows("floor c=1", p, ("p50", "p99"))
+    for kind in ("floor", "chat", "quota", "fallback"):
+        p = res.get("%s_open1000" % kind)
+        if p is None:
+            continue
+        g, d = p["gateway"]["latency_us"], p["direct"]["latency_us"]
+        for k in ("p50", "p99"):
+            rows.append(row("%s @1000/s %s" % (OPEN_LABEL[kind], k),
+                            ms(g[k]), ms(d[k]), "ms"))
+    p = res.get("chat_c64_stream_threads")
+    if p:
+        rows.append(row("chat c=64 req/s, %d threads" % STREAM_THREADS,
+                        p["gateway"]["rps"], p["direct"]["rps"], "req/s"))
+        rows += lat_rows("chat c=64, %d threads" % STREAM_THREADS, p,
+                         ("p50", "p99"))
+    for kind in ("chat", "fallback"):
+        p = res.get("%s_open1000" % kind)
+        cpu = p and p["gateway"].get("cpu_us_per_request")
+        if cpu:
+            rows.append(row("%s @1000/s CPU/request responders" % kind,
+                            ms(cpu["responders"]), None, "ms"))
+            rows.append(row("%s @1000/s CPU/request lighttpd" % kind,
+                            ms(cpu["lighttpd"]), None, "ms"))
+    for key in ("stream_imm_c1", "stream_imm_c64", "stream_paced_c1",
+                "stream_paced_c64"):
+        p = res.get(key)
+        if p is None:
+            continue
+        label = key.replace("stream_", "stream ").replace("_c", " c=")
+        for fig, name in (("ttfb_us", "TTFB"), ("ttft_us", "TTFT"),
+                          ("first_relay_us", "1st-token relay"),
+                          ("token_relay_us", "token relay")):
+            g, d = p["gateway"][fig], p["direct"][fig]
+            for k in ("p50", "p99"):
+                rows.append(row("%s %s %s" % (label, name, k), ms(g[k]),
+                                ms(d[k]), "ms"))
+        if "paced" in key:
+            g, d = p["gateway"]["gap_us"], p["direct"]["gap_us"]
+            rows.append(row("%s token gap p99" % label, ms(g["p99"]),
+                            ms(d["p99"]), "ms"))
+        if p["gateway"]["ok"] != p["gateway"]["streams"]:
+            rows.append(row("%s failed streams" % label,
+                            p["gateway"]["streams"] - p["gateway"]["ok"],
+                            p["direct"]["streams"] - p["direct"]["ok"], ""))
+    s = res.get("slow_streams")
+    if s:
+        rows.append(row("slow streams held", s["held"], s["direct_held"],
+                        "streams", better="higher"))
+        for n, g in sorted(s["levels"].items(), key=lambda kv: int(kv[0])):
+            rows.append(row("responder RSS, %s streams" % n,
+                            round(g["rss_kb"] / 1024.0, 1), None, "MB"))
+            dr = s["direct"]["token_relay_us"] if n == str(SLOW_LEVELS[-1]) \
+                else None
+            rows.append(row("%s slow streams: token relay p99" % n,
+                            ms(g["token_relay_us"]["p99"]),
+                            ms(dr["p99"]) if dr else None, "ms"))
+    c = res.get("connections")
+    if c:
+        rows.append(row("upstream conns / 1000 req", c["per_1000"], None,
+                        "conns"))
+    u = res.get("usage")
+    if u and u.get("status") == "ok":
+        w = u["warm"]["service_us"]
+        n = "%gM" % (u["generated"]["rows"] / 1e6)
+        rows.append(row("usage 30d (%s) cold" % n, ms(u["cold_us"]), None,
+                        "ms"))
+        rows.append(row("usage 30d (%s) p50" % n, ms(w["p50"]), None, "ms"))
+        rows.append(row("usage 30d (%s) p99" % n, ms(w["p99"]), None, "ms"))
+    return rows
+
+
+def verdicts(res):
+    """SPEC section 11, figure by figure: (name, target, value, met)."""
+    out = []
+
+    def add(name, target, value, met, note=""):
+        out.append({"figure": name, "target": target, "value": value,
+                    "met": met, "note": note})
+
+    p = res.get("chat_open1000")
+    if p:
+        g, d = p["gateway"]["latency_us"], p["direct"]["latency_us"]
+        add("chat overhead p50 @1000/s", "<= 0.3 ms",
+            ms(g["p50"] - d["p50"]), g["p50"] - d["p50"] <= 300)
+        add("chat overhead p99 @1000/s", "<= 1 ms",
+            ms(g["p99"] - d["p99"]), g["p99"] - d["p99"] <= 1000)
+    best = max([res[k]["gateway"]["rps"] for k in ("chat_c16", "chat_c64")
+                if k in res] or [0])
+    add("chat throughput", ">= 3000 req/s", round(best), best >= 3000)
+    for key, name in (("stream_paced_c1", "paced"),
+                      ("stream_imm_c1", "immediate")):
+        p = res.get(key)
+        if not p:
+            continue
+        g = p["gateway"]
+        extra = g["ttft_us"]["p50"] - p["direct"]["ttft_us"]["p50"]
+        add("stream TTFT overhead p50 (%s, c=1)" % name, "<= 1 ms",
+            ms(extra), extra <= 1000)
+        add("stream first token relay p99 (%s, c=1)" % name, "<= 1 ms",
+            ms(g["first_relay_us"]["p99"]),
+            g["first_relay_us"]["p99"] <= 1000 and g["ok"] == g["streams"])
+        add("stream later tokens relay p99 (%s, c=1)" % name, "<= 1 ms",
+            ms(g["token_relay_us"]["p99"]),
+            g["token_relay_us"]["p99"] <= 1000)
+    s = res.get("slow_streams")
+    if s:
+        add("concurrent slow streams held", "1000", s["held"],
+            s["held"] >= 1000)
+        l500 = s["levels"].get("500")
+        if l500:
+            mb = round(l500["rss_kb"] / 1024.0, 1)
+            add("responder RSS at 500 streams", "< 64 MB", mb, mb < 64)
+    c = res.get("connections")
+    if c:
+        add("new upstream connections per 1000 warm requests", "0",
+            c["per_1000"], c["opened"] == 0)
+    u = res.get("usage")
+    if u:
+        if u.get("status") == "ok":
+            v = ms(u["warm"]["service_us"]["p99"])
+            add("/usage?window=30d over %d requests (p99)"
+                % u["generated"]["rows"], "< 50 ms", v,
+                v < 50, "cold %.1f ms; it counted %s of %d requests" % (
+                    ms(u["cold_us"]), u.get("totals_requests"),
+                    u["generated"]["rows"]))
+        else:
+            add("/usage?window=30d over 1M requests", "< 50 ms", None, None,
+                u.get("note", u.get("status")))
+    return out
+
+
+LEGEND = """\
+gateway: through lighttpd + RelayForge; mock: the mock upstream called
+directly; diff = gateway - mock; ratio = gateway / mock.  Latencies in ms
+(wrk for c=N rows; open loop, from the due time, for @1000/s rows).
+floor: lighttpd + an empty FastCGI responder instead of RelayForge.
+fallback: groq answers 429, sambanova answers (its mock column is plain chat).
+chat+quota hdrs: the upstream sends x-ratelimit-* headers, as Groq does.
+relay: when a token left the mock -> when the client read it (stamped).
+CPU/request: responder and lighttpd CPU time per request at 1,000/s."""
+
+
+def fmt(v, unit):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        if unit == "req/s":
+            return "%.0f" % v
+        return "%.3f" % v if abs(v) < 10 else "%.1f" % v
+    return str(v)
+
+
+def render_table(meta, rows, checks):
+    lines = []
+    lines.append("RelayForge bench  %s  %s" % (meta["date"], meta["machine"]))
+    lines.append("config: %s" % meta["config"])
+    lines.append("")
+    w = max(len(r["figure"]) for r in rows) + 2
+    lines.append("%-*s %10s %10s %10s %8s  %s" % (
+        w, "figure", "gateway", "mock", "diff", "ratio", "unit"))
+    for r in rows:
+        diff = r["diff"]
+        if diff is not None and isinstance(diff, float):
+            ds = ("%+.3f" if abs(diff) < 10 else "%+.1f") % diff
+            if r["unit"] == "req/s":
+                ds = "%+.0f" % diff
+        else:
+            ds = "-" if diff is None else "%+d" % diff
+        ratio = "-" if r["ratio"] is None else "%.2fx" % r["ratio"]
+        lines.append("%-*s %10s %10s %10s %8s  %s" % (
+            w, r["figure"], fmt(r["gateway"], r["unit"]),
+            fmt(r["direct"], r["unit"]), ds, ratio, r["unit"]))
+    lines.append("")
+    lines.append(LEGEND)
+    lines.append("")
+    lines.append("SPEC section 11 targets:")
+    for c in checks:
+        mark = {True: "MET  ", False: "SHORT", None: "n/a  "}[c["met"]]
+        val = "-" if c["value"] is None else fmt(c["value"], "")
+        lines.append("  %s %-48s %-14s got %s%s" % (
+            mark, c["figure"], c["target"], val,
+            ("  (" + c["note"] + ")") if c["note"] else ""))
+    return "\n".join(lines)
+
+
+def machine():
+    model = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = 0
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) // 1024 // 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return "%s, %d cores, %d GiB, Linux %s" % (
+        model, os.cpu_count() or 0, mem, platform.release())
+
+
+def versions():
+    out = {}
+    for name, cmd in (("lighttpd", ["lighttpd", "-v"]),
+                      ("curl", ["curl", "--version"]),
+                      ("sqlite3", ["sqlite3", "--version"]),
+                      ("wrk", ["wrk", "-v"])):
+        try:
+            p = subprocess.run(cmd, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, timeout=10)
+            out[name] = p.stdout.decode(errors="replace").splitlines()[0][:80]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            out[name] = "?"
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+def main():
+    for tool in ("mock_fast", "sse_client", "loadgen", "genstore",
+                 "fcgi_floor"):
+        if not os.access(os.path.join(TOOLS, tool), os.X_OK):
+            sys.exit("bench: %s/%s is missing: run make bench" % (TOOLS, tool))
+    if not os.access(BIN, os.X_OK):
+        sys.exit("bench: %s is missing: run make" % BIN)
+    if shutil.which("wrk") is None or shutil.which("lighttpd") is None:
+        sys.exit("bench: wrk and lighttpd are needed (make bench-deps deps)")
+    tmp = tempfile.mkdtemp(prefix="rf-bench-")
+    procs = Procs(tmp)
+    res = {}
+    started = time.time()
+
+    def on_signal(sig, frame):
+        raise KeyboardInterrupt()
+    signal.signal(signal.SIGTERM, on_signal)
+    failure = None
+    try:
+        procs.start_mock()
+        bodies = write_bodies(tmp)
+        db = os.path.join(tmp, "relayforge.db")
+        try:
+            phase_floor(procs, bodies, res)
+        except (RuntimeError, KeyError, ValueError, OSError,
+                subprocess.TimeoutExpired) as e:
+            log("phase_floor failed: %s" % e)
+            res.setdefault("failures", []).append("phase_floor: %s" % e)
+        plan = [(THREADS, CHAT_UP, (phase_chat, phase_fallback,
+                                    phase_connections)),
+                (STREAM_THREADS, STREAM_UP, (phase_streams, phase_slow,
+                                             phase_threads_cost))]
+        for threads, up, phases in plan:
+            procs.start_lighttpd(gateway_config(procs, db, threads, up))
+            for phase in phases:
+                try:
+                    phase(procs, bodies, res)
+                except (RuntimeError, KeyError, ValueError, OSError,
+                        subprocess.TimeoutExpired) as e:
+                    log("%s failed: %s%s" % (phase.__name__, e,
+                        "" if procs.mock.poll() is None else
+                        " (mock_fast exited with %s)" % procs.mock.returncode))
+                    res.setdefault("failures", []).append(
+                        "%s: %s" % (phase.__name__, str(e)[:300]))
+        procs.stop_lighttpd()
+        try:
+            phase_usage(procs, tmp, res)
+        except (RuntimeError, KeyError, ValueError, OSError,
+                subprocess.TimeoutExpired) as e:
+            log("phase_usage failed: %s" % e)
+            res.setdefault("failures", []).append("phase_usage: %s" % e)
+    except KeyboardInterrupt:
+        failure = "interrupted"
+    finally:
+        procs.stop()
+    if failure:
+        shutil.rmtree(tmp, ignore_errors=True)
+        sys.exit("bench: " + failure)
+
+    meta = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+        "machine": machine(),
+        "config": ("lighttpd + deploy/lighttpd-run.conf.in, %d responder "
+                   "processes x %s threads (chat, fallback, connections, "
+                   "usage) and x %d threads (streams), every request logged "
+                   "to SQLite, rate limit off, mock_fast upstream on loopback"
+                   % (PROCS, THREADS or "8 (default)", STREAM_THREADS)),
+        "versions": versions(),
+        "seconds": round(time.time() - started, 1),
+        "quick": QUICK,
+    }
+    rows = build_rows(res)
+    checks = verdicts(res)
+    table = render_table(meta, rows, checks)
+    print(table)
+    if res.get("failures"):
+        print("\nfailures:\n  " + "\n  ".join(res["failures"]))
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        json.dump({"meta": meta, "rows": rows, "targets": checks,
+                   "raw": res}, f, indent=1, sort_keys=True)
+        f.write("\n")
+    with open(os.path.join(RESULTS, "latest.txt"), "w") as f:
+        f.write(table + "\n")
+    log("done in %.0f s; results in tests/bench/results/latest.json"
+        % meta["seconds"])
+    if res.get("failures"):
+        log("kept %s (logs of the failed run)" % tmp)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 1 if res.get("failures") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
