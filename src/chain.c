@@ -12,6 +12,7 @@
  * failure ends the stream -- or, with streamRecovery "restart", the next
  * tier streams its whole answer after a "restart" meta event.
  */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -193,13 +194,26 @@ static void record_failure(struct run *run, int pid, const struct rf_failure *f,
 	    cfg->cooldown_ms);
 }
 
+/* Providers send rate-limit headers on every answer; writing them each
+ * time put a store write before every answer.  They are written when a
+ * figure reaches 0 (the provider must cool down at once, in every process)
+ * and otherwise at most every QUOTA_WRITE_MS per provider and process. */
+#define QUOTA_WRITE_MS 5000
+static _Atomic int64_t quota_written[RF_P__COUNT];
+
 static void record_quota(struct run *run, int pid, const struct rf_up_reply *rep)
 {
-	if (run->w->store == NULL || !rep->quota.have)
+	const struct rf_quota *q = &rep->quota;
+	int64_t now = rf_now_ms();
+	bool empty = q->remaining_requests == 0 || q->remaining_tokens == 0;
+
+	if (run->w->store == NULL || !q->have)
 		return;
+	if (!empty && now - atomic_load(&quota_written[pid]) < QUOTA_WRITE_MS)
+		return;
+	atomic_store(&quota_written[pid], now);
 	rf_store_provider_quota(run->w->store, run->w->cfg->providers[pid].id,
-	    rep->quota.remaining_requests, rep->quota.remaining_tokens,
-	    rep->quota.reset_at_ms, rf_now_ms());
+	    q->remaining_requests, q->remaining_tokens, q->reset_at_ms, now);
 }
 
 /* A tier answered: clear its shared failure state if it had any. */
