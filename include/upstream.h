@@ -1,8 +1,8 @@
 /*
  * upstream: HTTP calls to providers through libcurl.  Each worker thread owns
- * one struct rf_up: a multi handle and one easy handle per provider, reused
- * across requests (curl_easy_reset keeps the connection cache warm), so a
- * warm thread makes no new TCP/TLS handshake per request.  Deadlines are
+ * one struct rf_up: a multi handle (which owns the connection pool) and one
+ * easy handle, reused across requests with curl_easy_reset, so a warm
+ * thread makes no new TCP/TLS handshake per request to any provider.  Deadlines are
  * checked in our own poll loop, so first-token and idle timeouts are exact.
  * Prefix: rf_up_.
  */
@@ -51,7 +51,7 @@ typedef int (*rf_up_data_fn)(void *ud, const char *p, size_t n);
 typedef int (*rf_up_tick_fn)(void *ud);
 
 struct rf_up_call {
-	int pid;                 /* which easy handle to reuse */
+	int pid;                 /* the provider (checked; for diagnostics) */
 	const char *url;
 	const char *body;
 	struct curl_slist *hdrs;

@@ -1,8 +1,9 @@
 /*
- * upstream: one libcurl multi handle per worker thread and one easy handle
- * per provider, reused across requests.  curl_easy_reset() clears options but
- * the multi handle keeps its connection pool, so keep-alive connections (and
- * TLS sessions) survive from one request to the next.  We drive the transfer
+ * upstream: one libcurl multi handle and one easy handle per worker thread,
+ * reused across requests.  curl_easy_reset() clears options, but the
+ * connection pool (and DNS cache) belongs to the multi handle, so the
+ * keep-alive connections to every provider (and their TLS sessions)
+ * survive from one request to the next with a single easy handle.  We drive the transfer
  * ourselves with curl_multi_poll() in short slices so the caller's tick can
  * enforce first-token and idle deadlines to the millisecond and notice a
  * client that went away.
@@ -22,7 +23,7 @@
 
 struct rf_up {
 	CURLM *multi;
-	CURL *easy[RF_P__COUNT];
+	CURL *easy;
 	long connects;
 };
 
@@ -64,9 +65,8 @@ void rf_up_free(struct rf_up *up)
 {
 	if (up == NULL)
 		return;
-	for (int i = 0; i < RF_P__COUNT; i++)
-		if (up->easy[i] != NULL)
-			curl_easy_cleanup(up->easy[i]);
+	if (up->easy != NULL)
+		curl_easy_cleanup(up->easy);
 	curl_multi_cleanup(up->multi);
 	free(up);
 }
@@ -356,9 +356,9 @@ int rf_up_perform(struct rf_up *up, const struct rf_up_call *c, struct rf_up_rep
 		snprintf(r->curl_err, sizeof(r->curl_err), "bad provider");
 		return 0;
 	}
-	if (up->easy[c->pid] == NULL)
-		up->easy[c->pid] = curl_easy_init();
-	e = up->easy[c->pid];
+	if (up->easy == NULL)
+		up->easy = curl_easy_init();
+	e = up->easy;
 	if (e == NULL) {
 		r->end = RF_UP_ERROR;
 		snprintf(r->curl_err, sizeof(r->curl_err), "out of memory");
