@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make bench`: run the benchmark matrix (tests/bench/bench.py) with the
 # tools `make bench` has built into $BUILD/bench.  See
-# tests/bench/PERFORMANCE.md for what each figure means.
+# README.md (section Performance) for what each figure means.
 #
 # Environment: BUILD (build), BIN (the responder), BENCH_THREADS (512),
 # BENCH_PROCS (2), BENCH_SECONDS (5), BENCH_QUICK=1 (a short smoke run),
