@@ -86,12 +86,12 @@ struct rf_stream_sink {
 	void *ud;
 };
 
-/* What a worker thread owns: its own store connection and curl handles. */
+/* What a worker thread uses: the process's store (a shared connection pool)
+ * and its own curl handles. */
 struct rf_worker {
 	const struct rf_config *cfg;
 	struct rf_store *store; /* NULL when the store cannot be opened */
 	struct rf_up *up;
-	int id;
 };
 
 void rf_chain_result_init(struct rf_chain_result *r);

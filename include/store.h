@@ -1,8 +1,9 @@
 /*
  * store: the shared SQLite file (SPEC section 7).  Every responder process
- * and thread opens its own connection (never before a fork); statements are
- * prepared once per connection and kept for its life.  Every write runs in
- * BEGIN IMMEDIATE; WAL, busy_timeout >= 5 s, synchronous=NORMAL.
+ * opens its own pool of connections (never before a fork), shared by its
+ * threads; statements are prepared once per connection and kept for its
+ * life.  Every write runs in BEGIN IMMEDIATE; WAL, a busy handler that
+ * waits up to 10 s, synchronous=NORMAL.
  * This header speaks in the product's terms -- log a request, set a
  * cooldown, count a client -- never in SQL, so a second backend can sit
  * behind it.  Prefix: rf_store_.

@@ -83,7 +83,7 @@ static void worker_store(struct rf_worker *w)
 }
 
 /* ---- retention --------------------------------------------------------
- * A side job with its own connection: every minute, delete rows older than
+ * A side job of its own thread: every minute, delete rows older than
  * RELAYFORGE_RETENTION_DAYS in small batches (each a short transaction, so
  * a request never waits long for the write lock), then let SQLite give
  * pages back and checkpoint the WAL.  It never runs on a request's thread. */
@@ -278,7 +278,7 @@ static int serve_fastcgi(void)
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, WORKER_STACK);
 	for (int i = 0; i < n; i++) {
-		w[i] = (struct rf_worker){ .cfg = &g_cfg, .id = i };
+		w[i] = (struct rf_worker){ .cfg = &g_cfg };
 		if (pthread_create(&tid[i], &attr, worker_main, &w[i]) != 0)
 			break;
 		started++;
