@@ -74,6 +74,9 @@ struct rf_log_entry {
 
 /* Write the request row and its attempt rows in one transaction. */
 int rf_store_log_request(struct rf_store *s, const struct rf_log_entry *e);
+/* n requests in one transaction (group commit): all written, or none. */
+int rf_store_log_requests(struct rf_store *s, const struct rf_log_entry *const *e,
+    size_t n);
 
 /* Per-provider shared state, read before routing. */
 struct rf_provider_state {

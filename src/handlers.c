@@ -2,8 +2,9 @@
  * handlers: chat, stream and health.  Chat and stream share the request
  * parsing (contract) and the engine (chain); they differ only in how the
  * answer leaves: one JSON document, or SSE events flushed one by one.
- * The log row is written after the answer has left, so the store never
- * holds up a client, and a failed write only marks /health degraded.
+ * The log row is queued after the answer has left (logq writes it in
+ * batches on its own thread), so the store never holds up a client, and a
+ * failed write only marks /health degraded.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "contract.h"
 #include "handlers.h"
 #include "http.h"
+#include "logq.h"
 #include "sse.h"
 #include "store.h"
 
@@ -27,7 +29,7 @@ static atomic_bool log_failed;
 
 bool rf_handlers_log_failed(void)
 {
-	return atomic_load(&log_failed);
+	return atomic_load(&log_failed) || rf_logq_failed();
 }
 
 static const char *pid_id(const struct rf_worker *w, int pid)
@@ -87,7 +89,9 @@ static void log_result(struct rf_worker *w, const struct rf_chat_req *req,
 		.streamed = r->streamed[0] ? r->streamed : NULL,
 		.attempts = att, .nattempts = r->nattempts,
 	};
-	if (rf_store_log_request(w->store, &e) != 0)
+	/* The writer thread batches it; without one (CGI) or when its queue
+	 * is full, write it here. */
+	if (rf_logq_push(&e) != 0 && rf_store_log_request(w->store, &e) != 0)
 		atomic_store(&log_failed, true);
 	free(pv);
 }

@@ -25,6 +25,7 @@
 #include "chain.h"
 #include "config.h"
 #include "http.h"
+#include "logq.h"
 #include "store.h"
 #include "upstream.h"
 
@@ -275,6 +276,8 @@ static int serve_fastcgi(void)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
+	if (rf_logq_start(shared_store) != 0)
+		fprintf(stderr, "relayforge: no log writer thread; workers write their own rows\n");
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, WORKER_STACK);
 	for (int i = 0; i < n; i++) {
@@ -298,6 +301,7 @@ static int serve_fastcgi(void)
 	shutdown(0, SHUT_RDWR);
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
+	rf_logq_stop(); /* after the workers: every answered request is logged */
 	if (have_janitor)
 		pthread_join(janitor, NULL);
 	free(tid);

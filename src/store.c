@@ -711,26 +711,40 @@ static int upsert_rollup(struct conn *s, enum rf_stmt i,
 	return rc;
 }
 
-static int conn_log_request(struct conn *s, const struct rf_log_entry *e)
+/* The rows of one request, inside the caller's transaction. */
+static int log_one(struct conn *s, const struct rf_log_entry *e)
 {
-	int rc = -1;
 	int64_t rowid;
 
-	if (s == NULL || e == NULL || tx_begin(s, __func__) != 0)
+	if (e == NULL || insert_request(s, e) != 0)
 		return -1;
-	if (insert_request(s, e) != 0)
-		goto out;
 	rowid = sqlite3_last_insert_rowid(s->db);
 	for (size_t i = 0; i < e->nattempts; i++) {
 		if (insert_attempt(s, rowid, (int)i, &e->attempts[i]) != 0)
-			goto out;
+			return -1;
 	}
 	if (upsert_rollup(s, ST_UPSERT_MINUTE, e, RF_MINUTE_MS) != 0 ||
 	    upsert_rollup(s, ST_UPSERT_HOUR, e, RF_HOUR_MS) != 0)
-		goto out;
-	rc = 0;
-out:
+		return -1;
+	return 0;
+}
+
+/* n requests in one transaction: all or none. */
+static int conn_log_requests(struct conn *s, const struct rf_log_entry *const *e,
+    size_t n)
+{
+	int rc = 0;
+
+	if (s == NULL || e == NULL || tx_begin(s, __func__) != 0)
+		return -1;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = log_one(s, e[i]);
 	return tx_end(s, rc, __func__);
+}
+
+static int conn_log_request(struct conn *s, const struct rf_log_entry *e)
+{
+	return conn_log_requests(s, &e, 1);
 }
 
 /* ---- provider state ---- */
@@ -1739,6 +1753,12 @@ void rf_store_close(struct rf_store *p)
 int rf_store_log_request(struct rf_store *p, const struct rf_log_entry *e)
 {
 	WITH_CONN(p, conn_log_request(c_, e));
+}
+
+int rf_store_log_requests(struct rf_store *p, const struct rf_log_entry *const *e,
+    size_t n)
+{
+	WITH_CONN(p, conn_log_requests(c_, e, n));
 }
 
 int rf_store_provider_states(struct rf_store *p, const char *const *ids,

@@ -365,6 +365,26 @@ static void test_log_failure_leaves_nothing(void **state)
 	rf_store_close(s);
 }
 
+/* Group commit: a batch is written whole, or (one bad entry) not at all. */
+static void test_log_batch_all_or_nothing(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f->path);
+	struct rf_log_entry a = sample_entry(T0), b = sample_entry(T0 + 1),
+	    c = sample_entry(T0 + 2);
+	const struct rf_log_entry *batch[3] = { &a, &b, &c };
+	const char *p = f->path;
+
+	assert_int_equal(rf_store_log_requests(s, batch, 3), 0);
+	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 3);
+	assert_int_equal(q_int(p, "SELECT sum(requests) FROM usage_minute"), 3);
+	b.endpoint = NULL; /* breaks NOT NULL: the whole batch rolls back */
+	assert_int_equal(rf_store_log_requests(s, batch, 3), -1);
+	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 3);
+	assert_int_equal(q_int(p, "SELECT sum(requests) FROM usage_minute"), 3);
+	rf_store_close(s);
+}
+
 static void test_delete_cascades(void **state)
 {
 	struct fixture *f = *state;
@@ -1111,6 +1131,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_usage_rollup_accumulates, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_null_mappings, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_log_failure_leaves_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_log_batch_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_cascades, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_migration_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
