@@ -400,8 +400,41 @@ export function healthList(status) {
 
 // ----------------------------------------------------------- page chrome
 
-// Mark the current page in the main navigation.
+// The footer every page shares (each page has an empty <footer>), so its
+// links and the stated system boundaries live in one place.
+const FOOTER_LINKS = [["./#features", "Features"], ["./#architecture", "Architecture"],
+  ["docs.html", "Documentation"], ["workspace.html", "Workspace"], ["status.html", "Status"]];
+const FOOTER_RUNTIME = ["C11 FastCGI responder (libfcgi)", "libcurl · json-c",
+  "SQLite in WAL mode", "Chart.js from Debian"];
+const FOOTER_BOUNDARIES = [
+  "The browser gets one public setting, the API base URL; keys stay on the server.",
+  "Logs, usage and provider state live in one SQLite file on one machine, shared by its responder processes; it is not a distributed store.",
+  "The mock provider keeps a working demo path and says so in every answer.",
+  "No accounts, billing or SDK: an HTTP API and this client.",
+];
+
+function renderFooter(footer) {
+  const list = (items) => el("ul", {}, items.map((t) => el("li", { text: t })));
+  fill(footer, el("div", { class: "wrap" },
+    el("div", { class: "footer-grid" },
+      el("div", {},
+        el("h2", { text: "RelayForge AI" }),
+        el("p", { class: "muted small", text: "A unified AI gateway with streaming, fallback orchestration and real observability, as a FastCGI responder behind your web server." }),
+        el("div", { class: "pill-row" }, ["SSE", "Server-held keys", "SQLite"].map((t) => el("span", { class: "pill", text: t })))),
+      el("nav", { attrs: { "aria-labelledby": "f-product" } },
+        el("h2", { id: "f-product", text: "Product" }),
+        el("ul", {}, FOOTER_LINKS.map(([href, t]) => el("li", {}, el("a", { attrs: { href }, text: t }))))),
+      el("div", {}, el("h2", { text: "Runtime" }), list(FOOTER_RUNTIME)),
+      el("div", {}, el("h2", { text: "System boundaries" }), list(FOOTER_BOUNDARIES))),
+    el("div", { class: "footer-base" },
+      el("span", { text: "© 2026 RelayForge AI" }),
+      el("span", { text: "Every number on these pages comes from this gateway's live API." }))));
+}
+
+// Fill the shared footer and mark the current page in the main navigation.
 export function initChrome() {
+  const footer = document.querySelector("footer.site-footer");
+  if (footer) renderFooter(footer);
   const here = location.pathname.split("/").pop() || "index.html";
   for (const a of document.querySelectorAll(".main-nav a")) {
     const target = (a.getAttribute("href") || "").split("#")[0].replace("./", "") || "index.html";
