@@ -52,8 +52,10 @@ all: $(BIN) web
 # Install the Debian packages that are missing (as root), or say how.
 # Services are not started by the install (policy-rc.d): the tests start
 # their own servers on loopback ports.
+# DEPS_PKGS: what to check (other targets reuse this rule with their own list).
+DEPS_PKGS ?= $(DEB_PKGS)
 deps:
-	@missing=""; for p in $(DEB_PKGS); do \
+	@missing=""; for p in $(DEPS_PKGS); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \

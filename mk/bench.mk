@@ -15,21 +15,9 @@ BENCH_PKGS  := wrk valgrind
 
 .PHONY: bench bench-check bench-deps
 
-# Like `deps`: install what is missing as root, or print the command.
+# The same install step as `deps`, for the bench's own packages.
 bench-deps:
-	@missing=""; for p in $(BENCH_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
-	done; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "bench-deps: installing$$missing"; \
-	    apt-get update -q >/dev/null && \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null || exit 1; \
-	  else \
-	    echo "bench-deps: missing packages; run as root:"; \
-	    echo "  apt-get install -y$$missing"; exit 1; \
-	  fi; \
-	fi
+	@$(MAKE) --no-print-directory deps DEPS_PKGS="$(BENCH_PKGS)"
 
 $(BENCH_DIR)/mock_fast: tests/bench/mock_fast.c
 	@mkdir -p $(BENCH_DIR)
