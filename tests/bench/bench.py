@@ -53,6 +53,9 @@ import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import lighttpd_proc  # noqa: E402  (tests/lighttpd_proc.py)
 import urllib.error
 import urllib.request
 
@@ -189,9 +192,8 @@ class Procs:
         return False
 
     def child_pids(self):
-        pids = []
-        if self.lighttpd is None:
-            return pids
+        """The responder processes lighttpd spawned (by parent pid)."""
+        return lighttpd_proc.child_pids(self.lighttpd.pid) if self.lighttpd else []
         for d in os.listdir("/proc"):
             if not d.isdigit():
                 continue
@@ -207,23 +209,8 @@ class Procs:
     def stop_lighttpd(self):
         if self.lighttpd is None:
             return
-        kids = self.child_pids() or self.children
-        if self.lighttpd.poll() is None:
-            self.lighttpd.send_signal(signal.SIGTERM)
-            try:
-                self.lighttpd.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.lighttpd.kill()
-                self.lighttpd.wait()
-        end = time.monotonic() + 5
-        for pid in kids:
-            while alive(pid) and time.monotonic() < end:
-                time.sleep(0.05)
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        lighttpd_proc.stop(self.lighttpd, self.child_pids() or self.children,
+                           timeout=15)
         self.lighttpd = None
         self.children = []
 
@@ -242,16 +229,7 @@ class Procs:
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
 
-def alive(pid):
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+alive = lighttpd_proc.alive
 
 
 def rss_kb(pids):

@@ -27,6 +27,9 @@ import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import lighttpd_proc  # noqa: E402  (tests/lighttpd_proc.py)
 import urllib.request
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -276,9 +279,7 @@ class Harness:
 
     def child_pids(self):
         """The responder processes lighttpd spawned (by parent pid)."""
-        pids = []
-        if not self.lighttpd:
-            return pids
+        return lighttpd_proc.child_pids(self.lighttpd.pid) if self.lighttpd else []
         for d in os.listdir("/proc"):
             if not d.isdigit():
                 continue
@@ -328,25 +329,8 @@ class Harness:
     def stop_lighttpd(self):
         if self.lighttpd is None:
             return
-        kids = self.child_pids() or self.children
-        if self.lighttpd.poll() is None:
-            self.lighttpd.send_signal(signal.SIGTERM)
-            try:
-                self.lighttpd.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.lighttpd.kill()
-                self.lighttpd.wait()
-        # lighttpd signals its FastCGI children on exit; make sure none of
-        # the ones it spawned outlives it (only those pids, nothing else).
-        end = time.monotonic() + 5
-        for pid in kids:
-            while alive(pid) and time.monotonic() < end:
-                time.sleep(0.05)
-            if alive(pid):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        lighttpd_proc.stop(self.lighttpd, self.child_pids() or self.children,
+                           timeout=10)
         self.lighttpd = None
         self.children = []
 
@@ -604,12 +588,7 @@ class Harness:
                 data.append(v[1:] if v.startswith(" ") else v)
 
 
-def alive(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
+alive = lighttpd_proc.alive
 
 
 class _Reader:
