@@ -16,27 +16,9 @@
 #include "config.h"
 #include "error.h"
 #include "provider.h"
+#include "request.h" /* struct rf_worker, struct rf_chat_req */
 
-struct rf_store;
-struct rf_up;
-
-#define RF_MAX_MESSAGES 50
 #define RF_MAX_ATTEMPTS 32
-
-/* A validated chat or stream request (filled by rf_contract_parse). */
-struct rf_chat_req {
-	struct rf_msg msgs[RF_MAX_MESSAGES + 1];
-	size_t nmsgs;          /* >= 1; the last is "user" */
-	const char *system;    /* NULL when absent */
-	int strategy;          /* -1 = auto, else enum rf_pid */
-	bool fallback;         /* options.fallback, default true */
-	bool restart;          /* options.streamRecovery == "restart" */
-	int max_tokens;        /* default 512 */
-	double temperature;    /* default 0.7 */
-	const char *source;    /* metadata.source or NULL */
-	long prompt_chars;     /* characters of prompt / all message contents */
-	void *owner;           /* the parsed JSON that owns the strings */
-};
 
 enum rf_att_kind { RF_ATT_OK, RF_ATT_FAILED, RF_ATT_SKIPPED };
 
@@ -84,14 +66,6 @@ struct rf_stream_sink {
 	int (*restart)(void *ud, int from, int to, enum rf_err code);
 	int (*tick)(void *ud); /* periodically while waiting: keep-alives */
 	void *ud;
-};
-
-/* What a worker thread uses: the process's store (a shared connection pool)
- * and its own curl handles. */
-struct rf_worker {
-	const struct rf_config *cfg;
-	struct rf_store *store; /* NULL when the store cannot be opened */
-	struct rf_up *up;
 };
 
 void rf_chain_result_init(struct rf_chain_result *r);

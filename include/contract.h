@@ -9,9 +9,11 @@
 
 #include <json-c/json.h>
 
-#include "chain.h"
 #include "config.h"
 #include "error.h"
+#include "request.h"
+
+struct rf_chain_result;
 
 #define RF_JSON_MAX_DEPTH 16
 

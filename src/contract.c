@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h" /* struct rf_chain_result: the meta and attempts */
 #include "util.h"
 
 #define RF_SOURCE_MAX 64

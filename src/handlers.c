@@ -14,8 +14,8 @@
 #include "chain.h"
 #include "contract.h"
 #include "handlers.h"
-#include "http.h"
 #include "logq.h"
+#include "reply.h"
 #include "sse.h"
 #include "store.h"
 
@@ -104,7 +104,7 @@ static int parse(struct rf_worker *w, struct rf_request *rq, struct rf_chat_req 
 	if (rf_contract_parse(w->cfg, rq->body.data ? rq->body.data : "", rq->body.len,
 	    req, &fe) == 0)
 		return 0;
-	rf_http_send_error(rq, fe.code, fe.message[0] ? fe.message : NULL,
+	rf_reply_error(rq, fe.code, fe.message[0] ? fe.message : NULL,
 	    fe.field[0] ? fe.field : NULL, NULL);
 	return -1;
 }
@@ -139,9 +139,9 @@ void rf_handle_chat(struct rf_worker *w, struct rf_request *rq)
 		json_object_object_add(data, "text",
 		    json_object_new_string_len(r.res.text.data, (int)r.res.text.len));
 		json_object_object_add(data, "meta", rf_contract_meta(&req, &r, RF_META_CHAT));
-		rf_http_send_json(rq, 200, extra, rf_contract_success(data));
+		rf_reply_json(rq, 200, extra, rf_contract_success(data));
 	} else {
-		rf_http_send_json(rq, status, extra,
+		rf_reply_json(rq, status, extra,
 		    rf_contract_failure(rf_contract_chain_error(&r)));
 	}
 	log_result(w, &req, &r, "chat", status);
@@ -266,7 +266,7 @@ void rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 		return;
 	begin(rq, &r);
 	s.last_event = rf_mono_ms();
-	if (rf_http_start_sse(rq, NULL) != 0) {
+	if (rf_reply_sse_start(rq, NULL) != 0) {
 		r.err = RF_ERR_CLIENT_CLOSED;
 	} else {
 		rf_chain_run(w, &req, &sink, &r);
@@ -284,7 +284,7 @@ void rf_handle_health(struct rf_worker *w, struct rf_request *rq)
 
 	if (!db_ok) {
 		/* 503, not 500: a load balancer should take this node out. */
-		rf_http_send_json(rq, 503, "Retry-After: 5\r\n", rf_contract_failure(
+		rf_reply_json(rq, 503, "Retry-After: 5\r\n", rf_contract_failure(
 		    rf_contract_error(RF_ERR_INTERNAL, "The store cannot be opened.",
 		    "store unavailable", NULL, false, rq->request_id, NULL, NULL)));
 		return;
@@ -294,5 +294,5 @@ void rf_handle_health(struct rf_worker *w, struct rf_request *rq)
 	    json_object_new_string(rf_handlers_log_failed() ? "degraded" : "ok"));
 	json_object_object_add(data, "version", json_object_new_string(RF_VERSION));
 	json_object_object_add(data, "db", json_object_new_string("ok"));
-	rf_http_send_json(rq, 200, NULL, rf_contract_success(data));
+	rf_reply_json(rq, 200, NULL, rf_contract_success(data));
 }

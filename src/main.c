@@ -24,7 +24,7 @@
 
 #include "chain.h"
 #include "config.h"
-#include "http.h"
+#include "router.h"
 #include "logq.h"
 #include "store.h"
 #include "upstream.h"
@@ -171,7 +171,7 @@ static void *worker_main(void *arg)
 			.param = fcgi_param, .read = fcgi_read, .ctx = &fr,
 			.out = { .write = fcgi_write, .flush = fcgi_flush, .ctx = &fr },
 		};
-		rf_http_serve(w, &rq);
+		rf_router_serve(w, &rq);
 		FCGX_Finish_r(&fr);
 	}
 	FCGX_Free(&fr, 1);
@@ -231,7 +231,7 @@ static int serve_cgi(void)
 
 	w.up = rf_up_new();
 	worker_store(&w);
-	rf_http_serve(&w, &rq);
+	rf_router_serve(&w, &rq);
 	fflush(stdout);
 	drain_stdin();
 	rf_up_free(w.up);

@@ -24,12 +24,13 @@
 
 #include <json-c/json.h>
 
-#include "chain.h"
 #include "config.h"
 #include "contract.h"
 #include "error.h"
 #include "handlers.h"
-#include "http.h"
+#include "reply.h"
+#include "request.h"
+#include "router.h"
 #include "store.h"
 #include "util.h"
 
@@ -80,7 +81,7 @@ static bool store_ready(struct rf_worker *w, struct rf_request *rq)
 {
 	if (w->store != NULL)
 		return true;
-	rf_http_send_json(rq, 503, "Retry-After: 5\r\n", rf_contract_failure(
+	rf_reply_json(rq, 503, "Retry-After: 5\r\n", rf_contract_failure(
 	    rf_contract_error(RF_ERR_INTERNAL, "The store cannot be opened.",
 	    "store unavailable", NULL, false, rq->request_id, NULL, NULL)));
 	return false;
@@ -88,7 +89,7 @@ static bool store_ready(struct rf_worker *w, struct rf_request *rq)
 
 static void send_internal(struct rf_request *rq, const char *details)
 {
-	rf_http_send_json(rq, 500, NULL, rf_contract_failure(rf_contract_error(
+	rf_reply_json(rq, 500, NULL, rf_contract_failure(rf_contract_error(
 	    RF_ERR_INTERNAL, NULL, details, NULL, false, rq->request_id, NULL,
 	    NULL)));
 }
@@ -117,7 +118,7 @@ static int query_value(const char *q, const char *key, char *out, size_t n)
 {
 	if (!query_has(q, key))
 		return 0;
-	return rf_http_query_get(q, key, out, n) == 0 ? 1 : -1;
+	return rf_router_query_get(q, key, out, n) == 0 ? 1 : -1;
 }
 
 /* A decimal integer in [lo, hi], digits only; -1 otherwise. */
@@ -139,7 +140,7 @@ static int64_t parse_count(const char *s, int64_t lo, int64_t hi)
 static void bad_param(struct rf_request *rq, const char *field,
     const char *message)
 {
-	rf_http_send_error(rq, RF_ERR_VALIDATION, message, field, NULL);
+	rf_reply_error(rq, RF_ERR_VALIDATION, message, field, NULL);
 }
 
 /* ---- GET /api/v1/providers/status ---- */
@@ -252,7 +253,7 @@ void rf_handle_status(struct rf_worker *w, struct rf_request *rq)
 	add(data, "generatedAt", iso_or_null(now));
 	add(data, "routingOrder", order);
 	add(data, "providers", list);
-	rf_http_send_json(rq, 200, NULL, rf_contract_success(data));
+	rf_reply_json(rq, 200, NULL, rf_contract_success(data));
 }
 
 /* ---- GET /api/v1/logs ---- */
@@ -403,7 +404,7 @@ void rf_handle_logs(struct rf_worker *w, struct rf_request *rq)
 	add(data, "nextBefore", page.more && page.nitems > 0 ?
 	    json_object_new_int64(page.items[page.nitems - 1].id) : NULL);
 	rf_store_log_page_free(&page);
-	rf_http_send_json(rq, 200, NULL, rf_contract_success(data));
+	rf_reply_json(rq, 200, NULL, rf_contract_success(data));
 }
 
 /* ---- GET /api/v1/usage ---- */
@@ -512,5 +513,5 @@ void rf_handle_usage(struct rf_worker *w, struct rf_request *rq)
 	add(data, "providers", providers_json(&r));
 	add(data, "timeseries", timeseries_json(&r));
 	rf_store_usage_free(&r);
-	rf_http_send_json(rq, 200, NULL, rf_contract_success(data));
+	rf_reply_json(rq, 200, NULL, rf_contract_success(data));
 }

@@ -18,7 +18,7 @@
  */
 #include <string.h>
 
-#include "http.h"
+#include "reply.h"
 #include "sse.h"
 
 void

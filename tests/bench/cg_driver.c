@@ -3,7 +3,7 @@
  *
  *   cg_driver N      (configuration from the environment, as the responder)
  *
- * It links the responder's library and calls rf_http_serve exactly as
+ * It links the responder's library and calls rf_router_serve exactly as
  * main.c's worker threads do, with the FastCGI glue replaced by memory: the
  * request comes from a buffer, the response goes to one.  A few warm-up
  * requests open the store and the upstream connection; then cg_measured()
@@ -23,7 +23,7 @@
 
 #include "chain.h"
 #include "config.h"
-#include "http.h"
+#include "router.h"
 #include "store.h"
 #include "upstream.h"
 
@@ -93,7 +93,7 @@ static int serve_one(struct rf_worker *w, struct mem *m)
 
 	m->off = 0;
 	rf_buf_reset(&m->out);
-	rf_http_serve(w, &rq);
+	rf_router_serve(w, &rq);
 	return strncmp(rf_buf_str(&m->out), "Status: 200", 11) == 0 ? 0 : -1;
 }
 

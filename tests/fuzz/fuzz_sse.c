@@ -22,12 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "reply.h"
 #include "provider.h"
 #include "sse.h"
 
-/* The writer's output functions live in http.c, which pulls in the whole
- * front door; the fuzzer gets its own copies with the same contract. */
+/* The writer's output functions live in reply.c, which pulls in the
+ * contract module and the rest of the library; the fuzzer gets its own
+ * copies that behave the same. */
 int
 rf_out_write(struct rf_out *o, const char *p, size_t n)
 {

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chain.h"
 #include "contract.h"
 #include "util.h"
 

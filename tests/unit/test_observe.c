@@ -20,7 +20,7 @@
 #include "chain.h"
 #include "config.h"
 #include "handlers.h"
-#include "http.h"
+#include "request.h"
 #include "store.h"
 #include "util.h"
 

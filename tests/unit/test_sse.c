@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http.h"
+#include "reply.h"
 #include "provider.h"
 #include "sse.h"
 

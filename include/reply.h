@@ -1,0 +1,52 @@
+/*
+ * reply: the one writer of responses.  Every byte a client receives leaves
+ * through these functions: the output sink (rf_out_*), the headers every
+ * response carries ("Status:" with its reason phrase, X-Request-Id, the
+ * CORS headers), JSON replies, the /api/v1 error reply, the start of an
+ * event stream and the CORS preflight.  It knows the request types
+ * (request.h), never libfcgi.  Prefix: rf_reply_ / rf_out_.
+ */
+#ifndef RF_REPLY_H
+#define RF_REPLY_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "error.h"
+#include "request.h"
+
+/* Write n bytes / a string / flush.  0, or -1 once the client is gone: the
+ * first failure sets o->failed, and every later call returns -1 at once. */
+int rf_out_write(struct rf_out *o, const char *p, size_t n);
+int rf_out_puts(struct rf_out *o, const char *s);
+int rf_out_flush(struct rf_out *o);
+
+/* The headers every response starts with: "Status: <n> <reason>",
+ * X-Request-Id, and for an allowed origin the CORS headers.  Sets
+ * rq->head_sent.  The caller writes the rest of the head. */
+int rf_reply_head(struct rf_request *rq, int status);
+
+/* A whole JSON reply: the head, Content-Type, Content-Length,
+ * Cache-Control: no-store, extra (more header lines, each ending in
+ * "\r\n", or NULL), the body; then a flush.  body is taken (put) by the
+ * call, whatever it returns.  0, or -1 when the client is gone. */
+int rf_reply_json(struct rf_request *rq, int status, const char *extra,
+    json_object *body);
+
+/* The error shape of SPEC section 6 ({"success":false,"error":{...}}) with
+ * the status from the code's table.  message NULL = the code's default;
+ * field and extra may be NULL. */
+int rf_reply_error(struct rf_request *rq, enum rf_err code,
+    const char *message, const char *field, const char *extra);
+
+/* Start an event stream: 200 + SSE headers (+ extra), flushed. */
+int rf_reply_sse_start(struct rf_request *rq, const char *extra);
+
+/* The CORS preflight: 204 with "Allow: <allow>"; for an allowed origin also
+ * the allowed methods, allow_headers (the request headers a browser may
+ * send; NULL = "Content-Type, Authorization, X-Request-Id") and max-age. */
+int rf_reply_preflight(struct rf_request *rq, const char *allow,
+    const char *allow_headers);
+
+#endif

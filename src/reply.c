@@ -1,0 +1,133 @@
+/*
+ * reply: the one writer of responses (SPEC section 4, "Common rules").
+ *
+ * Every response starts with a "Status:" line carrying the reason phrase
+ * (web servers pass it through as the HTTP status line) and X-Request-Id;
+ * an allowed cross-origin caller also gets its origin echoed and the
+ * headers it may read.  JSON replies say how long they are and that they
+ * must not be cached; an event stream says no-cache and asks proxies not
+ * to buffer it.  The output sink remembers the first failed write, so a
+ * handler can write on after the client has gone without checking each
+ * call.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "contract.h"
+#include "reply.h"
+#include "util.h"
+
+#define DEFAULT_ALLOW_HEADERS "Content-Type, Authorization, X-Request-Id"
+
+int
+rf_out_write(struct rf_out *o, const char *p, size_t n)
+{
+	if (o->failed)
+		return -1;
+	if (n > 0 && o->write(o->ctx, p, n) != 0)
+		o->failed = true;
+	return o->failed ? -1 : 0;
+}
+
+int
+rf_out_puts(struct rf_out *o, const char *s)
+{
+	return rf_out_write(o, s, strlen(s));
+}
+
+int
+rf_out_flush(struct rf_out *o)
+{
+	if (o->failed)
+		return -1;
+	if (o->flush(o->ctx) != 0)
+		o->failed = true;
+	return o->failed ? -1 : 0;
+}
+
+int
+rf_reply_head(struct rf_request *rq, int status)
+{
+	struct rf_buf h = { 0 };
+	int rc;
+
+	rf_buf_printf(&h, "Status: %d %s\r\nX-Request-Id: %s\r\n", status,
+	    rf_http_reason(status), rq->request_id);
+	if (rq->origin != NULL)
+		rf_buf_printf(&h, "Access-Control-Allow-Origin: %s\r\n"
+		    "Access-Control-Expose-Headers: X-Request-Id, X-RelayForge-Provider, "
+		    "X-RelayForge-Fallback, Retry-After\r\nVary: Origin\r\n", rq->origin);
+	rc = rf_out_write(&rq->out, h.data, h.len);
+	rf_buf_free(&h);
+	rq->head_sent = true;
+	return rc;
+}
+
+int
+rf_reply_json(struct rf_request *rq, int status, const char *extra,
+    json_object *body)
+{
+	char *text = rf_contract_dump(body);
+	struct rf_buf h = { 0 };
+	int rc = -1;
+
+	json_object_put(body);
+	if (text == NULL)
+		goto out;
+	rf_buf_printf(&h, "Content-Type: application/json; charset=utf-8\r\n"
+	    "Content-Length: %zu\r\nCache-Control: no-store\r\n%s\r\n",
+	    strlen(text), extra ? extra : "");
+	if (rf_reply_head(rq, status) == 0 && rf_out_write(&rq->out, h.data, h.len) == 0 &&
+	    rf_out_puts(&rq->out, text) == 0)
+		rc = rf_out_flush(&rq->out);
+out:
+	rf_buf_free(&h);
+	free(text);
+	return rc;
+}
+
+int
+rf_reply_error(struct rf_request *rq, enum rf_err code, const char *message,
+    const char *field, const char *extra)
+{
+	json_object *e = rf_contract_error(code, message, NULL, NULL, false,
+	    rq->request_id, NULL, field);
+
+	return rf_reply_json(rq, rf_err_status(code), extra, rf_contract_failure(e));
+}
+
+int
+rf_reply_sse_start(struct rf_request *rq, const char *extra)
+{
+	if (rf_reply_head(rq, 200) != 0)
+		return -1;
+	if (rf_out_puts(&rq->out, "Content-Type: text/event-stream; charset=utf-8\r\n"
+	    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n") != 0)
+		return -1;
+	if (extra != NULL && rf_out_puts(&rq->out, extra) != 0)
+		return -1;
+	if (rf_out_puts(&rq->out, "\r\n") != 0)
+		return -1;
+	return rf_out_flush(&rq->out);
+}
+
+int
+rf_reply_preflight(struct rf_request *rq, const char *allow,
+    const char *allow_headers)
+{
+	struct rf_buf h = { 0 };
+	int rc = -1;
+
+	rf_buf_printf(&h, "Allow: %s\r\n", allow);
+	if (rq->origin != NULL)
+		rf_buf_printf(&h, "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+		    "Access-Control-Allow-Headers: %s\r\n"
+		    "Access-Control-Max-Age: 600\r\n",
+		    allow_headers ? allow_headers : DEFAULT_ALLOW_HEADERS);
+	rf_buf_puts(&h, "Cache-Control: no-store\r\n\r\n");
+	if (rf_reply_head(rq, 204) == 0 && rf_out_write(&rq->out, h.data, h.len) == 0)
+		rc = rf_out_flush(&rq->out);
+	rf_buf_free(&h);
+	return rc;
+}

@@ -1,0 +1,438 @@
+/*
+ * router: the front door's rules (SPEC section 4, "Common rules").
+ *
+ * Routing reads REQUEST_URI (the path before '?', percent-decoded by us;
+ * SCRIPT_NAME + PATH_INFO when a server sends no REQUEST_URI) and routes
+ * on what follows a surface's prefix wherever it occurs in the path, so
+ * the API answers the same however the web server mounts the responder.
+ * A surface is a prefix, a static route table and a refusal renderer:
+ * today there is one, /api/v1/, answering in the error shape of SPEC
+ * section 6; another surface (SPEC section 13's /v1/, with its own error
+ * shape) is one more entry in surfaces[] and its own table.
+ *
+ * Before a handler runs, requests are refused in this order: 404, 405
+ * (+ Allow), then OPTIONS answers the preflight, then 401 (tokens,
+ * compared in constant time), 415, 413 (the body is read here, capped at
+ * RELAYFORGE_MAX_BODY_BYTES), 429 (the per-client limit, counted in the
+ * store so every process shares it).  Refused requests are never logged.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "config.h"
+#include "handlers.h"
+#include "reply.h"
+#include "router.h"
+#include "store.h"
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- the /api/v1/ surface ---------------------------------------------- */
+
+static const struct rf_route api_routes[] = {
+	{ "POST", "chat",             RF_GUARD_API,   true,  rf_handle_chat },
+	{ "POST", "stream",           RF_GUARD_API,   true,  rf_handle_stream },
+	{ "GET",  "health",           RF_GUARD_NONE,  false, rf_handle_health },
+	{ "GET",  "providers/status", RF_GUARD_NONE,  false, rf_handle_status },
+	{ "GET",  "logs",             RF_GUARD_ADMIN, false, rf_handle_logs },
+	{ "GET",  "usage",            RF_GUARD_ADMIN, false, rf_handle_usage },
+};
+
+/* SPEC section 6: {"success":false,"error":{code, message, field, ...}}. */
+static void
+api_refuse(struct rf_request *rq, enum rf_err code, const char *message,
+    const char *field, const char *extra_headers)
+{
+	rf_reply_error(rq, code, message, field, extra_headers);
+}
+
+static const struct rf_surface api_surface = {
+	.prefix = "/api/v1/",
+	.routes = api_routes,
+	.nroutes = NELEM(api_routes),
+	.refuse = api_refuse,
+	.key_param = NULL,
+	.cors_headers = NULL,
+};
+
+/* Tried in order: a surface whose prefix contains another's goes first. */
+static const struct rf_surface *const surfaces[] = {
+	&api_surface,
+};
+
+/* ---- the target ---------------------------------------------------------- */
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+rf_router_decode_path(const char *src, size_t n, char *dst, size_t dstlen)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int c = (unsigned char)src[i];
+
+		if (c == '%') {
+			int h, l;
+			if (i + 2 >= n)
+				return -1;
+			h = hexval(src[i + 1]);
+			l = hexval(src[i + 2]);
+			if (h < 0 || l < 0)
+				return -1;
+			c = h * 16 + l;
+			i += 2;
+			if (c == 0)
+				return -1;
+		}
+		if (o + 1 >= dstlen)
+			return -1;
+		dst[o++] = (char)c;
+	}
+	dst[o] = '\0';
+	return 0;
+}
+
+int
+rf_router_query_get(const char *q, const char *key, char *out, size_t outlen)
+{
+	size_t klen = strlen(key);
+
+	while (q != NULL && *q != '\0') {
+		const char *amp = strchr(q, '&');
+		size_t len = amp ? (size_t)(amp - q) : strlen(q);
+
+		if (len > klen && strncmp(q, key, klen) == 0 && q[klen] == '=') {
+			char tmp[1024];
+			size_t vlen = len - klen - 1;
+			if (vlen >= sizeof(tmp))
+				return -1;
+			memcpy(tmp, q + klen + 1, vlen);
+			for (size_t i = 0; i < vlen; i++)
+				if (tmp[i] == '+')
+					tmp[i] = ' ';
+			return rf_router_decode_path(tmp, vlen, out, outlen);
+		}
+		if (len == klen && strncmp(q, key, klen) == 0) {
+			if (outlen > 0)
+				out[0] = '\0';
+			return 0;
+		}
+		q = amp ? amp + 1 : NULL;
+	}
+	return -1;
+}
+
+static const char *
+param(struct rf_request *rq, const char *name)
+{
+	return rq->param(rq->ctx, name);
+}
+
+/* Path and query from REQUEST_URI (SCRIPT_NAME + PATH_INFO as a fallback). */
+static int
+parse_target(struct rf_request *rq)
+{
+	const char *uri = param(rq, "REQUEST_URI");
+	char joined[1024];
+	const char *q;
+
+	if (uri == NULL || *uri == '\0') {
+		const char *sn = param(rq, "SCRIPT_NAME"), *pi = param(rq, "PATH_INFO");
+		snprintf(joined, sizeof(joined), "%s%s", sn ? sn : "", pi ? pi : "");
+		uri = joined;
+		rq->query = param(rq, "QUERY_STRING");
+		if (rq->query == NULL)
+			rq->query = "";
+		return rf_router_decode_path(uri, strlen(uri), rq->path, sizeof(rq->path));
+	}
+	q = strchr(uri, '?');
+	rq->query = q ? q + 1 : "";
+	return rf_router_decode_path(uri, q ? (size_t)(q - uri) : strlen(uri),
+	    rq->path, sizeof(rq->path));
+}
+
+/* The first surface whose prefix occurs in the path; rq->route is what
+ * follows that prefix.  NULL (and rq->route NULL) when none does. */
+static const struct rf_surface *
+find_surface(const struct rf_surface *const *sv, size_t n, struct rf_request *rq)
+{
+	rq->route = NULL;
+	for (size_t i = 0; i < n; i++) {
+		const char *p = strstr(rq->path, sv[i]->prefix);
+
+		if (p != NULL) {
+			rq->route = p + strlen(sv[i]->prefix);
+			return sv[i];
+		}
+	}
+	return NULL;
+}
+
+/* ---- the routes -------------------------------------------------------- */
+
+static bool
+route_matches(const struct rf_route *r, const char *key)
+{
+	size_t n = strlen(r->path);
+
+	if (n > 0 && r->path[n - 1] == '*')
+		return strncmp(r->path, key, n - 1) == 0;
+	return strcmp(r->path, key) == 0;
+}
+
+/* "GET, POST, OPTIONS": the methods of every route on this path. */
+static void
+allow_list(const struct rf_surface *s, const char *key, char *out, size_t len)
+{
+	out[0] = '\0';
+	for (size_t i = 0; i < s->nroutes; i++)
+		if (route_matches(&s->routes[i], key))
+			snprintf(out + strlen(out), len - strlen(out), "%s, ",
+			    s->routes[i].method);
+	strncat(out, "OPTIONS", len - strlen(out) - 1);
+}
+
+/* The route for key and method; *known tells whether the path exists. */
+static const struct rf_route *
+find_route(const struct rf_surface *s, const char *key, const char *method,
+    bool *known)
+{
+	const struct rf_route *match = NULL;
+
+	*known = false;
+	for (size_t i = 0; key != NULL && i < s->nroutes; i++) {
+		if (!route_matches(&s->routes[i], key))
+			continue;
+		*known = true;
+		if (match == NULL && strcmp(s->routes[i].method, method) == 0)
+			match = &s->routes[i];
+	}
+	return match;
+}
+
+/* ---- the guards -------------------------------------------------------- */
+
+/* want against the m bytes at got, in time independent of where they
+ * differ (it depends only on the lengths). */
+static bool
+same_secret(const char *got, size_t m, const char *want)
+{
+	size_t n = strlen(want);
+	unsigned char diff = 0;
+
+	for (size_t i = 0; i < n; i++)
+		diff |= (unsigned char)want[i] ^ (unsigned char)(i < m ? got[i] : 0);
+	return diff == 0 && m == n;
+}
+
+/* "Bearer <token>" (any case, spaces around the token ignored). */
+static bool
+bearer_ok(const char *auth, const char *want)
+{
+	size_t m;
+
+	if (auth == NULL || strncasecmp(auth, "Bearer ", 7) != 0)
+		return false;
+	auth += 7;
+	while (*auth == ' ')
+		auth++;
+	m = strlen(auth);
+	while (m > 0 && auth[m - 1] == ' ')
+		m--;
+	return same_secret(auth, m, want);
+}
+
+static bool
+token_ok(const struct rf_surface *s, struct rf_request *rq, const char *want)
+{
+	const char *key;
+
+	if (bearer_ok(param(rq, "HTTP_AUTHORIZATION"), want))
+		return true;
+	if (s->key_param == NULL || (key = param(rq, s->key_param)) == NULL)
+		return false;
+	return same_secret(key, strlen(key), want);
+}
+
+/* application/json, optionally with charset=utf-8. */
+static bool
+is_json_type(const char *ct)
+{
+	const char *semi;
+
+	if (ct == NULL)
+		return false;
+	while (*ct == ' ')
+		ct++;
+	if (strncasecmp(ct, "application/json", 16) != 0)
+		return false;
+	semi = ct + 16;
+	while (*semi == ' ')
+		semi++;
+	if (*semi == '\0')
+		return true;
+	if (*semi != ';')
+		return false;
+	semi++;
+	while (*semi == ' ')
+		semi++;
+	return *semi == '\0' || strncasecmp(semi, "charset=utf-8", 13) == 0 ||
+	    strncasecmp(semi, "charset=\"utf-8\"", 15) == 0;
+}
+
+/* Read the body: CONTENT_LENGTH bytes when set, else to EOF; capped.
+ * 0, or -1 after the refusal has been sent. */
+static int
+read_body(const struct rf_surface *s, struct rf_worker *w, struct rf_request *rq)
+{
+	const char *cl = param(rq, "CONTENT_LENGTH");
+	long max = w->cfg->max_body_bytes;
+	char buf[8192];
+	long want = -1, got;
+
+	if (cl != NULL && *cl != '\0') {
+		char *end;
+		want = strtol(cl, &end, 10);
+		if (*end != '\0' || want < 0)
+			goto bad_length;
+		if (want > max)
+			goto too_large;
+	}
+	rf_buf_init(&rq->body, (size_t)max);
+	while (want < 0 || (long)rq->body.len < want) {
+		size_t n = sizeof(buf);
+		if (want >= 0 && (size_t)(want - (long)rq->body.len) < n)
+			n = (size_t)(want - (long)rq->body.len);
+		got = rq->read(rq->ctx, buf, n);
+		if (got <= 0)
+			break;
+		if (rf_buf_append(&rq->body, buf, (size_t)got) != 0)
+			goto too_large;
+	}
+	return 0;
+bad_length:
+	s->refuse(rq, RF_ERR_VALIDATION, "Bad Content-Length.", "body", NULL);
+	return -1;
+too_large:
+	s->refuse(rq, RF_ERR_PAYLOAD_TOO_LARGE, NULL, NULL, NULL);
+	return -1;
+}
+
+/* The shared per-client limit; true when this request is over it. */
+static bool
+over_limit(const struct rf_surface *s, struct rf_worker *w, struct rf_request *rq)
+{
+	const char *ip = param(rq, "REMOTE_ADDR");
+	int retry_s = 0;
+	char h[64];
+
+	if (rf_store_rate_hit(w->store, ip ? ip : "unknown", w->cfg->rate_limit,
+	    rf_now_ms(), &retry_s) != 0)
+		return false;
+	snprintf(h, sizeof(h), "Retry-After: %d\r\n", retry_s);
+	s->refuse(rq, RF_ERR_RATE_LIMITED, NULL, NULL, h);
+	return true;
+}
+
+/* 401, 415, 413 and 429 for a matched route.  0 = go on. */
+static int
+guard(const struct rf_surface *s, struct rf_worker *w, struct rf_request *rq,
+    const struct rf_route *r)
+{
+	const struct rf_config *cfg = w->cfg;
+	const char *tok = r->guard == RF_GUARD_API ? cfg->api_token :
+	    r->guard == RF_GUARD_ADMIN ? cfg->admin_token : NULL;
+	bool post = strcmp(r->method, "POST") == 0;
+
+	if (tok != NULL && !token_ok(s, rq, tok)) {
+		s->refuse(rq, RF_ERR_UNAUTHORIZED, NULL, NULL,
+		    "WWW-Authenticate: Bearer realm=\"relayforge\"\r\n");
+		return -1;
+	}
+	if (post && !is_json_type(param(rq, "CONTENT_TYPE"))) {
+		s->refuse(rq, RF_ERR_UNSUPPORTED_MEDIA, NULL, NULL, NULL);
+		return -1;
+	}
+	if (post && read_body(s, w, rq) != 0)
+		return -1;
+	if (r->limited && cfg->rate_limit > 0 && w->store != NULL &&
+	    over_limit(s, w, rq))
+		return -1;
+	return 0;
+}
+
+/* ---- one request ------------------------------------------------------- */
+
+/* The request id (the client's when valid) and the CORS origin to echo. */
+static void
+identify(struct rf_worker *w, struct rf_request *rq)
+{
+	const char *id = param(rq, "HTTP_X_REQUEST_ID");
+	const char *origin = param(rq, "HTTP_ORIGIN");
+
+	if (id != NULL && rf_request_id_valid(id))
+		snprintf(rq->request_id, sizeof(rq->request_id), "%s", id);
+	else
+		rf_request_id(rq->request_id);
+	rq->origin = origin != NULL && rf_config_origin_allowed(w->cfg, origin) ? origin : NULL;
+	if (rq->origin != NULL && strcmp(w->cfg->cors_origins, "*") == 0)
+		rq->origin = "*";
+}
+
+void
+rf_router_serve_with(const struct rf_surface *const *sv, size_t n,
+    struct rf_worker *w, struct rf_request *rq)
+{
+	const struct rf_surface *s = NULL;
+	const struct rf_route *match;
+	bool known;
+	char allow[128], h[160];
+
+	rq->method = param(rq, "REQUEST_METHOD");
+	if (rq->method == NULL)
+		rq->method = "GET";
+	identify(w, rq);
+	rq->route = NULL;
+	if (parse_target(rq) == 0)
+		s = find_surface(sv, n, rq);
+	if (s == NULL)
+		s = sv[0];
+	match = find_route(s, rq->route, rq->method, &known);
+	if (!known) {
+		s->refuse(rq, RF_ERR_NOT_FOUND, NULL, NULL, NULL);
+		goto out;
+	}
+	allow_list(s, rq->route, allow, sizeof(allow));
+	if (strcmp(rq->method, "OPTIONS") == 0) {
+		rf_reply_preflight(rq, allow, s->cors_headers);
+		goto out;
+	}
+	if (match == NULL) {
+		snprintf(h, sizeof(h), "Allow: %s\r\n", allow);
+		s->refuse(rq, RF_ERR_METHOD_NOT_ALLOWED, NULL, NULL, h);
+		goto out;
+	}
+	if (guard(s, w, rq, match) == 0)
+		match->handler(w, rq);
+out:
+	rf_buf_free(&rq->body);
+}
+
+void
+rf_router_serve(struct rf_worker *w, struct rf_request *rq)
+{
+	rf_router_serve_with(surfaces, NELEM(surfaces), w, rq);
+}
