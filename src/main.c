@@ -1,12 +1,13 @@
 /*
  * main: the responder process.  Loads the configuration, then either serves
- * exactly one request as plain CGI (FCGX_IsCGI), or runs RELAYFORGE_THREADS
- * worker threads that accept FastCGI requests with FCGX_Accept_r under a
- * mutex.  SIGTERM / SIGINT stop accepting, let in-flight requests (streams
+ * exactly one request as plain CGI, or runs RELAYFORGE_THREADS worker
+ * threads that accept FastCGI requests (through fcgi.c) under a mutex and
+ * hand them to the router.  It owns the process-wide pieces: the store
+ * pool, the log writer thread (logq), the retention janitor thread.
+ * SIGTERM / SIGINT stop accepting, let in-flight requests (streams
  * included) finish, join the threads and exit 0.  This is the only file
- * that knows about libfcgi, threads and signals.
+ * that knows about threads and signals.
  */
-#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,16 +17,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <curl/curl.h>
-#include <fcgiapp.h>
 
-#include "chain.h"
 #include "config.h"
-#include "router.h"
+#include "fcgi.h"
 #include "logq.h"
+#include "request.h"
+#include "router.h"
 #include "store.h"
 #include "upstream.h"
 
@@ -44,7 +43,8 @@ static volatile sig_atomic_t g_stop;
 static pthread_mutex_t g_accept_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool g_store_warned;
 
-static void on_signal(int sig)
+static void
+on_signal(int sig)
 {
 	(void)sig;
 	g_stop = 1;
@@ -58,7 +58,8 @@ static pthread_mutex_t g_store_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct rf_store *g_store;
 static int64_t g_store_last_try = -STORE_RETRY_MS;
 
-static struct rf_store *shared_store(void)
+static struct rf_store *
+shared_store(void)
 {
 	char err[256];
 	struct rf_store *s;
@@ -77,7 +78,8 @@ static struct rf_store *shared_store(void)
 	return s;
 }
 
-static void worker_store(struct rf_worker *w)
+static void
+worker_store(struct rf_worker *w)
 {
 	if (w->store == NULL)
 		w->store = shared_store();
@@ -93,7 +95,8 @@ static pthread_mutex_t g_stop_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_stop_cond = PTHREAD_COND_INITIALIZER;
 
 /* Sleep up to s seconds; returns true when the process is stopping. */
-static bool nap(int s)
+static bool
+nap(int s)
 {
 	struct timespec ts;
 	bool stop;
@@ -108,7 +111,8 @@ static bool nap(int s)
 	return stop;
 }
 
-static void *janitor_main(void *arg)
+static void *
+janitor_main(void *arg)
 {
 	struct rf_worker w = { .cfg = &g_cfg };
 	(void)arg;
@@ -129,118 +133,56 @@ static void *janitor_main(void *arg)
 	return NULL;
 }
 
-/* ---- FastCGI glue ---------------------------------------------------- */
+/* ---- serving ---------------------------------------------------------- */
 
-static const char *fcgi_param(void *ctx, const char *name)
-{
-	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
-}
-
-static long fcgi_read(void *ctx, char *buf, size_t n)
-{
-	return FCGX_GetStr(buf, (int)n, ((FCGX_Request *)ctx)->in);
-}
-
-static int fcgi_write(void *ctx, const char *p, size_t n)
-{
-	return FCGX_PutStr(p, (int)n, ((FCGX_Request *)ctx)->out) == (int)n ? 0 : -1;
-}
-
-static int fcgi_flush(void *ctx)
-{
-	return FCGX_FFlush(((FCGX_Request *)ctx)->out) == 0 ? 0 : -1;
-}
-
-static void *worker_main(void *arg)
+static void *
+worker_main(void *arg)
 {
 	struct rf_worker *w = arg;
-	FCGX_Request fr;
+	struct rf_fcgi_conn *conn = rf_fcgi_conn_new();
+	struct rf_request rq;
 
 	w->up = rf_up_new();
-	FCGX_InitRequest(&fr, 0, FCGI_FAIL_ACCEPT_ON_INTR);
 	for (;;) {
 		int rc;
 
 		pthread_mutex_lock(&g_accept_lock);
-		rc = g_stop ? -1 : FCGX_Accept_r(&fr);
+		rc = g_stop || conn == NULL ? -1 : rf_fcgi_accept(conn, &rq);
 		pthread_mutex_unlock(&g_accept_lock);
 		if (rc < 0)
 			break;
 		worker_store(w);
-		struct rf_request rq = {
-			.param = fcgi_param, .read = fcgi_read, .ctx = &fr,
-			.out = { .write = fcgi_write, .flush = fcgi_flush, .ctx = &fr },
-		};
 		rf_router_serve(w, &rq);
-		FCGX_Finish_r(&fr);
+		rf_fcgi_finish(conn);
 	}
-	FCGX_Free(&fr, 1);
+	rf_fcgi_conn_free(conn);
 	rf_up_free(w->up);
 	return NULL;
 }
 
-/* ---- plain CGI ------------------------------------------------------- */
-
-static const char *cgi_param(void *ctx, const char *name)
+static void
+serve_one(void *arg, struct rf_request *rq)
 {
-	(void)ctx;
-	return getenv(name);
+	rf_router_serve(arg, rq);
 }
 
-static long cgi_read(void *ctx, char *buf, size_t n)
-{
-	(void)ctx;
-	return (long)fread(buf, 1, n, stdin);
-}
-
-static int cgi_write(void *ctx, const char *p, size_t n)
-{
-	(void)ctx;
-	return fwrite(p, 1, n, stdout) == n ? 0 : -1;
-}
-
-static int cgi_flush(void *ctx)
-{
-	(void)ctx;
-	return fflush(stdout) == 0 ? 0 : -1;
-}
-
-/* A CGI answer may leave before the body was read (401, 413).  Apache's
- * mod_cgid then fails writing the rest to our stdin and cuts the reply, so
- * read what is left (bounded) before exiting. */
-static void drain_stdin(void)
-{
-	char buf[8192];
-	size_t total = 0;
-
-	while (total < 64u * 1024 * 1024) {
-		size_t n = fread(buf, 1, sizeof(buf), stdin);
-		if (n == 0)
-			break;
-		total += n;
-	}
-}
-
-static int serve_cgi(void)
+static int
+serve_cgi(void)
 {
 	struct rf_worker w = { .cfg = &g_cfg };
-	struct rf_request rq = {
-		.param = cgi_param, .read = cgi_read,
-		.out = { .write = cgi_write, .flush = cgi_flush },
-	};
+	int rc;
 
 	w.up = rf_up_new();
 	worker_store(&w);
-	rf_router_serve(&w, &rq);
-	fflush(stdout);
-	drain_stdin();
+	rc = rf_fcgi_serve_cgi(serve_one, &w);
 	rf_up_free(w.up);
-	return 0;
+	return rc;
 }
 
 /* ---- the process ----------------------------------------------------- */
 
-static void install_signals(void)
+static void
+install_signals(void)
 {
 	struct sigaction sa;
 
@@ -253,31 +195,13 @@ static void install_signals(void)
 	signal(SIGPIPE, SIG_IGN);
 }
 
-/* Run the worker threads until a stop signal, then drain and join. */
-static int serve_fastcgi(void)
+/* Start up to n worker threads (small stacks); returns how many run. */
+static int
+start_workers(pthread_t *tid, struct rf_worker *w, int n)
 {
-	int n = g_cfg.threads;
-	pthread_t *tid = calloc((size_t)n, sizeof(*tid));
-	struct rf_worker *w = calloc((size_t)n, sizeof(*w));
-	sigset_t block, old;
-	pthread_t janitor;
 	pthread_attr_t attr;
-	bool have_janitor = false;
 	int started = 0;
 
-	if (tid == NULL || w == NULL) {
-		fprintf(stderr, "relayforge: out of memory\n");
-		free(tid);
-		free(w);
-		return 1;
-	}
-	/* Workers start with the stop signals blocked, so they land on main. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	if (rf_logq_start(shared_store) != 0)
-		fprintf(stderr, "relayforge: no log writer thread; workers write their own rows\n");
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, WORKER_STACK);
 	for (int i = 0; i < n; i++) {
@@ -287,29 +211,64 @@ static int serve_fastcgi(void)
 		started++;
 	}
 	pthread_attr_destroy(&attr);
+	return started;
+}
+
+/* After the stop signal: wake the janitor from its nap and the thread
+ * blocked in accept(); the other workers see g_stop before their next
+ * accept. */
+static void
+wake_all(void)
+{
+	pthread_mutex_lock(&g_stop_lock);
+	pthread_cond_broadcast(&g_stop_cond);
+	pthread_mutex_unlock(&g_stop_lock);
+	rf_fcgi_shutdown();
+}
+
+/* Run the worker threads until a stop signal, then drain and join. */
+static int
+serve_fastcgi(void)
+{
+	int n = g_cfg.threads, started = 0;
+	pthread_t *tid = calloc((size_t)n, sizeof(*tid));
+	struct rf_worker *w = calloc((size_t)n, sizeof(*w));
+	sigset_t block, old;
+	pthread_t janitor;
+	bool have_janitor = false;
+
+	if (tid == NULL || w == NULL) {
+		fprintf(stderr, "relayforge: out of memory\n");
+		goto out;
+	}
+	/* Workers start with the stop signals blocked, so they land on main. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	if (rf_logq_start(shared_store) != 0)
+		fprintf(stderr, "relayforge: no log writer thread; workers write their own rows\n");
+	started = start_workers(tid, w, n);
 	if (started > 0 && pthread_create(&janitor, NULL, janitor_main, NULL) == 0)
 		have_janitor = true;
 	/* Still blocked here, so no signal slips in between test and wait. */
 	while (!g_stop && started > 0)
 		sigsuspend(&old);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_mutex_lock(&g_stop_lock);
-	pthread_cond_broadcast(&g_stop_cond);
-	pthread_mutex_unlock(&g_stop_lock);
-	/* Wake the thread blocked in accept() (fd 0 is the FastCGI listen
-	 * socket); the others see g_stop before their next accept. */
-	shutdown(0, SHUT_RDWR);
+	wake_all();
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	rf_logq_stop(); /* after the workers: every answered request is logged */
 	if (have_janitor)
 		pthread_join(janitor, NULL);
+out:
 	free(tid);
 	free(w);
 	return started > 0 ? 0 : 1;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	char err[512];
 	int rc;
@@ -332,9 +291,9 @@ int main(int argc, char **argv)
 	 * free memory spreads over many arenas; two keep the RSS down. */
 	mallopt(M_ARENA_MAX, 2);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (FCGX_IsCGI())
+	if (rf_fcgi_is_cgi())
 		rc = serve_cgi();
-	else if (FCGX_Init() != 0)
+	else if (rf_fcgi_init() != 0)
 		rc = 1;
 	else
 		rc = serve_fastcgi();
