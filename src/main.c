@@ -146,6 +146,8 @@ worker_main(void *arg)
 	for (;;) {
 		int rc;
 
+		/* Without a connection (out of memory) this worker ends; the
+		 * others go on serving. */
 		pthread_mutex_lock(&g_accept_lock);
 		rc = g_stop || conn == NULL ? -1 : rf_fcgi_accept(conn, &rq);
 		pthread_mutex_unlock(&g_accept_lock);
