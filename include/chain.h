@@ -17,25 +17,19 @@
 #include "error.h"
 #include "provider.h"
 #include "request.h" /* struct rf_worker, struct rf_chat_req */
+#include "store.h"   /* struct rf_log_attempt, struct rf_log_entry */
 
 #define RF_MAX_ATTEMPTS 32
 
+/* How an attempt ended, for add_attempt; the trail itself is kept in the
+ * log's form (struct rf_log_attempt, store.h): the meta, the error, the
+ * log row and /logs all read that one array. */
 enum rf_att_kind { RF_ATT_OK, RF_ATT_FAILED, RF_ATT_SKIPPED };
-
-struct rf_attempt {
-	int pid;
-	enum rf_att_kind kind;
-	enum rf_err code;      /* when failed */
-	const char *reason;    /* when skipped: "unconfigured" | "cooling_down" */
-	int http_status;       /* 0 = none */
-	long latency_ms;
-	int retry;             /* 0 first try, n for the n-th retry */
-};
 
 struct rf_chain_result {
 	char request_id[65];
 	bool stream;
-	struct rf_attempt attempts[RF_MAX_ATTEMPTS];
+	struct rf_log_attempt attempts[RF_MAX_ATTEMPTS]; /* static strings */
 	size_t nattempts;
 	int attempted;         /* first provider actually called, -1 none */
 	int final_pid;         /* the one that answered, or the last called; -1 */
@@ -69,6 +63,12 @@ struct rf_stream_sink {
 };
 
 void rf_chain_result_init(struct rf_chain_result *r);
+/* The one conversion of a chain result into its log entry: e borrows
+ * every string from req and r (prompt_preview is left NULL for the caller).
+ * endpoint is "chat" or "stream", status the HTTP status answered. */
+void rf_chain_entry(const struct rf_chat_req *req,
+    const struct rf_chain_result *r, const char *endpoint, int status,
+    struct rf_log_entry *e);
 void rf_chain_result_free(struct rf_chain_result *r);
 /* Run the request through the chain.  sink NULL = chat (non-streaming).
  * Fills r (request_id and started_* must be set by the caller). */

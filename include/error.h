@@ -38,6 +38,6 @@ int rf_err_status(enum rf_err e);
 /* A readable default message ("The request body is not valid JSON."). */
 const char *rf_err_message(enum rf_err e);
 /* The reason phrase of an HTTP status ("Too Many Requests"). */
-const char *rf_http_reason(int status);
+const char *rf_err_reason(int status);
 
 #endif

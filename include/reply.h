@@ -40,6 +40,18 @@ int rf_reply_json(struct rf_request *rq, int status, const char *extra,
 int rf_reply_error(struct rf_request *rq, enum rf_err code,
     const char *message, const char *field, const char *extra);
 
+/* A success: {"success":true,"data":data} with status 200 (data taken). */
+int rf_reply_data(struct rf_request *rq, const char *extra, json_object *data);
+/* 503 internal_error "The store cannot be opened." with Retry-After: 5, the
+ * answer of every endpoint that needs the store while it is unavailable. */
+int rf_reply_store_unavailable(struct rf_request *rq);
+/* 500 internal_error with short, safe technicalDetails. */
+int rf_reply_internal(struct rf_request *rq, const char *details);
+
+/* One event of a started stream: "event: <event>" and obj as compact JSON
+ * (taken), then a flush.  0, or -1 when the client is gone. */
+int rf_reply_event(struct rf_request *rq, const char *event, json_object *obj);
+
 /* Start an event stream: 200 + SSE headers (+ extra), flushed. */
 int rf_reply_sse_start(struct rf_request *rq, const char *extra);
 

@@ -70,7 +70,8 @@ void rf_router_serve_with(const struct rf_surface *const *surfaces,
 int rf_router_decode_path(const char *src, size_t srclen, char *dst,
     size_t dstlen);
 /* The value of key in a query string ("a=1&b=x+y"), '+' and %XX decoded,
- * into out; a bare key gives "".  0, or -1 when absent or undecodable. */
+ * into out; a bare key gives "".  1 found, 0 absent, -1 present but
+ * unreadable (a bad escape, an encoded NUL, longer than outlen). */
 int rf_router_query_get(const char *query, const char *key, char *out,
     size_t outlen);
 

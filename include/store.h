@@ -59,6 +59,7 @@ struct rf_log_entry {
 	long latency_ms;
 	long ttft_ms;                /* -1 = none */
 	const char *model;           /* NULL */
+	const char *finish_reason;   /* NULL; rendered in the meta, not stored */
 	long prompt_chars;
 	long prompt_tokens;          /* -1 = unknown */
 	long completion_tokens;      /* -1 = unknown */

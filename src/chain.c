@@ -84,6 +84,40 @@ void rf_chain_result_free(struct rf_chain_result *r)
 	rf_result_free(&r->res);
 }
 
+/* "" as NULL: the log form marks absent strings with NULL. */
+static const char *nonempty(const char *s)
+{
+	return s != NULL && *s != '\0' ? s : NULL;
+}
+
+void rf_chain_entry(const struct rf_chat_req *req,
+    const struct rf_chain_result *r, const char *endpoint, int status,
+    struct rf_log_entry *e)
+{
+	bool ok = r->err == RF_OK;
+	const char *strategy = req->strategy < 0 ? NULL : rf_config_id(req->strategy);
+
+	*e = (struct rf_log_entry){
+		.request_id = r->request_id, .ts_ms = r->started_ms,
+		.endpoint = endpoint, .strategy = strategy ? strategy : "auto",
+		.attempted_provider = rf_config_id(r->attempted),
+		.final_provider = rf_config_id(r->final_pid),
+		.fallback = r->fallback, .degraded = r->degraded, .demo = r->demo,
+		.success = ok, .error_code = ok ? NULL : rf_err_code(r->err),
+		.http_status = status, .latency_ms = r->latency_ms,
+		.ttft_ms = r->ttft_ms, .model = nonempty(r->res.model),
+		.finish_reason = nonempty(r->res.finish_reason),
+		.prompt_chars = req->prompt_chars,
+		.prompt_tokens = r->res.usage.prompt_tokens,
+		.completion_tokens = r->res.usage.completion_tokens,
+		.source = req->source,
+		.partial_chars = ok ? 0 : r->partial_chars,
+		.skipped_chunks = r->skipped_chunks, .restarts = r->restarts,
+		.streamed = nonempty(r->streamed),
+		.attempts = r->attempts, .nattempts = r->nattempts,
+	};
+}
+
 bool rf_chain_retryable(enum rf_err code, long status, bool before_response)
 {
 	if (code == RF_ERR_PROVIDER_UNAVAILABLE && status == 0)
@@ -112,17 +146,17 @@ int64_t rf_chain_cooldown_until(const struct rf_config *cfg,
 static void add_attempt(struct rf_chain_result *r, int pid, enum rf_att_kind kind,
     enum rf_err code, const char *reason, long status, long latency, int retry)
 {
-	struct rf_attempt *a;
+	struct rf_log_attempt *a;
 
 	if (r->nattempts == RF_MAX_ATTEMPTS)
 		return;
 	a = &r->attempts[r->nattempts++];
-	a->pid = pid;
-	a->kind = kind;
-	a->code = code;
-	a->reason = reason;
+	a->provider = rf_config_id(pid);
+	a->outcome = kind == RF_ATT_OK ? "ok" :
+	    kind == RF_ATT_SKIPPED ? "skipped" : rf_err_code(code);
+	a->reason = kind == RF_ATT_SKIPPED ? reason : NULL;
 	a->http_status = (int)status;
-	a->latency_ms = latency;
+	a->latency_ms = kind == RF_ATT_SKIPPED ? -1 : latency;
 	a->retry = retry;
 }
 

@@ -114,7 +114,7 @@ static const struct {
 };
 
 const char *
-rf_http_reason(int status)
+rf_err_reason(int status)
 {
 	size_t i;
 

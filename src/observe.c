@@ -2,9 +2,10 @@
  * observe: the three read-only endpoints of SPEC section 4 -- provider
  * status, the request log and usage -- over the shared store, so every
  * responder process answers with the same numbers.  Each handler checks
- * its query string, asks the store (include/store.h) and turns the
- * store's product-level answer into the wire JSON.  Nothing here calls a
- * provider or spends its quota.
+ * its query string, asks the store (include/store.h), decides what the
+ * SPEC leaves to the gateway (a provider's state) and hands the answer to
+ * render.c for its wire shape.  Nothing here calls a provider or spends
+ * its quota.
  *
  * Decisions the SPEC leaves open:
  * - status counts a provider's own calls (its attempts, retries included)
@@ -22,12 +23,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <json-c/json.h>
-
 #include "config.h"
-#include "contract.h"
 #include "error.h"
 #include "handlers.h"
+#include "render.h"
 #include "reply.h"
 #include "request.h"
 #include "router.h"
@@ -38,91 +37,19 @@
 #define LOG_DEFAULT_LIMIT 50
 #define PARAM_MAX 128           /* longest query value we accept */
 
-/* ---- small JSON helpers ---- */
-
-static json_object *iso_or_null(int64_t ms)
-{
-	char buf[25];
-
-	if (ms <= 0)
-		return NULL;
-	rf_time_iso(ms, buf);
-	return json_object_new_string(buf);
-}
-
-static json_object *int_or_null(int64_t v)
-{
-	return v < 0 ? NULL : json_object_new_int64(v);
-}
-
-static json_object *str_or_null(const char *s)
-{
-	return s != NULL ? json_object_new_string(s) : NULL;
-}
-
-/* sum / n rounded to whole milliseconds; null when n is 0. */
-static json_object *avg_or_null(int64_t sum, int64_t n)
-{
-	return n > 0 ? json_object_new_int64((sum + n / 2) / n) : NULL;
-}
-
-static json_object *rate_or_null(int64_t part, int64_t n)
-{
-	return n > 0 ? json_object_new_double((double)part / (double)n) : NULL;
-}
-
-static void add(json_object *o, const char *key, json_object *v)
-{
-	json_object_object_add(o, key, v);
-}
-
 /* No store: 503 like /health (a balancer should take this node out). */
-static bool store_ready(struct rf_worker *w, struct rf_request *rq)
+static bool
+store_ready(struct rf_worker *w, struct rf_request *rq)
 {
 	if (w->store != NULL)
 		return true;
-	rf_reply_json(rq, 503, "Retry-After: 5\r\n", rf_contract_failure(
-	    rf_contract_error(RF_ERR_INTERNAL, "The store cannot be opened.",
-	    "store unavailable", NULL, false, rq->request_id, NULL, NULL)));
+	rf_reply_store_unavailable(rq);
 	return false;
-}
-
-static void send_internal(struct rf_request *rq, const char *details)
-{
-	rf_reply_json(rq, 500, NULL, rf_contract_failure(rf_contract_error(
-	    RF_ERR_INTERNAL, NULL, details, NULL, false, rq->request_id, NULL,
-	    NULL)));
-}
-
-/* ---- query strings ---- */
-
-/* true when key appears in the query, with or without a value. */
-static bool query_has(const char *q, const char *key)
-{
-	size_t klen = strlen(key);
-
-	while (q != NULL && *q != '\0') {
-		const char *amp = strchr(q, '&');
-		size_t len = amp ? (size_t)(amp - q) : strlen(q);
-		if (len >= klen && strncmp(q, key, klen) == 0 &&
-		    (len == klen || q[klen] == '='))
-			return true;
-		q = amp ? amp + 1 : NULL;
-	}
-	return false;
-}
-
-/* The decoded value of key: 1 found, 0 absent, -1 present but unreadable
- * (bad escape, too long). */
-static int query_value(const char *q, const char *key, char *out, size_t n)
-{
-	if (!query_has(q, key))
-		return 0;
-	return rf_router_query_get(q, key, out, n) == 0 ? 1 : -1;
 }
 
 /* A decimal integer in [lo, hi], digits only; -1 otherwise. */
-static int64_t parse_count(const char *s, int64_t lo, int64_t hi)
+static int64_t
+parse_count(const char *s, int64_t lo, int64_t hi)
 {
 	int64_t v = 0;
 
@@ -137,8 +64,8 @@ static int64_t parse_count(const char *s, int64_t lo, int64_t hi)
 }
 
 /* 400 validation_error naming the parameter. */
-static void bad_param(struct rf_request *rq, const char *field,
-    const char *message)
+static void
+bad_param(struct rf_request *rq, const char *field, const char *message)
 {
 	rf_reply_error(rq, RF_ERR_VALIDATION, message, field, NULL);
 }
@@ -146,7 +73,8 @@ static void bad_param(struct rf_request *rq, const char *field,
 /* ---- GET /api/v1/providers/status ---- */
 
 /* The SPEC's state, first match wins. */
-static const char *state_of(const struct rf_config *cfg, int pid,
+static const char *
+state_of(const struct rf_config *cfg, int pid,
     const struct rf_provider_report *r, int64_t now)
 {
 	if (!cfg->providers[pid].configured)
@@ -162,75 +90,14 @@ static const char *state_of(const struct rf_config *cfg, int pid,
 	return r->requests > 0 ? "healthy" : "idle";
 }
 
-static json_object *stats_json(const struct rf_provider_report *r)
-{
-	json_object *o = json_object_new_object();
-
-	add(o, "windowSeconds", json_object_new_int(STATUS_WINDOW_MS / 1000));
-	add(o, "requests", json_object_new_int64(r->requests));
-	add(o, "successes", json_object_new_int64(r->successes));
-	add(o, "failures", json_object_new_int64(r->failures));
-	add(o, "successRate", rate_or_null(r->successes, r->requests));
-	add(o, "avgLatencyMs", int_or_null(r->avg_latency_ms));
-	add(o, "p95LatencyMs", int_or_null(r->p95_latency_ms));
-	return o;
-}
-
-static json_object *last_error_json(const struct rf_provider_report *r)
-{
-	json_object *o;
-
-	if (r->last_error_code[0] == '\0')
-		return NULL;
-	o = json_object_new_object();
-	add(o, "code", json_object_new_string(r->last_error_code));
-	add(o, "at", iso_or_null(r->last_error_ms));
-	return o;
-}
-
-/* null unless some figure is known. */
-static json_object *quota_json(const struct rf_provider_report *r)
-{
-	json_object *o;
-
-	if (r->quota_remaining_requests < 0 && r->quota_remaining_tokens < 0 &&
-	    r->quota_reset_ms <= 0)
-		return NULL;
-	o = json_object_new_object();
-	add(o, "remainingRequests", int_or_null(r->quota_remaining_requests));
-	add(o, "remainingTokens", int_or_null(r->quota_remaining_tokens));
-	add(o, "resetAt", iso_or_null(r->quota_reset_ms));
-	return o;
-}
-
-static json_object *provider_json(const struct rf_config *cfg, int pid,
-    int position, const struct rf_provider_report *r, int64_t now)
-{
-	const struct rf_provider_conf *pc = &cfg->providers[pid];
-	json_object *o = json_object_new_object();
-
-	add(o, "id", json_object_new_string(pc->id));
-	add(o, "name", json_object_new_string(pc->name));
-	add(o, "position", json_object_new_int(position));
-	add(o, "configured", json_object_new_boolean(pc->configured));
-	add(o, "model", str_or_null(pc->model));
-	add(o, "state", json_object_new_string(state_of(cfg, pid, r, now)));
-	add(o, "cooldownUntil", r->cooldown_until_ms > now ?
-	    iso_or_null(r->cooldown_until_ms) : NULL);
-	add(o, "stats", stats_json(r));
-	add(o, "lastError", last_error_json(r));
-	add(o, "lastSuccessAt", iso_or_null(r->last_success_ms));
-	add(o, "quota", quota_json(r));
-	return o;
-}
-
-void rf_handle_status(struct rf_worker *w, struct rf_request *rq)
+void
+rf_handle_status(struct rf_worker *w, struct rf_request *rq)
 {
 	const struct rf_config *cfg = w->cfg;
 	struct rf_provider_report rep[RF_P__COUNT];
+	struct rf_render_provider p[RF_P__COUNT];
 	const char *ids[RF_P__COUNT];
 	int64_t now = rf_now_ms();
-	json_object *data, *order, *list;
 	int n = cfg->chain_len;
 
 	if (!store_ready(w, rq))
@@ -239,21 +106,17 @@ void rf_handle_status(struct rf_worker *w, struct rf_request *rq)
 		ids[i] = cfg->providers[cfg->chain[i]].id;
 	if (rf_store_provider_reports(w->store, ids, (size_t)n,
 	    now - STATUS_WINDOW_MS, rep) != 0) {
-		send_internal(rq, "store read failed");
+		rf_reply_internal(rq, "store read failed");
 		return;
 	}
-	data = json_object_new_object();
-	order = json_object_new_array();
-	list = json_object_new_array();
-	for (int i = 0; i < n; i++) {
-		json_object_array_add(order, json_object_new_string(ids[i]));
-		json_object_array_add(list, provider_json(cfg, cfg->chain[i],
-		    i + 1, &rep[i], now));
-	}
-	add(data, "generatedAt", iso_or_null(now));
-	add(data, "routingOrder", order);
-	add(data, "providers", list);
-	rf_reply_json(rq, 200, NULL, rf_contract_success(data));
+	for (int i = 0; i < n; i++)
+		p[i] = (struct rf_render_provider){
+			.pc = &cfg->providers[cfg->chain[i]], .position = i + 1,
+			.state = state_of(cfg, cfg->chain[i], &rep[i], now),
+			.rep = &rep[i],
+		};
+	rf_reply_data(rq, NULL, rf_render_status(now, STATUS_WINDOW_MS / 1000,
+	    p, (size_t)n));
 }
 
 /* ---- GET /api/v1/logs ---- */
@@ -268,14 +131,16 @@ static const char *const logs_param_msg[][2] = {
 };
 
 /* One of two words, as the static copy; NULL when v is neither. */
-static const char *one_of(const char *v, const char *a, const char *b)
+static const char *
+one_of(const char *v, const char *a, const char *b)
 {
 	return strcmp(v, a) == 0 ? a : strcmp(v, b) == 0 ? b : NULL;
 }
 
 /* Fill lq from the query string; on a bad value answer 400 naming it and
  * return -1.  Strings in lq are static (catalog ids, fixed words). */
-static int logs_query(struct rf_request *rq, struct rf_log_query *lq)
+static int
+logs_query(struct rf_request *rq, struct rf_log_query *lq)
 {
 	const char *q = rq->query;
 	char v[PARAM_MAX];
@@ -284,25 +149,25 @@ static int logs_query(struct rf_request *rq, struct rf_log_query *lq)
 
 	*lq = (struct rf_log_query){ .limit = LOG_DEFAULT_LIMIT };
 	bad = 0;
-	if ((f = query_value(q, "limit", v, sizeof v)) != 0 &&
+	if ((f = rf_router_query_get(q, "limit", v, sizeof v)) != 0 &&
 	    (f < 0 || (n = parse_count(v, 1, RF_LOG_PAGE_MAX)) < 0))
 		goto fail;
 	if (f != 0)
 		lq->limit = (int)n;
 	bad = 1;
-	if ((f = query_value(q, "before", v, sizeof v)) != 0 &&
+	if ((f = rf_router_query_get(q, "before", v, sizeof v)) != 0 &&
 	    (f < 0 || (lq->before_id = parse_count(v, 1, INT64_MAX / 10)) < 0))
 		goto fail;
 	bad = 2;
-	if ((f = query_value(q, "provider", v, sizeof v)) != 0 &&
+	if ((f = rf_router_query_get(q, "provider", v, sizeof v)) != 0 &&
 	    (f < 0 || (lq->provider = rf_config_id(rf_config_pid(v))) == NULL))
 		goto fail;
 	bad = 3;
-	if ((f = query_value(q, "status", v, sizeof v)) != 0 &&
+	if ((f = rf_router_query_get(q, "status", v, sizeof v)) != 0 &&
 	    (f < 0 || (lq->status = one_of(v, "success", "error")) == NULL))
 		goto fail;
 	bad = 4;
-	if ((f = query_value(q, "endpoint", v, sizeof v)) != 0 &&
+	if ((f = rf_router_query_get(q, "endpoint", v, sizeof v)) != 0 &&
 	    (f < 0 || (lq->endpoint = one_of(v, "chat", "stream")) == NULL))
 		goto fail;
 	return 0;
@@ -311,100 +176,20 @@ fail:
 	return -1;
 }
 
-/* The shape of the chat meta's attempts (SPEC section 4). */
-static json_object *attempt_json(const struct rf_log_attempt *a)
-{
-	json_object *o = json_object_new_object();
-	bool skipped = a->outcome != NULL && strcmp(a->outcome, "skipped") == 0;
-
-	add(o, "provider", str_or_null(a->provider));
-	add(o, "outcome", str_or_null(a->outcome));
-	if (skipped)
-		add(o, "reason", json_object_new_string(
-		    a->reason != NULL ? a->reason : "unconfigured"));
-	if (a->http_status > 0)
-		add(o, "httpStatus", json_object_new_int(a->http_status));
-	if (!skipped && a->latency_ms >= 0)
-		add(o, "latencyMs", json_object_new_int64(a->latency_ms));
-	if (a->retry > 0)
-		add(o, "retry", json_object_new_int(a->retry));
-	return o;
-}
-
-static json_object *item_attempts(const struct rf_log_entry *e)
-{
-	json_object *arr = json_object_new_array();
-
-	for (size_t i = 0; i < e->nattempts; i++)
-		json_object_array_add(arr, attempt_json(&e->attempts[i]));
-	return arr;
-}
-
-static json_object *item_usage(const struct rf_log_entry *e)
-{
-	json_object *o = json_object_new_object();
-
-	add(o, "promptTokens", int_or_null(e->prompt_tokens));
-	add(o, "completionTokens", int_or_null(e->completion_tokens));
-	return o;
-}
-
-static json_object *item_json(const struct rf_log_item *it, bool preview)
-{
-	const struct rf_log_entry *e = &it->e;
-	json_object *o = json_object_new_object();
-
-	add(o, "id", json_object_new_int64(it->id));
-	add(o, "requestId", str_or_null(e->request_id));
-	add(o, "timestamp", iso_or_null(e->ts_ms));
-	add(o, "endpoint", str_or_null(e->endpoint));
-	add(o, "strategy", str_or_null(e->strategy));
-	add(o, "attemptedProvider", str_or_null(e->attempted_provider));
-	add(o, "finalProvider", str_or_null(e->final_provider));
-	add(o, "fallbackActivated", json_object_new_boolean(e->fallback));
-	add(o, "degradedMode", json_object_new_boolean(e->degraded));
-	add(o, "demoMode", json_object_new_boolean(e->demo));
-	add(o, "status", json_object_new_string(e->success ? "success" :
-	    "error"));
-	add(o, "errorCode", str_or_null(e->error_code));
-	add(o, "httpStatus", json_object_new_int(e->http_status));
-	add(o, "latencyMs", json_object_new_int64(e->latency_ms));
-	add(o, "ttftMs", int_or_null(e->ttft_ms));
-	add(o, "model", str_or_null(e->model));
-	add(o, "promptChars", json_object_new_int64(e->prompt_chars));
-	add(o, "usage", item_usage(e));
-	add(o, "source", str_or_null(e->source));
-	add(o, "partialChars", json_object_new_int64(e->partial_chars));
-	add(o, "skippedChunks", json_object_new_int(e->skipped_chunks));
-	add(o, "restarts", json_object_new_int(e->restarts));
-	add(o, "attempts", item_attempts(e));
-	if (preview)
-		add(o, "promptPreview", str_or_null(e->prompt_preview));
-	return o;
-}
-
-void rf_handle_logs(struct rf_worker *w, struct rf_request *rq)
+void
+rf_handle_logs(struct rf_worker *w, struct rf_request *rq)
 {
 	struct rf_log_query lq;
 	struct rf_log_page page;
-	json_object *data, *items;
 
 	if (logs_query(rq, &lq) != 0 || !store_ready(w, rq))
 		return;
 	if (rf_store_logs(w->store, &lq, &page) != 0) {
-		send_internal(rq, "store read failed");
+		rf_reply_internal(rq, "store read failed");
 		return;
 	}
-	data = json_object_new_object();
-	items = json_object_new_array();
-	for (size_t i = 0; i < page.nitems; i++)
-		json_object_array_add(items, item_json(&page.items[i],
-		    w->cfg->log_prompts));
-	add(data, "items", items);
-	add(data, "nextBefore", page.more && page.nitems > 0 ?
-	    json_object_new_int64(page.items[page.nitems - 1].id) : NULL);
+	rf_reply_data(rq, NULL, rf_render_logs(&page, w->cfg->log_prompts));
 	rf_store_log_page_free(&page);
-	rf_reply_json(rq, 200, NULL, rf_contract_success(data));
 }
 
 /* ---- GET /api/v1/usage ---- */
@@ -420,10 +205,11 @@ static const struct usage_window {
 };
 
 /* The window named in the query (default 24h); NULL after a 400. */
-static const struct usage_window *usage_window(struct rf_request *rq)
+static const struct usage_window *
+usage_window(struct rf_request *rq)
 {
 	char v[PARAM_MAX];
-	int f = query_value(rq->query, "window", v, sizeof v);
+	int f = rf_router_query_get(rq->query, "window", v, sizeof v);
 
 	if (f == 0)
 		return &windows[1];
@@ -434,66 +220,12 @@ static const struct usage_window *usage_window(struct rf_request *rq)
 	return NULL;
 }
 
-static json_object *totals_json(const struct rf_usage_figures *t)
-{
-	json_object *o = json_object_new_object();
-
-	add(o, "requests", json_object_new_int64(t->requests));
-	add(o, "successes", json_object_new_int64(t->successes));
-	add(o, "errors", json_object_new_int64(t->errors));
-	add(o, "fallbacks", json_object_new_int64(t->fallbacks));
-	add(o, "fallbackRate", rate_or_null(t->fallbacks, t->requests));
-	add(o, "avgLatencyMs", avg_or_null(t->latency_sum, t->requests));
-	add(o, "p50LatencyMs", int_or_null(t->p50_ms));
-	add(o, "p95LatencyMs", int_or_null(t->p95_ms));
-	add(o, "p99LatencyMs", int_or_null(t->p99_ms));
-	add(o, "promptTokens", json_object_new_int64(t->prompt_tokens));
-	add(o, "completionTokens", json_object_new_int64(t->completion_tokens));
-	return o;
-}
-
-static json_object *providers_json(const struct rf_usage_report *r)
-{
-	json_object *arr = json_object_new_array();
-
-	for (size_t i = 0; i < r->nproviders; i++) {
-		const struct rf_usage_provider *p = &r->providers[i];
-		json_object *o = json_object_new_object();
-		add(o, "provider", p->provider[0] ?
-		    json_object_new_string(p->provider) : NULL);
-		add(o, "requests", json_object_new_int64(p->requests));
-		add(o, "share", rate_or_null(p->requests, r->totals.requests));
-		add(o, "errors", json_object_new_int64(p->errors));
-		add(o, "avgLatencyMs", avg_or_null(p->latency_sum, p->requests));
-		json_object_array_add(arr, o);
-	}
-	return arr;
-}
-
-static json_object *timeseries_json(const struct rf_usage_report *r)
-{
-	json_object *arr = json_object_new_array();
-
-	for (size_t i = 0; i < r->nbuckets; i++) {
-		const struct rf_usage_figures *b = &r->buckets[i];
-		json_object *o = json_object_new_object();
-		add(o, "t", iso_or_null(r->from_ms + (int64_t)i * r->bucket_ms));
-		add(o, "requests", json_object_new_int64(b->requests));
-		add(o, "errors", json_object_new_int64(b->errors));
-		add(o, "fallbacks", json_object_new_int64(b->fallbacks));
-		add(o, "avgLatencyMs", avg_or_null(b->latency_sum, b->requests));
-		add(o, "p95LatencyMs", int_or_null(b->p95_ms));
-		json_object_array_add(arr, o);
-	}
-	return arr;
-}
-
-void rf_handle_usage(struct rf_worker *w, struct rf_request *rq)
+void
+rf_handle_usage(struct rf_worker *w, struct rf_request *rq)
 {
 	const struct usage_window *win = usage_window(rq);
 	struct rf_usage_report r;
 	int64_t now = rf_now_ms(), to;
-	json_object *data;
 
 	if (win == NULL || !store_ready(w, rq))
 		return;
@@ -501,17 +233,9 @@ void rf_handle_usage(struct rf_worker *w, struct rf_request *rq)
 	to = (now / win->bucket_ms + 1) * win->bucket_ms;
 	if (rf_store_usage(w->store, to - win->window_ms, to, win->bucket_ms,
 	    &r) != 0) {
-		send_internal(rq, "store read failed");
+		rf_reply_internal(rq, "store read failed");
 		return;
 	}
-	data = json_object_new_object();
-	add(data, "window", json_object_new_string(win->name));
-	add(data, "from", iso_or_null(r.from_ms));
-	add(data, "to", iso_or_null(r.to_ms));
-	add(data, "bucketSeconds", json_object_new_int64(r.bucket_ms / 1000));
-	add(data, "totals", totals_json(&r.totals));
-	add(data, "providers", providers_json(&r));
-	add(data, "timeseries", timeseries_json(&r));
+	rf_reply_data(rq, NULL, rf_render_usage(win->name, &r));
 	rf_store_usage_free(&r);
-	rf_reply_json(rq, 200, NULL, rf_contract_success(data));
 }

@@ -14,8 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "contract.h"
+#include "render.h"
 #include "reply.h"
+#include "sse.h"
 #include "util.h"
 
 #define DEFAULT_ALLOW_HEADERS "Content-Type, Authorization, X-Request-Id"
@@ -53,7 +54,7 @@ rf_reply_head(struct rf_request *rq, int status)
 	int rc;
 
 	rf_buf_printf(&h, "Status: %d %s\r\nX-Request-Id: %s\r\n", status,
-	    rf_http_reason(status), rq->request_id);
+	    rf_err_reason(status), rq->request_id);
 	if (rq->origin != NULL)
 		rf_buf_printf(&h, "Access-Control-Allow-Origin: %s\r\n"
 		    "Access-Control-Expose-Headers: X-Request-Id, X-RelayForge-Provider, "
@@ -68,7 +69,7 @@ int
 rf_reply_json(struct rf_request *rq, int status, const char *extra,
     json_object *body)
 {
-	char *text = rf_contract_dump(body);
+	char *text = rf_render_text(body);
 	struct rf_buf h = { 0 };
 	int rc = -1;
 
@@ -91,10 +92,47 @@ int
 rf_reply_error(struct rf_request *rq, enum rf_err code, const char *message,
     const char *field, const char *extra)
 {
-	json_object *e = rf_contract_error(code, message, NULL, NULL, false,
+	json_object *e = rf_render_error(code, message, NULL, NULL, false,
 	    rq->request_id, NULL, field);
 
-	return rf_reply_json(rq, rf_err_status(code), extra, rf_contract_failure(e));
+	return rf_reply_json(rq, rf_err_status(code), extra, rf_render_failure(e));
+}
+
+int
+rf_reply_data(struct rf_request *rq, const char *extra, json_object *data)
+{
+	return rf_reply_json(rq, 200, extra, rf_render_success(data));
+}
+
+int
+rf_reply_store_unavailable(struct rf_request *rq)
+{
+	/* 503, not 500: a load balancer should take this node out. */
+	return rf_reply_json(rq, 503, "Retry-After: 5\r\n", rf_render_failure(
+	    rf_render_error(RF_ERR_INTERNAL, "The store cannot be opened.",
+	    "store unavailable", NULL, false, rq->request_id, NULL, NULL)));
+}
+
+int
+rf_reply_internal(struct rf_request *rq, const char *details)
+{
+	return rf_reply_json(rq, 500, NULL, rf_render_failure(rf_render_error(
+	    RF_ERR_INTERNAL, NULL, details, NULL, false, rq->request_id, NULL,
+	    NULL)));
+}
+
+int
+rf_reply_event(struct rf_request *rq, const char *event, json_object *obj)
+{
+	char *text = rf_render_text(obj);
+	int rc;
+
+	json_object_put(obj);
+	if (text == NULL)
+		return -1;
+	rc = rf_sse_write(&rq->out, event, text);
+	free(text);
+	return rc;
 }
 
 int

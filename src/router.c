@@ -123,16 +123,18 @@ rf_router_query_get(const char *q, const char *key, char *out, size_t outlen)
 			for (size_t i = 0; i < vlen; i++)
 				if (tmp[i] == '+')
 					tmp[i] = ' ';
-			return rf_router_decode_path(tmp, vlen, out, outlen);
+			return rf_router_decode_path(tmp, vlen, out, outlen) == 0 ?
+			    1 : -1;
 		}
 		if (len == klen && strncmp(q, key, klen) == 0) {
-			if (outlen > 0)
-				out[0] = '\0';
-			return 0;
+			if (outlen == 0)
+				return -1;
+			out[0] = '\0';
+			return 1;
 		}
 		q = amp ? amp + 1 : NULL;
 	}
-	return -1;
+	return 0;
 }
 
 static const char *

@@ -149,10 +149,10 @@ static void test_mock_only_chat(void **state)
 	/* five unconfigured providers skipped, then the mock */
 	assert_int_equal(r.nattempts, 6);
 	for (int i = 0; i < 5; i++) {
-		assert_int_equal(r.attempts[i].kind, RF_ATT_SKIPPED);
+		assert_string_equal(r.attempts[i].outcome, "skipped");
 		assert_string_equal(r.attempts[i].reason, "unconfigured");
 	}
-	assert_int_equal(r.attempts[5].kind, RF_ATT_OK);
+	assert_string_equal(r.attempts[5].outcome, "ok");
 	assert_true(r.res.text.len > 0);
 	assert_string_equal(r.res.finish_reason, "stop");
 	rf_chain_result_free(&r);
@@ -170,7 +170,7 @@ static void test_manual_strategy_mock_first(void **state)
 	assert_int_equal(r.err, RF_OK);
 	/* the mock answered as the head of the requested order */
 	assert_int_equal(r.nattempts, 1);
-	assert_int_equal(r.attempts[0].pid, RF_P_MOCK);
+	assert_string_equal(r.attempts[0].provider, "mock");
 	assert_true(r.degraded); /* the mock is always degraded */
 	rf_chain_result_free(&r);
 }
@@ -191,7 +191,7 @@ static void test_nobody_configured_without_mock(void **state)
 	assert_int_equal(r.attempted, -1);
 	assert_int_equal(r.nattempts, 5);
 	for (size_t i = 0; i < r.nattempts; i++)
-		assert_int_equal(r.attempts[i].kind, RF_ATT_SKIPPED);
+		assert_string_equal(r.attempts[i].outcome, "skipped");
 	rf_chain_result_free(&r);
 }
 

@@ -104,11 +104,11 @@ test_reasons(void **state)
 
 	(void)state;
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_string_equal(rf_http_reason(cases[i].status),
+		assert_string_equal(rf_err_reason(cases[i].status),
 		    cases[i].reason);
 	/* every status of the table has a real phrase */
 	for (i = 0; i < RF_ERR__COUNT; i++)
-		assert_string_not_equal(rf_http_reason(
+		assert_string_not_equal(rf_err_reason(
 		    rf_err_status((enum rf_err)i)), "Unknown");
 }
 
