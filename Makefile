@@ -26,8 +26,8 @@ endif
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) \
            $(WARN) $(HARDEN) -Iinclude -I$(BUILD) $(PKG_CFLAGS)
-# Each compile also writes its header dependencies into $(BUILD)/.deps/
-# (apart from the objects and test binaries, which scripts glob), read below.
+# Each compile also writes the headers it read into $(BUILD)/.deps/ (not
+# beside the test binaries: scripts run every build/tests/test_*).
 DEPDIR   = $(BUILD)/.deps
 DEPFLAGS = -MMD -MP -MF $(DEPDIR)/$(notdir $@).d -MT $@
 LDFLAGS ?=
@@ -40,23 +40,23 @@ endif
 # main.c is the program; everything else goes into the library the unit
 # tests link against.
 LIB_SRC :=
-LIB_SRC += src/util.c             # bounded byte buffer, clocks, UTF-8, ids
-LIB_SRC += src/error.c            # the error enum: wire code, HTTP status, message
-LIB_SRC += src/log.c              # every stderr line: context, bounded, redacted
-LIB_SRC += src/config.c           # settings from env and file; the provider catalog
-LIB_SRC += src/contract.c         # request bodies in, response JSON shapes out
-LIB_SRC += src/sse.c              # SSE parser (upstream) and writer (client)
-LIB_SRC += src/provider.c         # shared adapter records, table, JSON helpers
-LIB_SRC += src/provider_openai.c  # OpenAI-compatible wire (Groq, SambaNova, ...)
-LIB_SRC += src/provider_gemini.c  # Gemini generateContent wire
-LIB_SRC += src/provider_mock.c    # the built-in demo tier
-LIB_SRC += src/upstream.c         # libcurl: one multi + easy handle per worker
-LIB_SRC += src/chain.c            # the fallback engine: tiers, retries, cooldowns
-LIB_SRC += src/store.c            # the shared SQLite store: pool and queries
-LIB_SRC += src/logq.c             # request-log queue and its batch writer thread
-LIB_SRC += src/http.c             # routing, guards and the reply writers
-LIB_SRC += src/handlers.c         # chat, stream and health endpoints
-LIB_SRC += src/observe.c          # status, logs and usage endpoints
+LIB_SRC += src/util.c            # capped buffer, clocks, request ids, UTF-8
+LIB_SRC += src/error.c           # the error enum: wire code, HTTP status, text
+LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted
+LIB_SRC += src/config.c          # settings from env and file; provider catalog
+LIB_SRC += src/contract.c        # request bodies in, response JSON shapes out
+LIB_SRC += src/sse.c             # SSE parser (upstream) and writer (client)
+LIB_SRC += src/provider.c        # shared adapter records, table, JSON helpers
+LIB_SRC += src/provider_openai.c # the OpenAI wire (Groq, SambaNova, ...)
+LIB_SRC += src/provider_gemini.c # the Gemini generateContent wire
+LIB_SRC += src/provider_mock.c   # the built-in demo tier
+LIB_SRC += src/upstream.c        # libcurl: a multi + easy handle per worker
+LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
+LIB_SRC += src/store.c           # the shared SQLite store: pool and queries
+LIB_SRC += src/logq.c            # request-log queue and its batch writer
+LIB_SRC += src/http.c            # routing, guards and the reply writers
+LIB_SRC += src/handlers.c        # chat, stream and health endpoints
+LIB_SRC += src/observe.c         # status, logs and usage endpoints
 # main.c: the process, its threads and signals, the FastCGI/CGI glue.
 MAIN_SRC := src/main.c
 LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/%.o,$(LIB_SRC))
@@ -114,8 +114,10 @@ $(BUILD)/schema.h: schema/relayforge.sql
 
 # Header dependencies come from the compiler (-MMD, the .d files below).
 # The generated schema header must exist before the first compile (no .d
-# file names it yet on a clean tree): an order-only prerequisite.
-$(BUILD)/%.o: src/%.c | $(BUILD)/schema.h
+# file names it yet on a clean tree): an order-only prerequisite.  The
+# Makefile itself is one: new flags, or objects built before the .d files
+# existed, mean everything is compiled again.
+$(BUILD)/%.o: src/%.c Makefile | $(BUILD)/schema.h
 	@mkdir -p $(BUILD) $(DEPDIR)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
@@ -151,19 +153,31 @@ test: deps node-deps
 	@BUILD=$(BUILD) BIN=$(abspath $(BIN)) tests/run.sh
 
 # Sanitizer build (ASan + UBSan) of everything, then the whole suite, then
-# a short libFuzzer run of every parser of upstream input.
+# a short libFuzzer run of every parser of outside input (below).
 check: deps node-deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 test
 	@$(MAKE) --no-print-directory fuzz
 
-FUZZ_TIME ?= 15
-FUZZ_SRC  := $(wildcard src/provider*.c) src/util.c src/error.c src/config.c
+# libFuzzer targets, one per parser of outside input: tests/fuzz/fuzz_<t>.c
+# over FUZZ_SRC plus its own module, each run FUZZ_TIME seconds from its seed
+# corpus tests/fuzz/corpus_<t>/ (new finds stay in build/fuzz/corpus_<t>/).
+#   sse       the upstream SSE parser
+#   openai    the adapters' readers of upstream JSON (OpenAI wire, Gemini)
+#   contract  request bodies (rf_contract_parse)
+FUZZ_TIME    ?= 15
+FUZZ_TARGETS := sse openai contract
+FUZZ_SRC     := $(filter src/provider%.c src/util.c src/error.c src/config.c \
+                  src/log.c,$(LIB_SRC))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all -std=c11 -D_DEFAULT_SOURCE -Iinclude
 fuzz:
 	@mkdir -p build/fuzz
-	@for t in sse openai; do \
-	  clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	    -std=c11 -D_DEFAULT_SOURCE -Iinclude tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$([ $$t = sse ] && echo src/sse.c) \
-	    $$(pkg-config --cflags --libs json-c libcurl) -o build/fuzz/fuzz_$$t || exit 1; \
+	@for t in $(FUZZ_TARGETS); do \
+	  case $$t in sse) own=src/sse.c;; contract) own=src/contract.c;; \
+	    *) own=;; esac; \
+	  clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$own \
+	    $$(pkg-config --cflags --libs json-c libcurl) -lm \
+	    -o build/fuzz/fuzz_$$t || exit 1; \
 	  mkdir -p build/fuzz/corpus_$$t; \
 	  echo "fuzz_$$t: $(FUZZ_TIME) s"; \
 	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=0 \

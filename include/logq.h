@@ -14,7 +14,8 @@
 
 #include "store.h"
 
-#define RF_LOGQ_MAX 4096   /* entries waiting; past it callers write themselves */
+/* Entries waiting; past it callers write themselves. */
+#define RF_LOGQ_MAX 4096
 
 /* Start the writer thread; get_store returns the process's store (or NULL
  * while it cannot be opened) and is called by the writer once per batch.
