@@ -14,7 +14,8 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -lcurl -ljson-c -lsqlite3)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
-           -Wmissing-prototypes -Wformat=2
+           -Wmissing-prototypes -Wmissing-declarations -Wformat=2 \
+           -Wwrite-strings -Wpointer-arith
 HARDEN  := -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 OPT     := -O2 -g
 ifeq ($(SAN),1)
@@ -25,14 +26,41 @@ endif
 CFLAGS  ?=
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -D_POSIX_C_SOURCE=200809L $(OPT) \
            $(WARN) $(HARDEN) -Iinclude -I$(BUILD) $(PKG_CFLAGS)
+# Each compile also writes the headers it read into $(BUILD)/.deps/ (not
+# beside the test binaries: scripts run every build/tests/test_*).
+DEPDIR   = $(BUILD)/.deps
+DEPFLAGS = -MMD -MP -MF $(DEPDIR)/$(notdir $@).d -MT $@
 LDFLAGS ?=
 LDLIBS  := $(PKG_LIBS) -lpthread -lm
 ifeq ($(SAN),1)
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-LIB_SRC := $(filter-out src/main.c,$(wildcard src/*.c))
-LIB_OBJ := $(patsubst src/%.c,$(BUILD)/%.o,$(LIB_SRC))
+# The modules, one concern each (its header in include/ is its whole API).
+# main.c is the program; everything else goes into the library the unit
+# tests link against.
+LIB_SRC :=
+LIB_SRC += src/util.c            # capped buffer, clocks, request ids, UTF-8
+LIB_SRC += src/error.c           # the error enum: wire code, HTTP status, text
+LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted
+LIB_SRC += src/config.c          # settings from env and file; provider catalog
+LIB_SRC += src/contract.c        # request bodies in, response JSON shapes out
+LIB_SRC += src/sse.c             # SSE parser (upstream) and writer (client)
+LIB_SRC += src/provider.c        # shared adapter records, table, JSON helpers
+LIB_SRC += src/provider_openai.c # the OpenAI wire (Groq, SambaNova, ...)
+LIB_SRC += src/provider_gemini.c # the Gemini generateContent wire
+LIB_SRC += src/provider_mock.c   # the built-in demo tier
+LIB_SRC += src/upstream.c        # libcurl: a multi + easy handle per worker
+LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
+LIB_SRC += src/store.c           # the shared SQLite store: pool and queries
+LIB_SRC += src/logq.c            # request-log queue and its batch writer
+LIB_SRC += src/http.c            # routing, guards and the reply writers
+LIB_SRC += src/handlers.c        # chat, stream and health endpoints
+LIB_SRC += src/observe.c         # status, logs and usage endpoints
+# main.c: the process, its threads and signals, the FastCGI/CGI glue.
+MAIN_SRC := src/main.c
+LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/%.o,$(LIB_SRC))
+MAIN_OBJ := $(patsubst src/%.c,$(BUILD)/%.o,$(MAIN_SRC))
 LIB     := $(BUILD)/librelayforge.a
 BIN     := cgi-bin/relayforge.fcgi
 ifeq ($(SAN),1)
@@ -40,6 +68,7 @@ BIN     := $(BUILD)/relayforge.fcgi
 endif
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+DEPS     := $(patsubst %,$(DEPDIR)/%.d,$(notdir $(LIB_OBJ) $(MAIN_OBJ) $(UNIT_BIN)))
 
 DEB_PKGS := gcc make pkg-config libfcgi-dev libfcgi-bin libcurl4-openssl-dev \
             libjson-c-dev libsqlite3-dev sqlite3 lighttpd libcmocka-dev curl \
@@ -83,21 +112,28 @@ $(BUILD)/schema.h: schema/relayforge.sql
 	awk 'BEGIN{print "/* generated from schema/relayforge.sql */"; print "static const char rf_schema_sql[] ="} \
 	  {gsub(/\\/,"\\\\"); gsub(/"/,"\\\""); print "\"" $$0 "\\n\""} END{print ";"}' $< > $@
 
-$(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(BUILD)/schema.h
-	@mkdir -p $(BUILD)
-	$(CC) $(CFLAGS) -c -o $@ $<
+# Header dependencies come from the compiler (-MMD, the .d files below).
+# The generated schema header must exist before the first compile (no .d
+# file names it yet on a clean tree): an order-only prerequisite.  The
+# Makefile itself is one: new flags, or objects built before the .d files
+# existed, mean everything is compiled again.
+$(BUILD)/%.o: src/%.c Makefile | $(BUILD)/schema.h
+	@mkdir -p $(BUILD) $(DEPDIR)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(LIB): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BIN): $(BUILD)/main.o $(LIB)
+$(BIN): $(MAIN_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $(BUILD)/main.o $(LIB) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LDLIBS)
 
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) $(wildcard include/*.h)
-	@mkdir -p $(BUILD)/tests
-	$(CC) $(CFLAGS) -Wno-missing-prototypes $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
+# cmocka test functions need no prototypes: each test file is one unit.
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) | $(BUILD)/schema.h
+	@mkdir -p $(BUILD)/tests $(DEPDIR)
+	$(CC) $(CFLAGS) -Wno-missing-prototypes -Wno-missing-declarations \
+	  $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka
 
 # The web client; Chart.js comes from Debian's libjs-chart.js (not committed).
 # Debian 12 ships 3.9 as chart.min.js; newer releases as chart.umd.min.js.
@@ -117,19 +153,31 @@ test: deps node-deps
 	@BUILD=$(BUILD) BIN=$(abspath $(BIN)) tests/run.sh
 
 # Sanitizer build (ASan + UBSan) of everything, then the whole suite, then
-# a short libFuzzer run of every parser of upstream input.
+# a short libFuzzer run of every parser of outside input (below).
 check: deps node-deps
 	@$(MAKE) --no-print-directory BUILD=build-san SAN=1 test
 	@$(MAKE) --no-print-directory fuzz
 
-FUZZ_TIME ?= 15
-FUZZ_SRC  := $(wildcard src/provider*.c) src/util.c src/error.c src/config.c
+# libFuzzer targets, one per parser of outside input: tests/fuzz/fuzz_<t>.c
+# over FUZZ_SRC plus its own module, each run FUZZ_TIME seconds from its seed
+# corpus tests/fuzz/corpus_<t>/ (new finds stay in build/fuzz/corpus_<t>/).
+#   sse       the upstream SSE parser
+#   openai    the adapters' readers of upstream JSON (OpenAI wire, Gemini)
+#   contract  request bodies (rf_contract_parse)
+FUZZ_TIME    ?= 15
+FUZZ_TARGETS := sse openai contract
+FUZZ_SRC     := $(filter src/provider%.c src/util.c src/error.c src/config.c \
+                  src/log.c,$(LIB_SRC))
+FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
+                -fno-sanitize-recover=all -std=c11 -D_DEFAULT_SOURCE -Iinclude
 fuzz:
 	@mkdir -p build/fuzz
-	@for t in sse openai; do \
-	  clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-	    -std=c11 -D_DEFAULT_SOURCE -Iinclude tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$([ $$t = sse ] && echo src/sse.c) \
-	    $$(pkg-config --cflags --libs json-c libcurl) -o build/fuzz/fuzz_$$t || exit 1; \
+	@for t in $(FUZZ_TARGETS); do \
+	  case $$t in sse) own=src/sse.c;; contract) own=src/contract.c;; \
+	    *) own=;; esac; \
+	  clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$own \
+	    $$(pkg-config --cflags --libs json-c libcurl) -lm \
+	    -o build/fuzz/fuzz_$$t || exit 1; \
 	  mkdir -p build/fuzz/corpus_$$t; \
 	  echo "fuzz_$$t: $(FUZZ_TIME) s"; \
 	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=0 \
@@ -140,6 +188,8 @@ fuzz:
 
 clean:
 	rm -rf build build-san cgi-bin/relayforge.fcgi web/vendor
+
+-include $(DEPS)
 
 # Concern-specific targets (install, bench) live in their own fragments.
 include $(wildcard mk/*.mk)

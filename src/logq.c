@@ -1,7 +1,17 @@
 /*
- * logq: a bounded FIFO of log entries and the thread that writes them in
- * batches.  Each queued entry is one allocation: the struct, its attempts
- * and every string it points to, copied together.
+ * logq: a bounded FIFO of request-log entries and the one thread per
+ * process that writes them to the store in batches.
+ *
+ * Each queued entry is one allocation: the struct, its attempts and every
+ * string it points to, copied together, so the caller's strings may go
+ * away as soon as rf_logq_push returns.  The writer takes up to LOGQ_BATCH
+ * entries off the head under the lock, writes them outside it (one
+ * transaction; entry by entry when that fails) and frees them.  An entry
+ * it cannot write -- no store, or its own write fails -- is dropped and
+ * rf_logq_failed() turns true for the life of the process (/health says
+ * degraded; the reason is on stderr already, from the store's failed write
+ * or from the opener that could not open it).  Stopping drains the queue
+ * before the thread exits.
  */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -10,7 +20,6 @@
 
 #include "logq.h"
 
-#define LOGQ_MAX 4096   /* entries waiting; past it callers write themselves */
 #define LOGQ_BATCH 128  /* entries per transaction */
 
 struct item {
@@ -28,18 +37,21 @@ static pthread_t writer;
 static struct rf_store *(*store_of)(void);
 static atomic_bool failed;
 
-bool rf_logq_failed(void)
+bool
+rf_logq_failed(void)
 {
 	return atomic_load(&failed);
 }
 
-static size_t slen(const char *s)
+static size_t
+slen(const char *s)
 {
 	return s != NULL ? strlen(s) + 1 : 0;
 }
 
 /* Copy s into the blob at *p; NULL stays NULL. */
-static const char *put(char **p, const char *s)
+static const char *
+put(char **p, const char *s)
 {
 	char *d = *p;
 	size_t n = slen(s);
@@ -51,7 +63,8 @@ static const char *put(char **p, const char *s)
 	return d;
 }
 
-static struct item *copy(const struct rf_log_entry *e)
+static struct item *
+copy(const struct rf_log_entry *e)
 {
 	size_t strs = slen(e->request_id) + slen(e->endpoint) + slen(e->strategy) +
 	    slen(e->attempted_provider) + slen(e->final_provider) +
@@ -89,33 +102,49 @@ static struct item *copy(const struct rf_log_entry *e)
 	return it;
 }
 
-int rf_logq_push(const struct rf_log_entry *e)
+/* Whether a push may queue now; called with lock held. */
+static bool
+accepting(void)
 {
-	struct item *it;
+	return running && !stopping && queued < RF_LOGQ_MAX;
+}
 
+int
+rf_logq_push(const struct rf_log_entry *e)
+{
+	struct item *it = NULL;
+	bool open;
+	int rc = -1;
+
+	/* A first look, so a full or stopped queue costs no allocation; the
+	 * copy is made outside the lock; the second look decides. */
 	pthread_mutex_lock(&lock);
-	if (!running || stopping || queued >= LOGQ_MAX) {
-		pthread_mutex_unlock(&lock);
-		return -1;
+	open = accepting();
+	pthread_mutex_unlock(&lock);
+	if (!open || (it = copy(e)) == NULL)
+		goto done;
+	pthread_mutex_lock(&lock);
+	if (accepting()) {
+		if (tail != NULL)
+			tail->next = it;
+		else
+			head = it;
+		tail = it;
+		queued++;
+		it = NULL;
+		rc = 0;
+		pthread_cond_signal(&wake);
 	}
 	pthread_mutex_unlock(&lock);
-	if ((it = copy(e)) == NULL)
-		return -1;
-	pthread_mutex_lock(&lock);
-	if (tail != NULL)
-		tail->next = it;
-	else
-		head = it;
-	tail = it;
-	queued++;
-	pthread_cond_signal(&wake);
-	pthread_mutex_unlock(&lock);
-	return 0;
+done:
+	free(it);
+	return rc;
 }
 
 /* Write one batch: one transaction, or entry by entry if it fails (so one
  * bad entry cannot lose the others). */
-static void write_batch(struct item **items, int n)
+static void
+write_batch(struct item **items, int n)
 {
 	const struct rf_log_entry *es[LOGQ_BATCH];
 	struct rf_store *s = store_of();
@@ -129,7 +158,8 @@ static void write_batch(struct item **items, int n)
 			atomic_store(&failed, true);
 }
 
-static void *writer_main(void *arg)
+static void *
+writer_main(void *arg)
 {
 	struct item *items[LOGQ_BATCH];
 
@@ -157,7 +187,8 @@ static void *writer_main(void *arg)
 	}
 }
 
-int rf_logq_start(struct rf_store *(*get_store)(void))
+int
+rf_logq_start(struct rf_store *(*get_store)(void))
 {
 	int rc = 0;
 
@@ -172,7 +203,8 @@ int rf_logq_start(struct rf_store *(*get_store)(void))
 	return rc;
 }
 
-void rf_logq_stop(void)
+void
+rf_logq_stop(void)
 {
 	pthread_mutex_lock(&lock);
 	if (!running) {
