@@ -44,7 +44,8 @@ LIB_SRC += src/util.c            # capped buffer, clocks, request ids, UTF-8
 LIB_SRC += src/error.c           # the error enum: wire code, HTTP status, text
 LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted
 LIB_SRC += src/config.c          # settings from env and file; provider catalog
-LIB_SRC += src/contract.c        # request bodies in, response JSON shapes out
+LIB_SRC += src/contract.c        # request bodies in: parse and validate
+LIB_SRC += src/render.c          # every response JSON shape, from one form
 LIB_SRC += src/sse.c             # SSE parser (upstream) and writer (client)
 LIB_SRC += src/provider.c        # shared adapter records, table, JSON helpers
 LIB_SRC += src/provider_openai.c # the OpenAI wire (Groq, SambaNova, ...)
@@ -54,10 +55,12 @@ LIB_SRC += src/upstream.c        # libcurl: a multi + easy handle per worker
 LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
 LIB_SRC += src/store.c           # the shared SQLite store: pool and queries
 LIB_SRC += src/logq.c            # request-log queue and its batch writer
-LIB_SRC += src/http.c            # routing, guards and the reply writers
+LIB_SRC += src/fcgi.c            # the only libfcgi user: FastCGI and CGI I/O
+LIB_SRC += src/reply.c           # the reply writer: heads, JSON, errors, SSE
+LIB_SRC += src/router.c          # surfaces, route table, guards, refusals
 LIB_SRC += src/handlers.c        # chat, stream and health endpoints
 LIB_SRC += src/observe.c         # status, logs and usage endpoints
-# main.c: the process, its threads and signals, the FastCGI/CGI glue.
+# main.c: the process -- wiring, worker threads, signals, side jobs.
 MAIN_SRC := src/main.c
 LIB_OBJ  := $(patsubst src/%.c,$(BUILD)/%.o,$(LIB_SRC))
 MAIN_OBJ := $(patsubst src/%.c,$(BUILD)/%.o,$(MAIN_SRC))
