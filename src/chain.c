@@ -109,6 +109,28 @@ int64_t rf_chain_cooldown_until(const struct rf_config *cfg,
 	return 0;
 }
 
+int64_t
+rf_chain_threshold_cooldown(const struct rf_config *cfg, int failures,
+    int64_t own_until_ms, int64_t now_ms)
+{
+	/* A failure's own cooldown (429, auth) stands, longer or not. */
+	if (own_until_ms > 0 || cfg->failure_threshold <= 0 ||
+	    failures < cfg->failure_threshold)
+		return 0;
+	return now_ms + cfg->cooldown_ms;
+}
+
+int64_t
+rf_chain_quota_cooldown(const struct rf_quota *q, int64_t now_ms)
+{
+	if (!q->have)
+		return 0;
+	if ((q->remaining_requests == 0 || q->remaining_tokens == 0) &&
+	    q->reset_at_ms > now_ms)
+		return q->reset_at_ms;
+	return 0;
+}
+
 static void add_attempt(struct rf_chain_result *r, int pid, enum rf_att_kind kind,
     enum rf_err code, const char *reason, long status, long latency, int retry)
 {
