@@ -78,12 +78,13 @@ node-deps:
 	@[ -f tests/node_modules/playwright-core/package.json ] || \
 	  npm ci --prefix tests --no-audit --no-fund >/dev/null
 
-$(BUILD)/schema.h: schema/relayforge.sql
+# One generated schema header per store backend: rf_schema_<backend>.
+$(BUILD)/schema_sqlite.h: schema/relayforge.sql
 	@mkdir -p $(BUILD)
-	awk 'BEGIN{print "/* generated from schema/relayforge.sql */"; print "static const char rf_schema_sql[] ="} \
+	awk 'BEGIN{print "/* generated from schema/relayforge.sql */"; print "static const char rf_schema_sqlite[] ="} \
 	  {gsub(/\\/,"\\\\"); gsub(/"/,"\\\""); print "\"" $$0 "\\n\""} END{print ";"}' $< > $@
 
-$(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(BUILD)/schema.h
+$(BUILD)/%.o: src/%.c $(wildcard include/*.h) $(BUILD)/schema_sqlite.h
 	@mkdir -p $(BUILD)
 	$(CC) $(CFLAGS) -c -o $@ $<
 

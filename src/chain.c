@@ -206,14 +206,21 @@ static void record_failure(struct run *run, int pid, const struct rf_failure *f,
 	const struct rf_config *cfg = run->w->cfg;
 	int64_t now = rf_now_ms();
 	int64_t until = rf_chain_cooldown_until(cfg, f, status, retry_after_ms, now);
+	int failures = 0;
 
 	if (status == 429 && until > now)
 		run->r->retry_after_ms = until - now;
 	if (run->w->store == NULL)
 		return;
-	rf_store_provider_failed(run->w->store, cfg->providers[pid].id,
-	    rf_err_code(f->code), now, until, cfg->failure_threshold,
-	    cfg->cooldown_ms);
+	/* The store bumps the shared streak; the threshold is decided here,
+	 * and costs a second write only when it is reached. */
+	if (rf_store_provider_failed(run->w->store, cfg->providers[pid].id,
+	    rf_err_code(f->code), now, until, &failures) != 0)
+		return;
+	until = rf_chain_threshold_cooldown(cfg, failures, until, now);
+	if (until > 0)
+		rf_store_provider_cooldown(run->w->store, cfg->providers[pid].id,
+		    until, "failure_threshold");
 }
 
 /* Providers send rate-limit headers on every answer; writing them each
@@ -226,7 +233,7 @@ static _Atomic int64_t quota_written[RF_P__COUNT];
 static void record_quota(struct run *run, int pid, const struct rf_up_reply *rep)
 {
 	const struct rf_quota *q = &rep->quota;
-	int64_t now = rf_now_ms();
+	int64_t now = rf_now_ms(), until;
 	bool empty = q->remaining_requests == 0 || q->remaining_tokens == 0;
 
 	if (run->w->store == NULL || !q->have)
@@ -236,6 +243,11 @@ static void record_quota(struct run *run, int pid, const struct rf_up_reply *rep
 	atomic_store(&quota_written[pid], now);
 	rf_store_provider_quota(run->w->store, run->w->cfg->providers[pid].id,
 	    q->remaining_requests, q->remaining_tokens, q->reset_at_ms, now);
+	/* A second write only when a figure reached 0 before its reset. */
+	until = rf_chain_quota_cooldown(q, now);
+	if (until > 0)
+		rf_store_provider_cooldown(run->w->store,
+		    run->w->cfg->providers[pid].id, until, "quota");
 }
 
 /* A tier answered: clear its shared failure state if it had any. */
