@@ -53,7 +53,9 @@ LIB_SRC += src/provider_gemini.c # the Gemini generateContent wire
 LIB_SRC += src/provider_mock.c   # the built-in demo tier
 LIB_SRC += src/upstream.c        # libcurl: a multi + easy handle per worker
 LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
-LIB_SRC += src/store.c           # the shared SQLite store: pool and queries
+LIB_SRC += src/hist.c            # latency histogram, percentiles, usage folding
+LIB_SRC += src/store.c           # the store's product API, pool, backend choice
+LIB_SRC += src/store_sqlite.c    # the SQLite backend: every SQL statement
 LIB_SRC += src/logq.c            # request-log queue and its batch writer
 LIB_SRC += src/fcgi.c            # the only libfcgi user: FastCGI and CGI I/O
 LIB_SRC += src/reply.c           # the reply writer: heads, JSON, errors, SSE
@@ -110,9 +112,10 @@ node-deps:
 	@[ -f tests/node_modules/playwright-core/package.json ] || \
 	  npm ci --prefix tests --no-audit --no-fund >/dev/null
 
-$(BUILD)/schema.h: schema/relayforge.sql
+# One generated schema header per store backend: rf_schema_<backend>.
+$(BUILD)/schema_sqlite.h: schema/relayforge.sql
 	@mkdir -p $(BUILD)
-	awk 'BEGIN{print "/* generated from schema/relayforge.sql */"; print "static const char rf_schema_sql[] ="} \
+	awk 'BEGIN{print "/* generated from schema/relayforge.sql */"; print "static const char rf_schema_sqlite[] ="} \
 	  {gsub(/\\/,"\\\\"); gsub(/"/,"\\\""); print "\"" $$0 "\\n\""} END{print ";"}' $< > $@
 
 # Header dependencies come from the compiler (-MMD, the .d files below).
@@ -120,7 +123,7 @@ $(BUILD)/schema.h: schema/relayforge.sql
 # file names it yet on a clean tree): an order-only prerequisite.  The
 # Makefile itself is one: new flags, or objects built before the .d files
 # existed, mean everything is compiled again.
-$(BUILD)/%.o: src/%.c Makefile | $(BUILD)/schema.h
+$(BUILD)/%.o: src/%.c Makefile | $(BUILD)/schema_sqlite.h
 	@mkdir -p $(BUILD) $(DEPDIR)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
@@ -133,7 +136,7 @@ $(BIN): $(MAIN_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LDLIBS)
 
 # cmocka test functions need no prototypes: each test file is one unit.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) | $(BUILD)/schema.h
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) | $(BUILD)/schema_sqlite.h
 	@mkdir -p $(BUILD)/tests $(DEPDIR)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -Wno-missing-declarations \
 	  $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka

@@ -19,6 +19,7 @@
 #include "request.h" /* struct rf_worker, struct rf_chat_req */
 #include "store.h"   /* struct rf_log_attempt, struct rf_log_entry */
 
+struct rf_quota;
 #define RF_MAX_ATTEMPTS 32
 
 /* How an attempt ended, for add_attempt; the trail itself is kept in the
@@ -83,5 +84,14 @@ bool rf_chain_retryable(enum rf_err code, long http_status, bool before_response
 int64_t rf_chain_cooldown_until(const struct rf_config *cfg,
     const struct rf_failure *f, long http_status, int64_t retry_after_ms,
     int64_t now_ms);
+/* The failure-threshold rule: a failure without a cooldown of its own
+ * (own_until_ms <= 0) that brought the provider's shared streak to
+ * cfg->failure_threshold or more cools it down until now_ms +
+ * cfg->cooldown_ms.  0 = no cooldown (also when the threshold is 0). */
+int64_t rf_chain_threshold_cooldown(const struct rf_config *cfg,
+    int failures, int64_t own_until_ms, int64_t now_ms);
+/* The quota rule: when a remaining figure is 0 and the reset lies after
+ * now_ms, the provider cools down until the reset.  0 = no cooldown. */
+int64_t rf_chain_quota_cooldown(const struct rf_quota *q, int64_t now_ms);
 
 #endif

@@ -1,16 +1,26 @@
 /*
- * store: the shared SQLite file (SPEC section 7).  Every responder process
- * opens its own pool of connections (never before a fork), shared by its
- * threads; statements are prepared once per connection and kept for its
- * life.  Every write runs in BEGIN IMMEDIATE; WAL, a busy handler that
- * waits up to 10 s, synchronous=NORMAL.
- * This header speaks in the product's terms -- log a request, set a
- * cooldown, count a client -- never in SQL, so a second backend can sit
- * behind it.  Prefix: rf_store_.
+ * store: the shared state of every responder process and machine (SPEC
+ * section 7): the request log with its attempt trail and usage rollups,
+ * per-provider cooldowns, failure streaks and quota, the per-client rate
+ * limit, and the reads behind status, logs and usage.
+ *
+ * This header speaks in the product's terms -- log a request, persist a
+ * cooldown, count a client -- never in a query language.  The backend is
+ * chosen by the form of RELAYFORGE_DB: a file path is the embedded SQLite
+ * file (src/store_sqlite.c); a postgresql:// or postgres:// URI is the
+ * PostgreSQL store of SPEC section 14, not built into this binary yet.
+ * Each process opens one pool of connections (never before a fork),
+ * shared by its threads: an operation borrows one connection for its own
+ * length, and every operation is one transaction -- a write is all or
+ * nothing, a read is one consistent snapshot.
+ *
+ * The store decides nothing: cooldown deadlines, the failure threshold
+ * and quota rules are the engine's (src/chain.c); the store persists what
+ * it is told, atomically across processes.  Prefix: rf_store_.
  *
  * Failure contract: functions return 0 on success and -1 on failure, with
- * the reason written to stderr (prefixed by __func__); nothing half-written
- * is left behind (the transaction is rolled back).
+ * the reason written to stderr (prefixed by the function); nothing
+ * half-written is left behind (the transaction is rolled back).
  */
 #ifndef RF_STORE_H
 #define RF_STORE_H
@@ -21,16 +31,19 @@
 
 struct rf_store;
 
-/* Open (creating the file and applying missing migrations from the schema
- * compiled into the binary, safe when several processes start at once).
- * Returns NULL with a reason in err on failure. */
-struct rf_store *rf_store_open(const char *path, char *err, size_t errlen);
-/* The same, shared by every thread of a process: each operation below
- * borrows one of max_conns connections (all opened here, each with
- * its prepared statements) for just that operation, and waits when all are
- * busy.  rf_store_open is a pool of one. */
-struct rf_store *rf_store_open_pool(const char *path, int max_conns,
+/* Open the store named by db (a RELAYFORGE_DB value), shared by every
+ * thread of a process: each operation below borrows one of max_conns
+ * connections (all opened here, each with its prepared statements) for
+ * just that operation, and waits when all are busy.  The first connection
+ * creates the store and applies missing migrations from the schema
+ * compiled into the binary (safe when several processes start at once).
+ * Returns NULL with a reason in err on failure -- for a URI the reason
+ * never contains db (it may hold a password); a backend that is not built
+ * in says "PostgreSQL store is not built into this binary". */
+struct rf_store *rf_store_open_pool(const char *db, int max_conns,
     char *err, size_t errlen);
+/* A pool of one. */
+struct rf_store *rf_store_open(const char *db, char *err, size_t errlen);
 void rf_store_close(struct rf_store *s); /* NULL is a no-op */
 
 /* One entry of a request's attempt trail. */
@@ -89,16 +102,25 @@ struct rf_provider_state {
 int rf_store_provider_states(struct rf_store *s, const char *const *ids,
     size_t n, struct rf_provider_state *st);
 
-/* A failed attempt: bump the consecutive-failure count and remember the
- * error; when cooldown_until_ms > 0 set that cooldown; else when the count
- * reaches threshold set a cooldown until now_ms + cooldown_ms. */
+/* A failed attempt: bump the shared consecutive-failure count (atomically
+ * across processes), remember error_code at now_ms, and when
+ * cooldown_until_ms > 0 persist that cooldown (error_code as its reason)
+ * -- a later deadline always wins over a stored one, an earlier one never
+ * shortens it.  *failures (may be NULL) gets the new count, 0 on failure:
+ * the engine applies its failure threshold to it. */
 int rf_store_provider_failed(struct rf_store *s, const char *id,
     const char *error_code, int64_t now_ms, int64_t cooldown_until_ms,
-    int threshold, int64_t cooldown_ms);
+    int *failures);
+/* Persist a cooldown until until_ms with its reason ("failure_threshold",
+ * "quota", ...) when it ends later than the stored one; an earlier or
+ * equal one changes nothing, and until_ms <= 0 is a no-op. */
+int rf_store_provider_cooldown(struct rf_store *s, const char *id,
+    int64_t until_ms, const char *reason);
 /* A successful attempt: clear failures and cooldown, remember the time. */
 int rf_store_provider_ok(struct rf_store *s, const char *id, int64_t now_ms);
-/* Quota figures from rate-limit headers (-1 = unknown); when a remaining
- * figure is 0 and reset_ms > now_ms, the provider cools down until reset_ms. */
+/* Record the quota figures of rate-limit headers (-1 = unknown; reset_ms
+ * 0 = unknown) as the provider's latest snapshot.  Nothing else: whether
+ * they call for a cooldown is the engine's decision. */
 int rf_store_provider_quota(struct rf_store *s, const char *id,
     long remaining_requests, long remaining_tokens, int64_t reset_ms,
     int64_t now_ms);
@@ -110,7 +132,7 @@ int rf_store_provider_quota(struct rf_store *s, const char *id,
 int rf_store_rate_hit(struct rf_store *s, const char *client, int limit,
     int64_t now_ms, int *retry_after_s);
 
-/* 0 when the connection answers a trivial query. */
+/* 0 when the store answers a trivial query (on a borrowed connection). */
 int rf_store_ping(struct rf_store *s);
 
 /* ---- observability: status, logs, usage (read-only snapshots) ---- */
@@ -222,9 +244,10 @@ void rf_store_usage_free(struct rf_usage_report *r);
  *       sleep ~50 ms;
  *   rf_store_maintain(s); */
 int rf_store_prune(struct rf_store *s, int64_t older_than_ms, int batch);
-/* Give free pages back to the file system (incremental vacuum, a bounded
- * number of pages per call) and checkpoint the WAL without waiting for
- * readers (PASSIVE; journal_size_limit then caps the WAL file). */
+/* Tidy the store in one bounded step.  SQLite: give free pages back to
+ * the file system (incremental vacuum, a bounded number of pages per call)
+ * and checkpoint the WAL without waiting for readers (PASSIVE;
+ * journal_size_limit then caps the WAL file). */
 int rf_store_maintain(struct rf_store *s);
 
 #endif

@@ -1,16 +1,16 @@
 -- RelayForge store schema (SPEC section 7).
 --
--- Compiled into the responder (build/schema.h) and applied at start inside
--- one BEGIN IMMEDIATE transaction when PRAGMA user_version is lower than the
--- version set at the end of this file.  Plain SQL, so the sqlite3 CLI can
+-- Compiled into the responder (build/schema_sqlite.h) and applied at start
+-- inside one BEGIN IMMEDIATE transaction when PRAGMA user_version is lower
+-- than the version set at the end of this file.  Plain SQL, so the sqlite3 CLI can
 -- create a database with it too (version 1 is idempotent):
 --   sqlite3 var/relayforge.db < schema/relayforge.sql
 -- The responder also sets journal_mode=WAL and, on a new file,
 -- auto_vacuum=INCREMENTAL (both outside any transaction, so not here).
 --
 -- A later version appends its changes below and raises user_version; the
--- responder's RF_SCHEMA_VERSION (src/store.c) must be raised with it (open
--- refuses a schema whose user_version differs from it).
+-- responder's RF_SCHEMA_VERSION (src/store_sqlite.c) must be raised with it
+-- (open refuses a schema whose user_version differs from it).
 
 -- One row per request that reached the fallback chain (requests refused
 -- before it -- 400, 401, 413, 415, the gateway's own 429 -- are not logged).

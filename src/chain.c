@@ -143,6 +143,28 @@ int64_t rf_chain_cooldown_until(const struct rf_config *cfg,
 	return 0;
 }
 
+int64_t
+rf_chain_threshold_cooldown(const struct rf_config *cfg, int failures,
+    int64_t own_until_ms, int64_t now_ms)
+{
+	/* A failure's own cooldown (429, auth) stands, longer or not. */
+	if (own_until_ms > 0 || cfg->failure_threshold <= 0 ||
+	    failures < cfg->failure_threshold)
+		return 0;
+	return now_ms + cfg->cooldown_ms;
+}
+
+int64_t
+rf_chain_quota_cooldown(const struct rf_quota *q, int64_t now_ms)
+{
+	if (!q->have)
+		return 0;
+	if ((q->remaining_requests == 0 || q->remaining_tokens == 0) &&
+	    q->reset_at_ms > now_ms)
+		return q->reset_at_ms;
+	return 0;
+}
+
 static void add_attempt(struct rf_chain_result *r, int pid, enum rf_att_kind kind,
     enum rf_err code, const char *reason, long status, long latency, int retry)
 {
@@ -218,14 +240,21 @@ static void record_failure(struct run *run, int pid, const struct rf_failure *f,
 	const struct rf_config *cfg = run->w->cfg;
 	int64_t now = rf_now_ms();
 	int64_t until = rf_chain_cooldown_until(cfg, f, status, retry_after_ms, now);
+	int failures = 0;
 
 	if (status == 429 && until > now)
 		run->r->retry_after_ms = until - now;
 	if (run->w->store == NULL)
 		return;
-	rf_store_provider_failed(run->w->store, cfg->providers[pid].id,
-	    rf_err_code(f->code), now, until, cfg->failure_threshold,
-	    cfg->cooldown_ms);
+	/* The store bumps the shared streak; the threshold is decided here,
+	 * and costs a second write only when it is reached. */
+	if (rf_store_provider_failed(run->w->store, cfg->providers[pid].id,
+	    rf_err_code(f->code), now, until, &failures) != 0)
+		return;
+	until = rf_chain_threshold_cooldown(cfg, failures, until, now);
+	if (until > 0)
+		rf_store_provider_cooldown(run->w->store, cfg->providers[pid].id,
+		    until, "failure_threshold");
 }
 
 /* Providers send rate-limit headers on every answer; writing them each
@@ -238,7 +267,7 @@ static _Atomic int64_t quota_written[RF_P__COUNT];
 static void record_quota(struct run *run, int pid, const struct rf_up_reply *rep)
 {
 	const struct rf_quota *q = &rep->quota;
-	int64_t now = rf_now_ms();
+	int64_t now = rf_now_ms(), until;
 	bool empty = q->remaining_requests == 0 || q->remaining_tokens == 0;
 
 	if (run->w->store == NULL || !q->have)
@@ -248,6 +277,11 @@ static void record_quota(struct run *run, int pid, const struct rf_up_reply *rep
 	atomic_store(&quota_written[pid], now);
 	rf_store_provider_quota(run->w->store, run->w->cfg->providers[pid].id,
 	    q->remaining_requests, q->remaining_tokens, q->reset_at_ms, now);
+	/* A second write only when a figure reached 0 before its reset. */
+	until = rf_chain_quota_cooldown(q, now);
+	if (until > 0)
+		rf_store_provider_cooldown(run->w->store,
+		    run->w->cfg->providers[pid].id, until, "quota");
 }
 
 /* A tier answered: clear its shared failure state if it had any. */

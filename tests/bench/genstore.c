@@ -14,7 +14,8 @@
  * --via bulk lets rf_store_open create the file (schema, WAL), then inserts
  * the same rows on its own connection in one transaction and builds the
  * usage rollups with one INSERT ... SELECT per table, mirroring what
- * rf_store_log_request maintains (src/store.c: upsert_rollup, lat_bucket).
+ * rf_store_log_request maintains (src/store_sqlite.c: upsert_rollup;
+ * src/hist.c: rf_hist_bucket).
  * --verify writes a sample both ways and compares every table row by row;
  * --via auto (the default) verifies first and falls back to the product
  * path when the mirror no longer matches (the store changed), saying so.
@@ -186,7 +187,7 @@ static int put_attempt(sqlite3_stmt *st, int64_t rowid, int seq,
 	return step_reset(st);
 }
 
-/* lat_bucket() of src/store.c as SQL, over the column expression L. */
+/* rf_hist_bucket() of src/hist.c as SQL, over the column expression L. */
 static int bucket_sql(char *out, size_t len, const char *l)
 {
 	size_t off = 0;
@@ -428,8 +429,8 @@ int main(int argc, char **argv)
 		via = verify(VERIFY_ROWS, t0) == 0 ? "bulk" : "product";
 		if (strcmp(via, "product") == 0)
 			fprintf(stderr, "genstore: the bulk mirror no longer matches"
-			    " src/store.c: writing every row through the product"
-			    " (slow); update tests/bench/genstore.c\n");
+			    " src/store_sqlite.c: writing every row through the"
+			    " product (slow); update tests/bench/genstore.c\n");
 	}
 	rc = strcmp(via, "product") == 0 ? via_product(db, rows, t0) :
 	    via_bulk(db, rows, t0);

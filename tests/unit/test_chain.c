@@ -81,9 +81,68 @@ static void test_cooldown_arithmetic(void **state)
 	rf_failure_set(&f, RF_ERR_PROVIDER_AUTH, "");
 	f.auth = true;
 	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 401, -1, now), now + 600000);
-	/* anything else: only the failure threshold (store) */
+	/* anything else: only the failure threshold (below) */
 	rf_failure_set(&f, RF_ERR_PROVIDER_UNAVAILABLE, "");
 	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 503, 5000, now), 0);
+}
+
+/* The threshold rule the store used to apply: the shared streak reaching
+ * RELAYFORGE_FAILURE_THRESHOLD cools down for RELAYFORGE_COOLDOWN_MS,
+ * unless the failure brought a cooldown of its own (429, auth). */
+static void
+test_threshold_cooldown(void **state)
+{
+	struct rf_config c = cfg;
+	int64_t now = rf_now_ms();
+
+	(void)state;
+	c.failure_threshold = 3;
+	c.cooldown_ms = 30000;
+	assert_int_equal(rf_chain_threshold_cooldown(&c, 1, 0, now), 0);
+	assert_int_equal(rf_chain_threshold_cooldown(&c, 2, 0, now), 0);
+	assert_int_equal(rf_chain_threshold_cooldown(&c, 3, 0, now), now + 30000);
+	assert_int_equal(rf_chain_threshold_cooldown(&c, 7, 0, now), now + 30000);
+	/* Its own cooldown stands, shorter or longer. */
+	assert_int_equal(rf_chain_threshold_cooldown(&c, 3, now + 1000, now), 0);
+	assert_int_equal(rf_chain_threshold_cooldown(&c, 3, now + 600000, now), 0);
+	/* No streak known (the store failed): nothing. */
+	assert_int_equal(rf_chain_threshold_cooldown(&c, 0, 0, now), 0);
+	/* Threshold 0: off. */
+	c.failure_threshold = 0;
+	assert_int_equal(rf_chain_threshold_cooldown(&c, 5, 0, now), 0);
+	/* The default configuration: 3 and RELAYFORGE_COOLDOWN_MS. */
+	assert_int_equal(rf_chain_threshold_cooldown(&cfg, cfg.failure_threshold,
+	    0, now), now + cfg.cooldown_ms);
+}
+
+/* The quota rule: a remaining figure at 0 before its reset cools down
+ * until the reset; anything else does not. */
+static void
+test_quota_cooldown(void **state)
+{
+	int64_t now = rf_now_ms();
+	struct rf_quota q = { true, 10, 5000, now + 20000 };
+
+	(void)state;
+	assert_int_equal(rf_chain_quota_cooldown(&q, now), 0);
+	q.remaining_requests = 0;
+	q.remaining_tokens = -1;
+	assert_int_equal(rf_chain_quota_cooldown(&q, now), now + 20000);
+	q.remaining_requests = 5;
+	q.remaining_tokens = 0;
+	assert_int_equal(rf_chain_quota_cooldown(&q, now), now + 20000);
+	/* The reset is already past, or unknown. */
+	q.reset_at_ms = now - 1;
+	assert_int_equal(rf_chain_quota_cooldown(&q, now), 0);
+	q.reset_at_ms = now;
+	assert_int_equal(rf_chain_quota_cooldown(&q, now), 0);
+	q.reset_at_ms = 0;
+	assert_int_equal(rf_chain_quota_cooldown(&q, now), 0);
+	/* Unknown figures (-1) are not 0; no headers at all: nothing. */
+	q = (struct rf_quota){ true, -1, -1, now + 20000 };
+	assert_int_equal(rf_chain_quota_cooldown(&q, now), 0);
+	q = (struct rf_quota){ false, 0, 0, now + 20000 };
+	assert_int_equal(rf_chain_quota_cooldown(&q, now), 0);
 }
 
 static void test_upstream_header_parsers(void **state)
@@ -282,6 +341,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_retryable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cooldown_arithmetic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_threshold_cooldown, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_quota_cooldown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_upstream_header_parsers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mock_only_chat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manual_strategy_mock_first, setup, teardown),

@@ -233,10 +233,13 @@ static void test_status_states(void **state)
 	/* groq: cooling down; cerebras: three failures, cooldown over;
 	 * gemini: its last call failed; mock: two ok calls. */
 	assert_int_equal(rf_store_provider_failed(f->store, "groq",
-	    "provider_rate_limited", now, now + 60000, 3, 30000), 0);
+	    "provider_rate_limited", now, now + 60000, NULL), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(rf_store_provider_failed(f->store, "cerebras",
-		    "provider_unavailable", now - 100000, 0, 3, 30000), 0);
+		    "provider_unavailable", now - 100000, 0, NULL), 0);
+	/* The engine's threshold cooldown after the third (long over). */
+	assert_int_equal(rf_store_provider_cooldown(f->store, "cerebras",
+	    now - 100000 + 30000, "failure_threshold"), 0);
 	log_one(f, now - 5000, "gemini", false, 300, "chat");
 	log_one(f, now - 4000, "gemini", true, 100, "chat");
 	log_one(f, now - 3000, "mock", true, 10, "chat");

@@ -1,10 +1,17 @@
 /*
- * Unit tests of the store: schema and migrations (also several processes
- * opening one fresh file at once), the request log with its attempt trail
- * and per-minute rollup, all-or-nothing writes, concurrent writers
- * (processes and threads), provider state, the rate limit and ping.
+ * Unit tests of the store, in three groups:
+ *  - the contract every backend keeps, run once per row of backends[]
+ *    (only SQLite today): the request log with its attempt trail and
+ *    rollups, all-or-nothing writes, concurrent writers (processes and
+ *    threads), provider state (with the engine's threshold and quota
+ *    decisions applied as src/chain.c applies them), the rate limit, ping,
+ *    and the status / logs / usage reads;
+ *  - what the SQLite file itself must be: schema and migrations (also
+ *    several processes opening one fresh file at once), WAL, pages given
+ *    back by maintenance;
+ *  - the choice of backend from the form of RELAYFORGE_DB.
  * Each test works in its own mkdtemp directory under /tmp; a separate raw
- * sqlite3 connection checks what was written.
+ * connection of the backend (its q_int / q_text) checks what was written.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,64 +27,41 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "schema.h"
+#include "chain.h"
+#include "schema_sqlite.h"
 #include "store.h"
+#include "upstream.h"
 
 #define MINUTE 60000
 #define T0 ((int64_t)1767268800000) /* 2026-01-01T12:00:00.000Z */
 #define MIGRATION_ROUNDS 10
 
-struct fixture {
-	char dir[64];
-	char path[128];
+struct fixture;
+
+/* A backend the contract runs against: how to name a fresh store for a
+ * test, and a raw connection of its own to check what was written. */
+struct backend {
+	const char *name;
+	/* Fill f->db (the RELAYFORGE_DB value) for a fresh store. */
+	void (*make)(struct fixture *f);
+	/* First column of the first row: an integer (-999 for NULL,
+	 * INT64_MIN for no row) or text ("<null>" for NULL, "" for none). */
+	int64_t (*q_int)(const struct fixture *f, const char *sql);
+	void (*q_text)(const struct fixture *f, const char *sql, char *out,
+	    size_t n);
 };
 
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof *f);
-
-	if (f == NULL)
-		return -1;
-	snprintf(f->dir, sizeof f->dir, "/tmp/rf-store-XXXXXX");
-	if (mkdtemp(f->dir) == NULL) {
-		free(f);
-		return -1;
-	}
-	snprintf(f->path, sizeof f->path, "%s/relayforge.db", f->dir);
-	*state = f;
-	return 0;
-}
-
-/* Unlink a database file and its WAL companions. */
-static void remove_db(const char *path)
-{
-	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
-	char p[200];
-
-	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
-		snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-		unlink(p);
-	}
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	char p[160];
-
-	remove_db(f->path);
-	for (int round = 0; round < MIGRATION_ROUNDS; round++) {
-		snprintf(p, sizeof p, "%s/mig%d.db", f->dir, round);
-		remove_db(p); /* left behind when a migration round failed */
-	}
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
+struct fixture {
+	const struct backend *be;
+	char dir[64];
+	char path[128];  /* SQLite: the file */
+	char db[160];    /* what rf_store_open gets */
+};
 
 /* ---- raw checks through a separate connection ---- */
 
-static int64_t q_int(const char *path, const char *sql)
+static int64_t
+sq_int(const char *path, const char *sql)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -95,7 +79,8 @@ static int64_t q_int(const char *path, const char *sql)
 }
 
 /* First column of the first row as text ("<null>" for NULL, "" for none). */
-static void q_text(const char *path, const char *sql, char *out, size_t n)
+static void
+sq_text(const char *path, const char *sql, char *out, size_t n)
 {
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
@@ -111,10 +96,96 @@ static void q_text(const char *path, const char *sql, char *out, size_t n)
 	sqlite3_close(db);
 }
 
-static struct rf_store *open_ok(const char *path)
+static void
+sqlite_make(struct fixture *f)
+{
+	snprintf(f->db, sizeof f->db, "%s", f->path);
+}
+
+static int64_t
+sqlite_q_int(const struct fixture *f, const char *sql)
+{
+	return sq_int(f->path, sql);
+}
+
+static void
+sqlite_q_text(const struct fixture *f, const char *sql, char *out, size_t n)
+{
+	sq_text(f->path, sql, out, n);
+}
+
+/* The contract runs once per row.  A PostgreSQL row (SPEC section 14)
+ * names a fresh database in make and checks through libpq. */
+static const struct backend backends[] = {
+	{ "sqlite", sqlite_make, sqlite_q_int, sqlite_q_text },
+};
+
+/* cmocka's initial state is the backend (NULL: the first one). */
+static int
+setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof *f);
+
+	if (f == NULL)
+		return -1;
+	f->be = *state != NULL ? *state : &backends[0];
+	snprintf(f->dir, sizeof f->dir, "/tmp/rf-store-XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof f->path, "%s/relayforge.db", f->dir);
+	f->be->make(f);
+	*state = f;
+	return 0;
+}
+
+/* Unlink a database file and its WAL companions. */
+static void
+remove_db(const char *path)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm", "-journal" };
+	char p[200];
+
+	for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+		snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+		unlink(p);
+	}
+}
+
+static int
+teardown(void **state)
+{
+	struct fixture *f = *state;
+	char p[160];
+
+	remove_db(f->path);
+	for (int round = 0; round < MIGRATION_ROUNDS; round++) {
+		snprintf(p, sizeof p, "%s/mig%d.db", f->dir, round);
+		remove_db(p); /* left behind when a migration round failed */
+	}
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static int64_t
+q_int(const struct fixture *f, const char *sql)
+{
+	return f->be->q_int(f, sql);
+}
+
+static void
+q_text(const struct fixture *f, const char *sql, char *out, size_t n)
+{
+	f->be->q_text(f, sql, out, n);
+}
+
+static struct rf_store *
+open_ok(const struct fixture *f)
 {
 	char err[256] = "";
-	struct rf_store *s = rf_store_open(path, err, sizeof err);
+	struct rf_store *s = rf_store_open(f->db, err, sizeof err);
 
 	if (s == NULL)
 		fprintf(stderr, "open failed: %s\n", err);
@@ -128,7 +199,8 @@ static const struct rf_log_attempt three_attempts[] = {
 	{ "openrouter", "ok", NULL, 200, 790, 1 },
 };
 
-static struct rf_log_entry sample_entry(int64_t ts)
+static struct rf_log_entry
+sample_entry(int64_t ts)
 {
 	struct rf_log_entry e = {
 		.request_id = "req-1", .ts_ms = ts, .endpoint = "chat",
@@ -147,9 +219,10 @@ static struct rf_log_entry sample_entry(int64_t ts)
 }
 
 /* The version PRAGMA at the end of the compiled schema text. */
-static long schema_file_version(void)
+static long
+schema_file_version(void)
 {
-	const char *p = strstr(rf_schema_sql, "PRAGMA user_version = ");
+	const char *p = strstr(rf_schema_sqlite, "PRAGMA user_version = ");
 
 	assert_non_null(p);
 	return strtol(p + strlen("PRAGMA user_version = "), NULL, 10);
@@ -157,40 +230,42 @@ static long schema_file_version(void)
 
 /* ---- schema and open ---- */
 
-static void test_open_creates_schema(void **state)
+static void
+test_open_creates_schema(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	char mode[16];
 
 	assert_int_equal(schema_file_version(), 1);
-	assert_int_equal(q_int(f->path, "PRAGMA user_version"),
+	assert_int_equal(q_int(f, "PRAGMA user_version"),
 	    schema_file_version());
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM sqlite_master"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'table' AND name IN ('requests', 'attempts',"
 	    " 'provider_state', 'rate_limit', 'usage_minute', 'usage_hour')"),
 	    6);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM sqlite_master"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'index' AND tbl_name = 'requests'"
 	    " AND sql IS NOT NULL"), 3);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM sqlite_master"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'index' AND tbl_name = 'attempts'"
 	    " AND sql IS NOT NULL"), 2);
 	/* 72 histogram columns in each rollup table. */
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM"
 	    " pragma_table_info('usage_hour') WHERE name GLOB 'h[0-9]*'"), 72);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM"
 	    " pragma_table_info('usage_minute') WHERE name GLOB 'h[0-9]*'"),
 	    72);
-	assert_int_equal(q_int(f->path, "PRAGMA auto_vacuum"), 2);
-	q_text(f->path, "PRAGMA journal_mode", mode, sizeof mode);
+	assert_int_equal(q_int(f, "PRAGMA auto_vacuum"), 2);
+	q_text(f, "PRAGMA journal_mode", mode, sizeof mode);
 	assert_string_equal(mode, "wal");
 	assert_int_equal(rf_store_ping(s), 0);
 	rf_store_close(s);
 	rf_store_close(NULL);
 }
 
-static void test_open_bad_path(void **state)
+static void
+test_open_bad_path(void **state)
 {
 	struct fixture *f = *state;
 	char path[200], err[256] = "";
@@ -201,53 +276,54 @@ static void test_open_bad_path(void **state)
 	assert_non_null(strstr(err, path));
 }
 
-static void test_reopen_idempotent(void **state)
+static void
+test_reopen_idempotent(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_entry e = sample_entry(T0);
 
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	rf_store_close(s);
-	s = open_ok(f->path);
-	assert_int_equal(q_int(f->path, "PRAGMA user_version"), 1);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM requests"), 1);
+	s = open_ok(f);
+	assert_int_equal(q_int(f, "PRAGMA user_version"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 1);
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	rf_store_close(s);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM requests"), 2);
-	assert_int_equal(q_int(f->path, "PRAGMA auto_vacuum"), 2);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 2);
+	assert_int_equal(q_int(f, "PRAGMA auto_vacuum"), 2);
 }
 
 /* ---- log_request ---- */
 
-static void test_log_request_values(void **state)
+static void
+test_log_request_values(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_entry e = sample_entry(T0 + 1234);
 	char t[128];
-	const char *p = f->path;
 
 	assert_int_equal(rf_store_log_request(s, &e), 0);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 1);
-	q_text(p, "SELECT request_id || '|' || ts_ms || '|' || endpoint || '|'"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 1);
+	q_text(f, "SELECT request_id || '|' || ts_ms || '|' || endpoint || '|'"
 	    " || strategy || '|' || attempted_provider || '|' || final_provider"
 	    " || '|' || fallback || degraded || demo || '|' || status"
 	    " || '|' || http_status || '|' || latency_ms || '|' || ttft_ms"
 	    " || '|' || model || '|' || prompt_chars FROM requests", t, sizeof t);
 	assert_string_equal(t, "req-1|1767268801234|chat|auto|groq|openrouter"
 	    "|110|success|200|842|120|m-1|43");
-	q_text(p, "SELECT prompt_tokens || '|' || completion_tokens || '|'"
+	q_text(f, "SELECT prompt_tokens || '|' || completion_tokens || '|'"
 	    " || source || '|' || prompt_preview || '|' || partial_chars"
 	    " || '|' || skipped_chunks || '|' || restarts || '|' || streamed"
 	    " FROM requests", t, sizeof t);
 	assert_string_equal(t, "12|80|relayforge-web|Explain|0|2|1|"
 	    "groq,openrouter");
-	assert_int_equal(q_int(p, "SELECT error_code FROM requests"), -999);
+	assert_int_equal(q_int(f, "SELECT error_code FROM requests"), -999);
 
-	assert_int_equal(q_int(p, "SELECT count(*) FROM attempts WHERE"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts WHERE"
 	    " request_id = (SELECT id FROM requests)"), 3);
-	q_text(p, "SELECT group_concat(seq || ':' || provider || ':' || outcome"
+	q_text(f, "SELECT group_concat(seq || ':' || provider || ':' || outcome"
 	    " || ':' || coalesce(reason, '-') || ':' || coalesce(http_status, '-')"
 	    " || ':' || coalesce(latency_ms, '-') || ':' || retry, ' ')"
 	    " FROM (SELECT * FROM attempts ORDER BY seq)", t, sizeof t);
@@ -255,24 +331,25 @@ static void test_log_request_values(void **state)
 	    "1:sambanova:skipped:unconfigured:-:-:0 "
 	    "2:openrouter:ok:-:200:790:1");
 
-	q_text(p, "SELECT minute_ms || '|' || provider || '|' || requests || '|'"
+	q_text(f, "SELECT minute_ms || '|' || provider || '|' || requests || '|'"
 	    " || successes || '|' || errors || '|' || fallbacks || '|'"
 	    " || latency_sum || '|' || prompt_tokens || '|' || completion_tokens"
 	    " FROM usage_minute", t, sizeof t);
 	assert_string_equal(t, "1767268800000|openrouter|1|1|0|1|842|12|80");
 	/* 842 ms: [512, 1024) cut in four, third quarter [768, 895]: h34. */
-	q_text(p, "SELECT hour_ms || '|' || provider || '|' || requests || '|'"
+	q_text(f, "SELECT hour_ms || '|' || provider || '|' || requests || '|'"
 	    " || latency_max || '|' || h34 || '|' || (h0 + h33 + h35 + h71)"
 	    " FROM usage_hour", t, sizeof t);
 	assert_string_equal(t, "1767268800000|openrouter|1|842|1|0");
-	assert_int_equal(q_int(p, "SELECT h34 FROM usage_minute"), 1);
+	assert_int_equal(q_int(f, "SELECT h34 FROM usage_minute"), 1);
 	rf_store_close(s);
 }
 
-static void test_usage_rollup_accumulates(void **state)
+static void
+test_usage_rollup_accumulates(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_entry e = sample_entry(T0 + 5000);
 	char t[128];
 
@@ -287,20 +364,21 @@ static void test_usage_rollup_accumulates(void **state)
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	e.ts_ms = T0 + MINUTE; /* next minute: a new bucket */
 	assert_int_equal(rf_store_log_request(s, &e), 0);
-	q_text(f->path, "SELECT requests || '|' || successes || '|' || errors"
+	q_text(f, "SELECT requests || '|' || successes || '|' || errors"
 	    " || '|' || fallbacks || '|' || latency_sum || '|' || prompt_tokens"
 	    " || '|' || completion_tokens FROM usage_minute WHERE minute_ms = "
 	    "1767268800000 AND provider = 'openrouter'", t, sizeof t);
 	assert_string_equal(t, "2|1|1|1|942|12|85");
-	assert_int_equal(q_int(f->path, "SELECT requests FROM usage_minute"
+	assert_int_equal(q_int(f, "SELECT requests FROM usage_minute"
 	    " WHERE minute_ms = 1767268860000"), 1);
 	rf_store_close(s);
 }
 
-static void test_log_null_mappings(void **state)
+static void
+test_log_null_mappings(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_attempt a = { "mock", "skipped", NULL, 0, -1, 0 };
 	struct rf_log_entry e = {
 		.request_id = "r2", .ts_ms = T0, .endpoint = "stream",
@@ -311,84 +389,84 @@ static void test_log_null_mappings(void **state)
 		.attempts = &a, .nattempts = 1,
 	};
 	char t[128];
-	const char *p = f->path;
 
 	assert_int_equal(rf_store_log_request(s, &e), 0);
-	q_text(p, "SELECT quote(attempted_provider) || quote(final_provider)"
+	q_text(f, "SELECT quote(attempted_provider) || quote(final_provider)"
 	    " || quote(ttft_ms) || quote(model) || quote(prompt_tokens)"
 	    " || quote(completion_tokens) || quote(source)"
 	    " || quote(prompt_preview) || quote(streamed) || '|' || status"
 	    " || '|' || error_code FROM requests", t, sizeof t);
 	assert_string_equal(t, "NULLNULLNULLNULLNULLNULLNULLNULLNULL|error|"
 	    "provider_unavailable");
-	q_text(p, "SELECT quote(reason) || quote(http_status)"
+	q_text(f, "SELECT quote(reason) || quote(http_status)"
 	    " || quote(latency_ms) FROM attempts", t, sizeof t);
 	assert_string_equal(t, "NULLNULLNULL");
-	q_text(p, "SELECT quote(provider) || '|' || requests || errors"
+	q_text(f, "SELECT quote(provider) || '|' || requests || errors"
 	    " || prompt_tokens || completion_tokens FROM usage_minute", t,
 	    sizeof t);
 	assert_string_equal(t, "''|1100");
 	rf_store_close(s);
 }
 
-static void test_log_failure_leaves_nothing(void **state)
+static void
+test_log_failure_leaves_nothing(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_entry e = sample_entry(T0);
 	struct rf_log_attempt bad[2] = {
 		{ "groq", "provider_unavailable", NULL, 503, 10, 0 },
 		{ NULL, "ok", NULL, 200, 10, 0 }, /* NOT NULL provider fails */
 	};
-	const char *p = f->path;
 
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	e.attempts = bad;
 	e.nattempts = 2;
 	assert_int_equal(rf_store_log_request(s, &e), -1);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 1);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM attempts"), 3);
-	assert_int_equal(q_int(p, "SELECT sum(requests) FROM usage_minute"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts"), 3);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_minute"), 1);
 
 	e.attempts = three_attempts; /* a request column breaking NOT NULL */
 	e.nattempts = 3;
 	e.endpoint = NULL;
 	assert_int_equal(rf_store_log_request(s, &e), -1);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 1);
 
 	e.endpoint = "chat"; /* the connection is usable afterwards */
 	assert_int_equal(rf_store_log_request(s, &e), 0);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 2);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM attempts"), 6);
-	assert_int_equal(q_int(p, "SELECT sum(requests) FROM usage_minute"), 2);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 2);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts"), 6);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_minute"), 2);
 	assert_int_equal(rf_store_log_request(NULL, &e), -1);
 	rf_store_close(s);
 }
 
 /* Group commit: a batch is written whole, or (one bad entry) not at all. */
-static void test_log_batch_all_or_nothing(void **state)
+static void
+test_log_batch_all_or_nothing(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_entry a = sample_entry(T0), b = sample_entry(T0 + 1),
 	    c = sample_entry(T0 + 2);
 	const struct rf_log_entry *batch[3] = { &a, &b, &c };
-	const char *p = f->path;
 
 	assert_int_equal(rf_store_log_requests(s, batch, 3), 0);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 3);
-	assert_int_equal(q_int(p, "SELECT sum(requests) FROM usage_minute"), 3);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 3);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_minute"), 3);
 	b.endpoint = NULL; /* breaks NOT NULL: the whole batch rolls back */
 	assert_int_equal(rf_store_log_requests(s, batch, 3), -1);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 3);
-	assert_int_equal(q_int(p, "SELECT sum(requests) FROM usage_minute"), 3);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 3);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_minute"), 3);
 	rf_store_close(s);
 }
 
-static void test_delete_cascades(void **state)
+static void
+test_delete_cascades(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_entry e = sample_entry(T0);
 	sqlite3 *db;
 
@@ -397,7 +475,7 @@ static void test_delete_cascades(void **state)
 	assert_int_equal(sqlite3_exec(db, "PRAGMA foreign_keys = ON;"
 	    " DELETE FROM requests", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM attempts"), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts"), 0);
 	rf_store_close(s);
 }
 
@@ -408,7 +486,8 @@ static void test_delete_cascades(void **state)
 
 /* Open the store (migrating a fresh file, racing the others) and log n
  * requests; 0 when all succeeded. */
-static int worker_run(const char *path, int who, int n)
+static int
+worker_run(const char *path, int who, int n)
 {
 	char err[256] = "", rid[32];
 	struct rf_store *s = rf_store_open(path, err, sizeof err);
@@ -430,7 +509,8 @@ static int worker_run(const char *path, int who, int n)
 }
 
 /* Fork WORKERS children that wait on a pipe so they start together. */
-static void fork_workers(const char *path, int n)
+static void
+fork_workers(const char *path, int n)
 {
 	int gate[2], status, failed = 0;
 	pid_t pids[WORKERS];
@@ -457,7 +537,8 @@ static void fork_workers(const char *path, int n)
 	assert_int_equal(failed, 0);
 }
 
-static void test_concurrent_migration_processes(void **state)
+static void
+test_concurrent_migration_processes(void **state)
 {
 	struct fixture *f = *state;
 	char path[160];
@@ -466,27 +547,28 @@ static void test_concurrent_migration_processes(void **state)
 	for (int round = 0; round < MIGRATION_ROUNDS; round++) {
 		snprintf(path, sizeof path, "%s/mig%d.db", f->dir, round);
 		fork_workers(path, 0);
-		assert_int_equal(q_int(path, "PRAGMA user_version"), 1);
-		assert_int_equal(q_int(path, "PRAGMA auto_vacuum"), 2);
+		assert_int_equal(sq_int(path, "PRAGMA user_version"), 1);
+		assert_int_equal(sq_int(path, "PRAGMA auto_vacuum"), 2);
 		fork_workers(path, 1);
-		assert_int_equal(q_int(path, "SELECT count(*) FROM requests"),
+		assert_int_equal(sq_int(path, "SELECT count(*) FROM requests"),
 		    WORKERS);
 		remove_db(path);
 	}
 }
 
-static void test_concurrent_processes(void **state)
+static void
+test_concurrent_processes(void **state)
 {
 	struct fixture *f = *state;
 
-	fork_workers(f->path, PER_WORKER);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM requests"),
+	fork_workers(f->db, PER_WORKER);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"),
 	    WORKERS * PER_WORKER);
-	assert_int_equal(q_int(f->path, "SELECT count(DISTINCT request_id)"
+	assert_int_equal(q_int(f, "SELECT count(DISTINCT request_id)"
 	    " FROM requests"), WORKERS * PER_WORKER);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM attempts"),
+	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts"),
 	    3 * WORKERS * PER_WORKER);
-	assert_int_equal(q_int(f->path, "SELECT sum(requests) FROM"
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM"
 	    " usage_minute"), WORKERS * PER_WORKER);
 }
 
@@ -496,7 +578,8 @@ struct thread_arg {
 	int rc;
 };
 
-static void *thread_main(void *p)
+static void *
+thread_main(void *p)
 {
 	struct thread_arg *a = p;
 
@@ -504,14 +587,15 @@ static void *thread_main(void *p)
 	return NULL;
 }
 
-static void test_concurrent_threads(void **state)
+static void
+test_concurrent_threads(void **state)
 {
 	struct fixture *f = *state;
 	pthread_t th[WORKERS];
 	struct thread_arg args[WORKERS];
 
 	for (int i = 0; i < WORKERS; i++) {
-		args[i] = (struct thread_arg){ f->path, i, -1 };
+		args[i] = (struct thread_arg){ f->db, i, -1 };
 		assert_int_equal(pthread_create(&th[i], NULL, thread_main,
 		    &args[i]), 0);
 	}
@@ -519,15 +603,49 @@ static void test_concurrent_threads(void **state)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 		assert_int_equal(args[i].rc, 0);
 	}
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM requests"),
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"),
 	    WORKERS * PER_WORKER);
-	assert_int_equal(q_int(f->path, "SELECT sum(requests) FROM"
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM"
 	    " usage_minute"), WORKERS * PER_WORKER);
 }
 
-/* ---- provider state ---- */
+/* ---- provider state ----
+ * The store persists; the engine decides.  engine_failed and engine_quota
+ * do what src/chain.c's record_failure and record_quota do with the same
+ * figures, so the assertions below hold the combined behaviour. */
 
-static struct rf_provider_state state_of(struct rf_store *s, const char *id)
+static int
+engine_failed(struct rf_store *s, const char *id, const char *code,
+    int64_t now, int64_t until, int threshold, int64_t cooldown_ms)
+{
+	struct rf_config c = { .failure_threshold = threshold,
+	    .cooldown_ms = cooldown_ms };
+	int failures = -1;
+
+	if (rf_store_provider_failed(s, id, code, now, until, &failures) != 0)
+		return -1;
+	until = rf_chain_threshold_cooldown(&c, failures, until, now);
+	if (until > 0)
+		return rf_store_provider_cooldown(s, id, until,
+		    "failure_threshold");
+	return 0;
+}
+
+static int
+engine_quota(struct rf_store *s, const char *id, long requests,
+    long tokens, int64_t reset_ms, int64_t now)
+{
+	struct rf_quota q = { true, requests, tokens, reset_ms };
+	int64_t until;
+
+	if (rf_store_provider_quota(s, id, requests, tokens, reset_ms, now) != 0)
+		return -1;
+	until = rf_chain_quota_cooldown(&q, now);
+	return until > 0 ? rf_store_provider_cooldown(s, id, until, "quota") : 0;
+}
+
+static struct rf_provider_state
+state_of(struct rf_store *s, const char *id)
 {
 	struct rf_provider_state st = { -1, -1 };
 	const char *ids[1] = { id };
@@ -536,10 +654,11 @@ static struct rf_provider_state state_of(struct rf_store *s, const char *id)
 	return st;
 }
 
-static void test_provider_threshold_and_ok(void **state)
+static void
+test_provider_threshold_and_ok(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_provider_state st;
 	char t[64];
 
@@ -547,18 +666,18 @@ static void test_provider_threshold_and_ok(void **state)
 	assert_int_equal(st.cooldown_until_ms, 0);
 	assert_int_equal(st.consecutive_failures, 0);
 	for (int i = 1; i <= 2; i++) {
-		assert_int_equal(rf_store_provider_failed(s, "groq",
+		assert_int_equal(engine_failed(s, "groq",
 		    "provider_unavailable", T0 + i, 0, 3, 30000), 0);
 		st = state_of(s, "groq");
 		assert_int_equal(st.consecutive_failures, i);
 		assert_int_equal(st.cooldown_until_ms, 0);
 	}
-	assert_int_equal(rf_store_provider_failed(s, "groq", "provider_timeout",
+	assert_int_equal(engine_failed(s, "groq", "provider_timeout",
 	    T0 + 3, 0, 3, 30000), 0);
 	st = state_of(s, "groq");
 	assert_int_equal(st.consecutive_failures, 3);
 	assert_int_equal(st.cooldown_until_ms, T0 + 3 + 30000);
-	q_text(f->path, "SELECT cooldown_reason || '|' || last_error_code || '|'"
+	q_text(f, "SELECT cooldown_reason || '|' || last_error_code || '|'"
 	    " || last_error_ms FROM provider_state", t, sizeof t);
 	assert_string_equal(t, "failure_threshold|provider_timeout|"
 	    "1767268800003");
@@ -567,37 +686,38 @@ static void test_provider_threshold_and_ok(void **state)
 	st = state_of(s, "groq");
 	assert_int_equal(st.consecutive_failures, 0);
 	assert_int_equal(st.cooldown_until_ms, 0);
-	assert_int_equal(q_int(f->path, "SELECT last_success_ms FROM"
+	assert_int_equal(q_int(f, "SELECT last_success_ms FROM"
 	    " provider_state WHERE provider = 'groq'"), T0 + 9);
-	assert_int_equal(q_int(f->path, "SELECT cooldown_reason FROM"
+	assert_int_equal(q_int(f, "SELECT cooldown_reason FROM"
 	    " provider_state WHERE provider = 'groq'"), -999);
 	rf_store_close(s);
 }
 
-static void test_provider_explicit_cooldown_max(void **state)
+static void
+test_provider_explicit_cooldown_max(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	const char *ids[3] = { "gemini", "nobody", "groq" };
 	struct rf_provider_state st[3];
 	char t[64];
 
-	assert_int_equal(rf_store_provider_failed(s, "gemini",
+	assert_int_equal(engine_failed(s, "gemini",
 	    "provider_rate_limited", T0, T0 + 5000, 3, 30000), 0);
 	assert_int_equal(state_of(s, "gemini").cooldown_until_ms, T0 + 5000);
 	/* A shorter cooldown never shortens the current one. */
-	assert_int_equal(rf_store_provider_failed(s, "gemini",
+	assert_int_equal(engine_failed(s, "gemini",
 	    "provider_auth_failed", T0 + 1, T0 + 1000, 3, 30000), 0);
 	assert_int_equal(state_of(s, "gemini").cooldown_until_ms, T0 + 5000);
-	q_text(f->path, "SELECT cooldown_reason || '|' || last_error_code FROM"
+	q_text(f, "SELECT cooldown_reason || '|' || last_error_code FROM"
 	    " provider_state", t, sizeof t);
 	assert_string_equal(t, "provider_rate_limited|provider_auth_failed");
 	/* The third failure reaches the threshold, but the explicit (longer)
 	 * cooldown wins over now + cooldown_ms. */
-	assert_int_equal(rf_store_provider_failed(s, "gemini",
+	assert_int_equal(engine_failed(s, "gemini",
 	    "provider_auth_failed", T0 + 2, T0 + 600000, 3, 30000), 0);
 	assert_int_equal(state_of(s, "gemini").cooldown_until_ms, T0 + 600000);
-	assert_int_equal(rf_store_provider_failed(s, "groq", "x", T0, 0, 0,
+	assert_int_equal(engine_failed(s, "groq", "x", T0, 0, 0,
 	    30000), 0); /* threshold 0: no threshold cooldown */
 
 	assert_int_equal(rf_store_provider_states(s, ids, 3, st), 0);
@@ -610,49 +730,135 @@ static void test_provider_explicit_cooldown_max(void **state)
 	rf_store_close(s);
 }
 
-static void test_provider_quota(void **state)
+static void
+test_provider_quota(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	char t[96];
-	const char *p = f->path;
 
 	/* Remaining > 0: figures stored, no cooldown. */
-	assert_int_equal(rf_store_provider_quota(s, "cerebras", 10, 5000,
+	assert_int_equal(engine_quota(s, "cerebras", 10, 5000,
 	    T0 + 20000, T0), 0);
 	assert_int_equal(state_of(s, "cerebras").cooldown_until_ms, 0);
-	q_text(p, "SELECT quota_remaining_requests || '|' ||"
+	q_text(f, "SELECT quota_remaining_requests || '|' ||"
 	    " quota_remaining_tokens || '|' || quota_reset_ms FROM"
 	    " provider_state", t, sizeof t);
 	assert_string_equal(t, "10|5000|1767268820000");
 	/* Requests exhausted: cooldown until the reset. */
-	assert_int_equal(rf_store_provider_quota(s, "cerebras", 0, -1,
+	assert_int_equal(engine_quota(s, "cerebras", 0, -1,
 	    T0 + 20000, T0), 0);
 	assert_int_equal(state_of(s, "cerebras").cooldown_until_ms, T0 + 20000);
-	q_text(p, "SELECT cooldown_reason || '|' || quota_remaining_requests"
+	q_text(f, "SELECT cooldown_reason || '|' || quota_remaining_requests"
 	    " || '|' || quote(quota_remaining_tokens) FROM provider_state", t,
 	    sizeof t);
 	assert_string_equal(t, "quota|0|NULL");
 	/* Later figures with tokens left keep the cooldown. */
-	assert_int_equal(rf_store_provider_quota(s, "cerebras", 3, 100,
+	assert_int_equal(engine_quota(s, "cerebras", 3, 100,
 	    T0 + 10000, T0 + 1), 0);
 	assert_int_equal(state_of(s, "cerebras").cooldown_until_ms, T0 + 20000);
 	/* Tokens exhausted, but the reset is already past: no cooldown. */
-	assert_int_equal(rf_store_provider_quota(s, "groq", 5, 0, T0 - 1, T0),
+	assert_int_equal(engine_quota(s, "groq", 5, 0, T0 - 1, T0),
 	    0);
 	assert_int_equal(state_of(s, "groq").cooldown_until_ms, 0);
-	assert_int_equal(rf_store_provider_quota(s, "groq", 5, 0, T0 + 7000,
+	assert_int_equal(engine_quota(s, "groq", 5, 0, T0 + 7000,
 	    T0), 0);
 	assert_int_equal(state_of(s, "groq").cooldown_until_ms, T0 + 7000);
 	rf_store_close(s);
 }
 
-/* ---- rate limit and ping ---- */
-
-static void test_rate_limit(void **state)
+/* The store alone: it counts and returns the streak, and persists only
+ * the deadlines it is given. */
+static void
+test_provider_failed_counts(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
+	int n = -1;
+
+	for (int i = 1; i <= 5; i++) {
+		assert_int_equal(rf_store_provider_failed(s, "groq",
+		    "provider_timeout", T0 + i, 0, &n), 0);
+		assert_int_equal(n, i);
+	}
+	assert_int_equal(state_of(s, "groq").cooldown_until_ms, 0);
+	assert_int_equal(rf_store_provider_failed(s, "groq", "x", T0, 0, NULL),
+	    0);
+	assert_int_equal(state_of(s, "groq").consecutive_failures, 6);
+	assert_int_equal(rf_store_provider_ok(s, "groq", T0 + 9), 0);
+	assert_int_equal(rf_store_provider_failed(s, "groq", "x", T0 + 10, 0,
+	    &n), 0);
+	assert_int_equal(n, 1);
+	n = -1;
+	assert_int_equal(rf_store_provider_failed(NULL, "groq", "x", T0, 0,
+	    &n), -1);
+	assert_int_equal(n, 0);
+	rf_store_close(s);
+}
+
+static void
+test_provider_cooldown_later_wins(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	char t[64];
+
+	assert_int_equal(rf_store_provider_cooldown(s, "groq", T0 + 5000,
+	    "quota"), 0);
+	assert_int_equal(state_of(s, "groq").cooldown_until_ms, T0 + 5000);
+	assert_int_equal(state_of(s, "groq").consecutive_failures, 0);
+	/* Earlier, equal or no deadline: nothing changes. */
+	assert_int_equal(rf_store_provider_cooldown(s, "groq", T0 + 1000,
+	    "failure_threshold"), 0);
+	assert_int_equal(rf_store_provider_cooldown(s, "groq", T0 + 5000,
+	    "failure_threshold"), 0);
+	assert_int_equal(rf_store_provider_cooldown(s, "groq", 0,
+	    "failure_threshold"), 0);
+	assert_int_equal(state_of(s, "groq").cooldown_until_ms, T0 + 5000);
+	q_text(f, "SELECT cooldown_reason FROM provider_state", t, sizeof t);
+	assert_string_equal(t, "quota");
+	/* Later: replaces the deadline and its reason. */
+	assert_int_equal(rf_store_provider_cooldown(s, "groq", T0 + 9000,
+	    "failure_threshold"), 0);
+	assert_int_equal(state_of(s, "groq").cooldown_until_ms, T0 + 9000);
+	q_text(f, "SELECT cooldown_reason FROM provider_state", t, sizeof t);
+	assert_string_equal(t, "failure_threshold");
+	/* A failure with an earlier cooldown of its own keeps the later one. */
+	assert_int_equal(rf_store_provider_failed(s, "groq",
+	    "provider_rate_limited", T0, T0 + 2000, NULL), 0);
+	assert_int_equal(state_of(s, "groq").cooldown_until_ms, T0 + 9000);
+	assert_int_equal(rf_store_provider_cooldown(NULL, "groq", T0 + 1, "x"),
+	    -1);
+	rf_store_close(s);
+}
+
+/* Figures at 0 are recorded; the cooldown is not the store's to set. */
+static void
+test_provider_quota_records_only(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	char t[64];
+
+	assert_int_equal(rf_store_provider_quota(s, "cerebras", 0, 0,
+	    T0 + 20000, T0), 0);
+	assert_int_equal(state_of(s, "cerebras").cooldown_until_ms, 0);
+	q_text(f, "SELECT quota_remaining_requests || '|' ||"
+	    " quota_remaining_tokens || '|' || quota_reset_ms FROM"
+	    " provider_state", t, sizeof t);
+	assert_string_equal(t, "0|0|1767268820000");
+	assert_int_equal(rf_store_provider_quota(NULL, "cerebras", 0, 0,
+	    T0 + 20000, T0), -1);
+	rf_store_close(s);
+}
+
+/* ---- rate limit and ping ---- */
+
+static void
+test_rate_limit(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
 	int64_t now = T0 + 30500;
 	int ra = -1;
 
@@ -670,14 +876,14 @@ static void test_rate_limit(void **state)
 	/* The next window starts again, and the old window's row is gone. */
 	assert_int_equal(rf_store_rate_hit(s, "10.0.0.1", 3, T0 + MINUTE, &ra),
 	    1);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM rate_limit"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM rate_limit"
 	    " WHERE client = '10.0.0.1'"), 1);
-	assert_int_equal(q_int(f->path, "SELECT count FROM rate_limit"
+	assert_int_equal(q_int(f, "SELECT count FROM rate_limit"
 	    " WHERE client = '10.0.0.1'"), 1);
 	/* Limit 0 is off: always allowed, nothing stored. */
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(rf_store_rate_hit(s, "zero", 0, now, &ra), 1);
-	assert_int_equal(q_int(f->path, "SELECT count(*) FROM rate_limit"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM rate_limit"
 	    " WHERE client = 'zero'"), 0);
 	/* A window's first millisecond: a full minute to wait. */
 	for (int i = 0; i < 2; i++)
@@ -687,10 +893,11 @@ static void test_rate_limit(void **state)
 	rf_store_close(s);
 }
 
-static void test_ping(void **state)
+static void
+test_ping(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(rf_store_ping(s), 0);
@@ -703,7 +910,8 @@ static void test_ping(void **state)
 #define HOUR ((int64_t)3600000)
 
 /* Log one request with a single attempt of final (NULL: none called). */
-static void log_simple(struct rf_store *s, int64_t ts, const char *final,
+static void
+log_simple(struct rf_store *s, int64_t ts, const char *final,
     bool ok, bool fallback, long latency)
 {
 	struct rf_log_attempt a = { final, ok ? "ok" : "provider_timeout",
@@ -720,10 +928,11 @@ static void log_simple(struct rf_store *s, int64_t ts, const char *final,
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 }
 
-static void test_usage_buckets_and_totals(void **state)
+static void
+test_usage_buckets_and_totals(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_usage_report r;
 	int64_t from = T0, to = T0 + HOUR;
 
@@ -788,10 +997,11 @@ static void test_usage_buckets_and_totals(void **state)
 	rf_store_close(s);
 }
 
-static void test_usage_percentiles(void **state)
+static void
+test_usage_percentiles(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_usage_report r;
 
 	/* 1..100 ms: exact p50 50 lies in [48, 55], p95 95 in [80, 95], p99
@@ -831,7 +1041,8 @@ static void test_usage_percentiles(void **state)
 }
 
 /* Log a request with the given attempt trail. */
-static void log_trail(struct rf_store *s, int64_t ts,
+static void
+log_trail(struct rf_store *s, int64_t ts,
     const struct rf_log_attempt *a, size_t n, bool ok)
 {
 	struct rf_log_entry e = sample_entry(ts);
@@ -844,10 +1055,11 @@ static void log_trail(struct rf_store *s, int64_t ts,
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 }
 
-static void test_provider_reports(void **state)
+static void
+test_provider_reports(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	const char *ids[3] = { "groq", "cerebras", "gemini" };
 	struct rf_provider_report r[3];
 	const struct rf_log_attempt old[] = {
@@ -872,7 +1084,7 @@ static void test_provider_reports(void **state)
 	log_trail(s, since + 1000, okg, 1, true);
 	log_trail(s, since + 2000, okg, 1, true);
 	log_trail(s, since + 3000, gone, 1, false); /* a hang-up: ignored */
-	assert_int_equal(rf_store_provider_quota(s, "cerebras", 7, -1,
+	assert_int_equal(engine_quota(s, "cerebras", 7, -1,
 	    since + 60000, since), 0);
 	assert_int_equal(rf_store_provider_reports(s, ids, 3, since, r), 0);
 
@@ -906,7 +1118,7 @@ static void test_provider_reports(void **state)
 	/* A later failure makes it the last call; the shared state's own,
 	 * later error time and streak are reported. */
 	log_trail(s, since + 4000, fb, 1, false);
-	assert_int_equal(rf_store_provider_failed(s, "groq", "provider_timeout",
+	assert_int_equal(engine_failed(s, "groq", "provider_timeout",
 	    since + 4500, 0, 3, 30000), 0);
 	assert_int_equal(rf_store_provider_reports(s, ids, 1, since, r), 0);
 	assert_int_equal(r[0].last_ok, 0);
@@ -920,7 +1132,8 @@ static void test_provider_reports(void **state)
 }
 
 /* Log n requests alternating chat/stream, groq/mock, ok/error. */
-static void log_mixed(struct rf_store *s, int n)
+static void
+log_mixed(struct rf_store *s, int n)
 {
 	char rid[32];
 
@@ -943,10 +1156,11 @@ static void log_mixed(struct rf_store *s, int n)
 	}
 }
 
-static void test_logs_pages(void **state)
+static void
+test_logs_pages(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_query q = { .limit = 4 };
 	struct rf_log_page pg;
 	int64_t seen[16];
@@ -1034,10 +1248,11 @@ static void test_logs_pages(void **state)
 	rf_store_close(s);
 }
 
-static void test_logs_null_fields(void **state)
+static void
+test_logs_null_fields(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_query q = { .limit = 1 };
 	struct rf_log_page pg;
 	struct rf_log_attempt a = { "mock", "skipped", NULL, 0, -1, 0 };
@@ -1067,14 +1282,14 @@ static void test_logs_null_fields(void **state)
 	rf_store_close(s);
 }
 
-static void test_prune_and_maintain(void **state)
+static void
+test_prune_and_maintain(void **state)
 {
 	struct fixture *f = *state;
-	struct rf_store *s = open_ok(f->path);
+	struct rf_store *s = open_ok(f);
 	struct rf_log_entry e = sample_entry(T0);
 	int64_t cutoff = T0 + 10 * HOUR, pages;
 	int ra, n, calls = 0;
-	const char *p = f->path;
 	char big[3001];
 
 	memset(big, 'x', sizeof big - 1); /* rows of a page each: pages free */
@@ -1096,57 +1311,115 @@ static void test_prune_and_maintain(void **state)
 		calls++;
 	assert_true(n >= 0);
 	assert_true(calls >= 4); /* 30 requests need 4 batches */
-	assert_int_equal(q_int(p, "SELECT count(*) FROM requests"), 5);
-	assert_int_equal(q_int(p, "SELECT min(ts_ms) FROM requests"), cutoff);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM attempts"), 15);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM usage_minute"), 1);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM usage_hour"), 1);
-	assert_int_equal(q_int(p, "SELECT sum(requests) FROM usage_hour"), 5);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM rate_limit"), 1);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM rate_limit WHERE"
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 5);
+	assert_int_equal(q_int(f, "SELECT min(ts_ms) FROM requests"), cutoff);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts"), 15);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM usage_minute"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM usage_hour"), 1);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_hour"), 5);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM rate_limit"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM rate_limit WHERE"
 	    " client = 'new'"), 1);
 	assert_int_equal(rf_store_prune(s, cutoff, 8), 0);
 	/* A rollup row whose period is not over at the cutoff stays. */
 	assert_int_equal(rf_store_prune(s, cutoff + 1, 8), 1);
-	assert_int_equal(q_int(p, "SELECT count(*) FROM usage_minute"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM usage_minute"), 1);
 
-	pages = q_int(p, "PRAGMA page_count");
-	assert_true(q_int(p, "PRAGMA freelist_count") > 10);
+	pages = q_int(f, "PRAGMA page_count");
+	assert_true(q_int(f, "PRAGMA freelist_count") > 10);
 	assert_int_equal(rf_store_maintain(s), 0);
-	assert_int_equal(q_int(p, "PRAGMA freelist_count"), 0);
-	assert_true(q_int(p, "PRAGMA page_count") < pages - 10);
+	assert_int_equal(q_int(f, "PRAGMA freelist_count"), 0);
+	assert_true(q_int(f, "PRAGMA page_count") < pages - 10);
 	assert_int_equal(rf_store_prune(NULL, cutoff, 8), -1);
 	assert_int_equal(rf_store_prune(s, cutoff, 0), -1);
 	assert_int_equal(rf_store_maintain(NULL), -1);
 	rf_store_close(s);
 }
 
-int main(void)
+/* ---- the backend from the form of RELAYFORGE_DB ---- */
+
+/* A PostgreSQL URI is recognised but not built in: the open fails with a
+ * reason that never repeats the URI (it may hold a password). */
+static void
+test_open_postgres_not_built(void **state)
 {
-	const struct CMUnitTest tests[] = {
+	static const char *const uris[] = {
+		"postgresql://relay:s3cret@db.example:5432/relayforge",
+		"postgres://relay:s3cret@db.example/relayforge?sslmode=require",
+	};
+	char err[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
+		strcpy(err, "");
+		assert_null(rf_store_open(uris[i], err, sizeof err));
+		assert_string_equal(err,
+		    "PostgreSQL store is not built into this binary");
+		strcpy(err, "");
+		assert_null(rf_store_open_pool(uris[i], 4, err, sizeof err));
+		assert_null(strstr(err, "s3cret"));
+		assert_null(strstr(err, "db.example"));
+	}
+	assert_null(rf_store_open(NULL, err, sizeof err));
+}
+
+/* The contract tests, run once per backend. */
+static const struct CMUnitTest contract[] = {
+	cmocka_unit_test_setup_teardown(test_log_request_values, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_usage_rollup_accumulates, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_log_null_mappings, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_log_failure_leaves_nothing, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_log_batch_all_or_nothing, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_concurrent_threads, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_provider_threshold_and_ok, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_provider_explicit_cooldown_max, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_provider_quota, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_provider_failed_counts, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_provider_cooldown_later_wins, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_provider_quota_records_only, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_usage_buckets_and_totals, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_usage_percentiles, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_provider_reports, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_logs_pages, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_logs_null_fields, setup, teardown),
+};
+
+#define NCONTRACT (sizeof contract / sizeof contract[0])
+
+int
+main(void)
+{
+	const struct CMUnitTest sqlite_file[] = {
 		cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_bad_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_idempotent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_log_request_values, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_usage_rollup_accumulates, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_log_null_mappings, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_log_failure_leaves_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_log_batch_all_or_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_cascades, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_migration_processes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_processes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_concurrent_threads, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_provider_threshold_and_ok, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_provider_explicit_cooldown_max, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_provider_quota, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_ping, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_usage_buckets_and_totals, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_usage_percentiles, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_provider_reports, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_logs_pages, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_logs_null_fields, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_and_maintain, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const struct CMUnitTest selection[] = {
+		cmocka_unit_test(test_open_postgres_not_built),
+	};
+	struct CMUnitTest run[NCONTRACT];
+	char name[64];
+	int failed = 0;
+
+	for (size_t b = 0; b < sizeof backends / sizeof backends[0]; b++) {
+		for (size_t i = 0; i < NCONTRACT; i++) {
+			run[i] = contract[i];
+			run[i].initial_state = (void *)&backends[b];
+		}
+		snprintf(name, sizeof name, "store contract (%s)",
+		    backends[b].name);
+		failed += _cmocka_run_group_tests(name, run, NCONTRACT, NULL,
+		    NULL);
+	}
+	failed += cmocka_run_group_tests_name("store: the SQLite file",
+	    sqlite_file, NULL, NULL);
+	failed += cmocka_run_group_tests_name("store: backend selection",
+	    selection, NULL, NULL);
+	return failed;
 }

@@ -1,0 +1,143 @@
+/*
+ * store_backend: the seam between the store's product API (store.h, the
+ * pool in src/store.c) and one database engine (src/store_sqlite.c).
+ * Only src/store.c and the backends include this header.
+ *
+ * A backend exports one const struct rf_store_ops filled with designated
+ * initialisers.  Every slot is one product operation on one connection,
+ * run in one transaction of its own (writes all-or-nothing, reads one
+ * consistent snapshot).  A backend decides nothing the product cares
+ * about -- no cooldown, no rate-limit verdict, no percentile: it persists
+ * what it is told and reads back what it holds.  store.c checks the
+ * arguments the API documents (page limits, usage windows, batch sizes)
+ * before it calls a slot; a connection is used by one thread at a time.
+ *
+ * Every slot returns 0 on success and -1 on failure (with the reason on
+ * stderr, "relayforge: <function>: <engine message>", never a value that
+ * may hold a prompt or a password) unless its comment says otherwise.
+ */
+#ifndef RF_STORE_BACKEND_H
+#define RF_STORE_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* One open backend connection, defined by each backend. */
+struct rf_store_conn;
+
+/* The rollup table a usage read walks. */
+enum rf_store_rollup {
+	RF_ROLLUP_MINUTE,
+	RF_ROLLUP_HOUR
+};
+
+/* The newest ok or failed call of one provider, as provider_reports reads
+ * it: its request's row id, the attempt's seq and the request's arrival
+ * (rid 0 = none); code is a failure's outcome. */
+struct rf_store_last_call {
+	int64_t rid, seq, ts_ms;
+	char code[48];
+};
+
+struct rf_store_ops {
+	/* For messages: "SQLite". */
+	const char *name;
+	/* Open one connection to db (the RELAYFORGE_DB value), creating and
+	 * migrating the store if needed (safe when several processes start
+	 * at once).  NULL with a reason in err; the reason may name db only
+	 * when db holds no secret (a path). */
+	struct rf_store_conn *(*open)(const char *db, char *err,
+	    size_t errlen);
+	/* Release everything of c; NULL is a no-op. */
+	void (*close)(struct rf_store_conn *c);
+
+	/* Write n requests with their attempt rows and usage rollups (the
+	 * latency bucket from rf_hist_bucket) in one transaction. */
+	int (*log_requests)(struct rf_store_conn *c,
+	    const struct rf_log_entry *const *e, size_t n);
+
+	/* Read the shared state of n providers in one snapshot; zeroes for
+	 * a provider without a row. */
+	int (*provider_states)(struct rf_store_conn *c, const char *const *ids,
+	    size_t n, struct rf_provider_state *st);
+	/* Bump the consecutive-failure count, remember error_code at
+	 * now_ms and, when until_ms is later than the stored cooldown, store
+	 * it with error_code as its reason.  *failures gets the new count. */
+	int (*provider_failed)(struct rf_store_conn *c, const char *id,
+	    const char *error_code, int64_t now_ms, int64_t until_ms,
+	    int *failures);
+	/* Clear count and cooldown; remember now_ms as the last success. */
+	int (*provider_ok)(struct rf_store_conn *c, const char *id,
+	    int64_t now_ms);
+	/* Store until_ms (> 0) with its reason when it is later than the
+	 * stored cooldown; an earlier one changes nothing. */
+	int (*provider_cooldown)(struct rf_store_conn *c, const char *id,
+	    int64_t until_ms, const char *reason);
+	/* Record a quota snapshot, nothing else (remaining figures -1 and
+	 * reset_ms 0 are unknown: stored as none). */
+	int (*provider_quota)(struct rf_store_conn *c, const char *id,
+	    long remaining_requests, long remaining_tokens, int64_t reset_ms,
+	    int64_t now_ms);
+
+	/* Count one hit of client in the window starting at window_ms and
+	 * delete the client's counters of earlier windows.  Returns the
+	 * window's count including this hit, or -1. */
+	long (*rate_count)(struct rf_store_conn *c, const char *client,
+	    int64_t window_ms);
+	/* 0 when the connection answers a trivial query. */
+	int (*ping)(struct rf_store_conn *c);
+
+	/* Fill the rows of out (initialised by store.c) for the n ids:
+	 * shared state, the window's calls since since_ms, and the newest
+	 * ok / failed call merged by rf_store_report_merge_last. */
+	int (*provider_reports)(struct rf_store_conn *c,
+	    const char *const *ids, size_t n, int64_t since_ms,
+	    struct rf_provider_report *out);
+	/* Read one page of q (limit already checked) into page, whose
+	 * items array holds q->limit entries: rows newest first through
+	 * rf_store_page_text, page->more when one more row matches, then
+	 * every item's attempts through rf_store_page_attempt. */
+	int (*logs)(struct rf_store_conn *c, const struct rf_log_query *q,
+	    struct rf_log_page *page);
+	/* Fold the rows of the rollup table in [r->from_ms, r->to_ms), in
+	 * period order, into r (buckets allocated and initialised) with
+	 * rf_hist_fold_*. */
+	int (*usage)(struct rf_store_conn *c, enum rf_store_rollup table,
+	    struct rf_usage_report *r);
+
+	/* rf_store_prune's work (batch >= 1): the number of requests and
+	 * rollup rows deleted, or -1. */
+	int (*prune)(struct rf_store_conn *c, int64_t older_than_ms,
+	    int batch);
+	/* Give free space back and tidy the journal, a bounded amount per
+	 * call. */
+	int (*maintain)(struct rf_store_conn *c);
+};
+
+/* The backends built into this binary. */
+extern const struct rf_store_ops rf_store_sqlite;   /* src/store_sqlite.c */
+/* The one that serves a RELAYFORGE_DB given as a file path.  Named here,
+ * not in store.c, so the pool and the product API stay engine-neutral. */
+#define RF_STORE_PATH_OPS (&rf_store_sqlite)
+
+/* ---- what src/store.c lends every backend ---- */
+
+/* Copy n bytes of t into the page's memory, NUL-terminated (a backend
+ * keeps SQL NULL as NULL itself).  NULL when out of memory, or when t is
+ * NULL (the engine could not produce the text): either fails the read. */
+const char *rf_store_page_text(struct rf_log_page *page, const char *t,
+    size_t n);
+/* A new, zeroed attempt of page->items[item].  The attempts of one item
+ * must be added one after another (in seq order); store.c points each item
+ * at its run when the read is done.  NULL when out of memory. */
+struct rf_log_attempt *rf_store_page_attempt(struct rf_log_page *page,
+    size_t item);
+/* Merge a provider's newest ok / failed call into its report: the later
+ * of the shared state and the attempt trail wins, and the newer of the
+ * two calls sets last_ok. */
+void rf_store_report_merge_last(struct rf_provider_report *r,
+    const struct rf_store_last_call *ok, const struct rf_store_last_call *bad);
+
+#endif
