@@ -45,6 +45,9 @@ struct rf_store *rf_store_open_pool(const char *db, int max_conns,
 /* A pool of one. */
 struct rf_store *rf_store_open(const char *db, char *err, size_t errlen);
 void rf_store_close(struct rf_store *s); /* NULL is a no-op */
+/* db as it may be printed: a URI's password replaced by "***" (and a URI
+ * whose parameters might carry one not printed at all); a path as is. */
+void rf_store_redact(const char *db, char *out, size_t len);
 
 /* One entry of a request's attempt trail. */
 struct rf_log_attempt {

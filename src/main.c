@@ -22,6 +22,7 @@
 
 #include "config.h"
 #include "fcgi.h"
+#include "log.h"
 #include "logq.h"
 #include "request.h"
 #include "router.h"
@@ -70,8 +71,12 @@ shared_store(void)
 
 		g_store_last_try = rf_mono_ms();
 		g_store = rf_store_open_pool(g_cfg.db_path, conns + 1, err, sizeof(err));
-		if (g_store == NULL && !atomic_exchange(&g_store_warned, true))
-			fprintf(stderr, "relayforge: store %s unavailable: %s\n", g_cfg.db_path, err);
+		if (g_store == NULL && !atomic_exchange(&g_store_warned, true)) {
+			char db[256];
+
+			rf_store_redact(g_cfg.db_path, db, sizeof(db));
+			RF_LOG_ERR(NULL, NULL, "store %s unavailable: %s", db, err);
+		}
 	}
 	s = g_store;
 	pthread_mutex_unlock(&g_store_lock);
@@ -240,7 +245,7 @@ serve_fastcgi(void)
 	bool have_janitor = false;
 
 	if (tid == NULL || w == NULL) {
-		fprintf(stderr, "relayforge: out of memory\n");
+		RF_LOG_ERR(NULL, NULL, "out of memory");
 		goto out;
 	}
 	/* Workers start with the stop signals blocked, so they land on main. */
@@ -249,7 +254,7 @@ serve_fastcgi(void)
 	sigaddset(&block, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	if (rf_logq_start(shared_store) != 0)
-		fprintf(stderr, "relayforge: no log writer thread; workers write their own rows\n");
+		RF_LOG_WARN(NULL, NULL, "no log writer thread; workers write their own rows");
 	started = start_workers(tid, w, n);
 	if (started > 0 && pthread_create(&janitor, NULL, janitor_main, NULL) == 0)
 		have_janitor = true;
@@ -269,6 +274,20 @@ out:
 	return started > 0 ? 0 : 1;
 }
 
+/* Every key and token the process holds: the log redacts them (and long
+ * pieces of them) if one ever reaches a line. */
+static void
+register_secrets(const struct rf_config *cfg)
+{
+	for (int i = 0; i < RF_P__COUNT; i++)
+		if (cfg->providers[i].key != NULL)
+			rf_log_add_secret(cfg->providers[i].key);
+	if (cfg->api_token != NULL)
+		rf_log_add_secret(cfg->api_token);
+	if (cfg->admin_token != NULL)
+		rf_log_add_secret(cfg->admin_token);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -280,7 +299,7 @@ main(int argc, char **argv)
 		return 0;
 	}
 	if (rf_config_load(&g_cfg, err, sizeof(err)) != 0) {
-		fprintf(stderr, "relayforge: configuration error: %s\n", err);
+		RF_LOG_ERR(NULL, NULL, "configuration error: %s", err);
 		return 1;
 	}
 	if (argc > 1 && strcmp(argv[1], "--check-config") == 0) {
@@ -288,6 +307,7 @@ main(int argc, char **argv)
 		rf_config_free(&g_cfg);
 		return 0;
 	}
+	register_secrets(&g_cfg);
 	install_signals();
 	/* A thread per stream: with glibc's default of 8 arenas per core, idle
 	 * free memory spreads over many arenas; two keep the RSS down. */

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "hist.h"
+#include "log.h"
 #include "store_backend.h"
 
 #define RF_MINUTE_MS 60000
@@ -48,6 +49,33 @@ static const struct backend {
 	{ "postgres://", "PostgreSQL", NULL },
 	{ "", NULL, RF_STORE_PATH_OPS },         /* anything else: a path */
 };
+
+void
+rf_store_redact(const char *db, char *out, size_t len)
+{
+	const char *scheme = db != NULL ? strstr(db, "://") : NULL;
+	const char *auth, *q, *at, *colon;
+	size_t n;
+
+	if (len == 0)
+		return;
+	if (scheme == NULL) {
+		snprintf(out, len, "%s", db != NULL ? db : "");
+		return;
+	}
+	/* scheme://user:password@host/db?params: the password and every
+	 * parameter (password=... may hide there) are left out. */
+	auth = scheme + 3;
+	q = strchr(auth, '?');
+	n = q != NULL ? (size_t)(q - db) : strlen(db);
+	at = memchr(auth, '@', n - (size_t)(auth - db));
+	colon = at != NULL ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+	if (colon != NULL)
+		snprintf(out, len, "%.*s:***%.*s%s", (int)(colon - db), db,
+		    (int)(n - (size_t)(at - db)), at, q != NULL ? "?..." : "");
+	else
+		snprintf(out, len, "%.*s%s", (int)n, db, q != NULL ? "?..." : "");
+}
 
 /* The backend of db, or NULL with the reason in err (never db itself). */
 static const struct rf_store_ops *
@@ -488,7 +516,7 @@ rf_store_usage(struct rf_store *p, int64_t from_ms, int64_t to_ms,
 	if (p == NULL)
 		return -1;
 	if (!usage_window_ok(from_ms, to_ms, bucket_ms)) {
-		fprintf(stderr, "relayforge: %s: bad window\n", __func__);
+		RF_LOG_ERR(NULL, NULL, "bad window");
 		return -1;
 	}
 	out->from_ms = from_ms;

@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "hist.h"
+#include "log.h"
 #include "schema_sqlite.h"
 #include "util.h"
 
@@ -508,7 +509,7 @@ fail:
 static void
 report(struct rf_store_conn *s, const char *fn)
 {
-	fprintf(stderr, "relayforge: %s: %s\n", fn, sqlite3_errmsg(s->db));
+	rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL, "%s", sqlite3_errmsg(s->db));
 }
 
 /* Make st ready for the next use.  The error of a failed step has been
@@ -1303,7 +1304,7 @@ usage_rows(struct rf_store_conn *s, sqlite3_stmt *st,
 	}
 	rf_hist_fold_end(&fold);
 	if (rc != 0)
-		fprintf(stderr, "relayforge: rf_store_usage: out of memory\n");
+		RF_LOG_ERR(NULL, NULL, "out of memory");
 	else if (step != SQLITE_DONE)
 		report(s, "rf_store_usage");
 	done_with(st);

@@ -1340,6 +1340,32 @@ test_prune_and_maintain(void **state)
 
 /* A PostgreSQL URI is recognised but not built in: the open fails with a
  * reason that never repeats the URI (it may hold a password). */
+/* What may be printed of RELAYFORGE_DB: never a password or parameters. */
+static void
+test_redact(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "var/relayforge.db", "var/relayforge.db" },
+		{ "postgresql://rf:s3cret-pw@db.example:5432/rf",
+		    "postgresql://rf:***@db.example:5432/rf" },
+		{ "postgres://rf@db/rf?sslmode=require&password=s3cret-pw",
+		    "postgres://rf@db/rf?..." },
+		{ "postgresql://db/rf", "postgresql://db/rf" },
+		{ "postgresql://rf:s3cret-pw@db/rf?sslmode=verify-full",
+		    "postgresql://rf:***@db/rf?..." },
+	};
+	char out[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rf_store_redact(cases[i][0], out, sizeof(out));
+		assert_string_equal(out, cases[i][1]);
+		assert_null(strstr(out, "s3cret"));
+	}
+	rf_store_redact(NULL, out, sizeof(out));
+	assert_string_equal(out, "");
+}
+
 static void
 test_open_postgres_not_built(void **state)
 {
@@ -1402,6 +1428,7 @@ main(void)
 	};
 	const struct CMUnitTest selection[] = {
 		cmocka_unit_test(test_open_postgres_not_built),
+		cmocka_unit_test(test_redact),
 	};
 	struct CMUnitTest run[NCONTRACT];
 	char name[64];
