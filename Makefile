@@ -123,13 +123,13 @@ check: deps node-deps
 	@$(MAKE) --no-print-directory fuzz
 
 FUZZ_TIME ?= 15
-FUZZ_SRC  := $(wildcard src/provider*.c) src/util.c src/error.c src/config.c
+FUZZ_SRC  := $(wildcard src/provider*.c) src/util.c src/error.c src/catalog.c src/config.c
 fuzz:
 	@mkdir -p build/fuzz
 	@for t in sse openai; do \
 	  clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 	    -std=c11 -D_DEFAULT_SOURCE -Iinclude tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$([ $$t = sse ] && echo src/sse.c) \
-	    $$(pkg-config --cflags --libs json-c libcurl) -o build/fuzz/fuzz_$$t || exit 1; \
+	    $$(pkg-config --cflags --libs json-c) -o build/fuzz/fuzz_$$t || exit 1; \
 	  mkdir -p build/fuzz/corpus_$$t; \
 	  echo "fuzz_$$t: $(FUZZ_TIME) s"; \
 	  build/fuzz/fuzz_$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=0 \
