@@ -43,15 +43,16 @@ LIB_SRC :=
 LIB_SRC += src/util.c            # capped buffer, clocks, request ids, UTF-8
 LIB_SRC += src/error.c           # the error enum: wire code, HTTP status, text
 LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted
-LIB_SRC += src/config.c          # settings from env and file; provider catalog
+LIB_SRC += src/config.c          # settings from env and file, per provider too
 LIB_SRC += src/contract.c        # request bodies in: parse and validate
 LIB_SRC += src/render.c          # every response JSON shape, from one form
 LIB_SRC += src/sse.c             # SSE parser (upstream) and writer (client)
-LIB_SRC += src/provider.c        # shared adapter records, table, JSON helpers
+LIB_SRC += src/catalog.c         # the provider catalog: one line per provider
+LIB_SRC += src/provider.c        # helpers shared by the adapters (JSON, errors)
 LIB_SRC += src/provider_openai.c # the OpenAI wire (Groq, SambaNova, ...)
 LIB_SRC += src/provider_gemini.c # the Gemini generateContent wire
 LIB_SRC += src/provider_mock.c   # the built-in demo tier
-LIB_SRC += src/upstream.c        # libcurl: a multi + easy handle per worker
+LIB_SRC += src/upstream.c        # the only libcurl user: calls, pool, headers
 LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
 LIB_SRC += src/hist.c            # latency histogram, percentiles, usage folding
 LIB_SRC += src/store.c           # the store's product API, pool, backend choice
@@ -173,7 +174,7 @@ check: deps node-deps
 FUZZ_TIME    ?= 15
 FUZZ_TARGETS := sse openai contract
 FUZZ_SRC     := $(filter src/provider%.c src/util.c src/error.c src/config.c \
-                  src/log.c,$(LIB_SRC))
+                  src/catalog.c src/log.c,$(LIB_SRC))
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -std=c11 -D_DEFAULT_SOURCE -Iinclude
 fuzz:
@@ -182,7 +183,7 @@ fuzz:
 	  case $$t in sse) own=src/sse.c;; contract) own=src/contract.c;; \
 	    *) own=;; esac; \
 	  clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$own \
-	    $$(pkg-config --cflags --libs json-c libcurl) -lm \
+	    $$(pkg-config --cflags --libs json-c) -lm \
 	    -o build/fuzz/fuzz_$$t || exit 1; \
 	  mkdir -p build/fuzz/corpus_$$t; \
 	  echo "fuzz_$$t: $(FUZZ_TIME) s"; \

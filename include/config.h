@@ -1,7 +1,8 @@
 /*
  * config: every setting of SPEC section 3, read once at start from the
  * environment and then from the RELAYFORGE_CONFIG file (the environment
- * wins).  A bad value stops start-up with a message naming the key.
+ * wins), for every provider of the catalog (provider.h) and every scalar
+ * setting.  A bad value stops start-up with a message naming the key.
  * Prefix: rf_config_.
  */
 #ifndef RF_CONFIG_H
@@ -10,35 +11,32 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* Which wire format a provider speaks. */
-enum rf_wire { RF_WIRE_OPENAI, RF_WIRE_GEMINI, RF_WIRE_MOCK };
+/* A compile-time cap on the catalog, for arrays indexed by pid.  The
+ * catalog itself (provider.h: rf_providers[], rf_nproviders) says how many
+ * providers there are; cfg->nproviders is the same figure. */
+#define RF_MAX_PROVIDERS 16
 
-/* The catalog: fixed indexes, used everywhere a provider is named by number. */
-enum rf_pid {
-	RF_P_GROQ = 0,
-	RF_P_SAMBANOVA,
-	RF_P_CEREBRAS,
-	RF_P_GEMINI,
-	RF_P_OPENROUTER,
-	RF_P_MOCK,
-	RF_P__COUNT
-};
+struct rf_provider;
 
+/* One provider as configured: its catalog entry plus what the settings
+ * made of it.  A pid is the index of this record, the same as the index of
+ * def in the catalog. */
 struct rf_provider_conf {
-	const char *id;   /* "groq" (static) */
-	const char *name; /* "Groq" (static) */
-	enum rf_wire wire;
+	const char *id;   /* "groq" (static; def->id) */
+	const char *name; /* "Groq" (static; def->name) */
+	const struct rf_provider *def; /* the catalog entry: quirks, flags, ops */
 	char *url;        /* base URL, e.g. https://api.groq.com/openai/v1 (owned) */
 	char *model;      /* model id sent upstream (owned) */
 	char *key;        /* API key or NULL (owned; never printed) */
-	bool configured;  /* key set (mock: always true) */
+	bool configured;  /* key set (built-in providers: always true) */
 };
 
 struct rf_config {
 	char *db_path;
-	struct rf_provider_conf providers[RF_P__COUNT]; /* indexed by enum rf_pid */
-	int chain[RF_P__COUNT]; /* routing order for auto, as enum rf_pid */
-	int chain_len;          /* the mock is last when on, absent when off */
+	struct rf_provider_conf providers[RF_MAX_PROVIDERS]; /* by pid */
+	int nproviders;         /* the catalog's size: pids are 0..nproviders-1 */
+	int chain[RF_MAX_PROVIDERS]; /* routing order for auto, as pids */
+	int chain_len;          /* built-ins last when the mock is on, else absent */
 	bool mock_on;
 	long mock_delay_ms;
 	long connect_timeout_ms;
@@ -68,9 +66,9 @@ struct rf_config {
 int rf_config_load(struct rf_config *cfg, char *err, size_t errlen);
 void rf_config_free(struct rf_config *cfg);
 
-/* Provider index of an id ("groq"), or -1. */
+/* The pid (catalog index) of an id ("groq"), or -1. */
 int rf_config_pid(const char *id);
-/* The id of a provider index ("groq", static), or NULL when out of range. */
+/* The id of a pid ("groq", static), or NULL when out of range. */
 const char *rf_config_id(int pid);
 /* Position of pid in the chain (0-based), or -1 when not in the chain. */
 int rf_config_chain_pos(const struct rf_config *cfg, int pid);

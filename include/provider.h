@@ -1,9 +1,19 @@
 /*
- * provider: the interface every upstream adapter implements.  Providers are
- * data: each wire format exports one const struct rf_adapter; the fallback
- * engine knows only this table.  Adapters never do I/O: they build requests
- * and read bodies, so they are tested against wire fixtures alone.
- * Prefix: rf_adapter_ / rf_result_ / rf_mock_.
+ * provider: providers are data.  Each provider is one const struct
+ * rf_provider (its id, names, defaults, quirks and flags) pointing at the
+ * ops table of the wire it speaks; the array of them, rf_providers[], is
+ * the catalog, and a pid is an index into it.  The fallback engine knows
+ * only this table.  Adapters never do I/O: they fill a plain request
+ * (struct rf_up_req: URL, body, header strings) and read bodies from
+ * memory, so they are tested against wire fixtures alone; only upstream.c
+ * speaks HTTP.
+ *
+ * Where things live: provider_openai.c (the OpenAI-compatible wire and
+ * Groq, SambaNova, Cerebras, OpenRouter), provider_gemini.c (Gemini),
+ * provider_mock.c (the built-in demo provider, answered in-process),
+ * catalog.c (rf_providers[]), provider.c (the records and helpers the
+ * adapters share).  docs/providers.md says how to add a provider.
+ * Prefix: rf_provider_ / rf_ops_ / rf_result_ / rf_failure_ / rf_adapter_.
  */
 #ifndef RF_PROVIDER_H
 #define RF_PROVIDER_H
@@ -11,10 +21,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <curl/curl.h>
-
 #include "config.h"
 #include "error.h"
+#include "upstream.h"
 #include "util.h"
 
 /* One message of the conversation (borrowed strings). */
@@ -70,39 +79,90 @@ enum rf_chunk {
 	RF_CHUNK_MALFORMED  /* not the provider's shape; skip and count */
 };
 
-struct rf_adapter {
-	/* Build the POST: full URL, JSON body and headers (auth included;
-	 * the caller frees *hdrs with curl_slist_free_all).  0 or -1. */
+/*
+ * What a wire implements (lighttpd's struct plugin shape: a table of
+ * function pointers filled with designated initialisers).  A network wire
+ * fills the first four slots and leaves answer / next_token NULL; an
+ * in-process provider (the mock) fills answer / next_token and leaves the
+ * network slots NULL.  The engine tells them apart by answer != NULL.
+ */
+struct rf_provider_ops {
+	/* Network: fill rq (reset first) with the POST for pc: the full URL,
+	 * the JSON body and the header lines, auth included.  Returns 0, or
+	 * -1 (a header value with CR/LF, a cap, memory) with rq reset.  The
+	 * caller owns rq (rf_up_req_free wipes the key from it). */
 	int (*build)(const struct rf_provider_conf *pc, const struct rf_prompt *p,
-	    bool stream, struct rf_buf *url, struct rf_buf *body,
-	    struct curl_slist **hdrs);
-	/* Read a 2xx non-streaming body into res.  Returns 0 (res filled; the
-	 * text may be empty, a safety block sets res->safety_block) or -1
-	 * (f filled: malformed_response, or an error object inside a 200). */
+	    bool stream, struct rf_up_req *rq);
+	/* Network: read a 2xx non-streaming body into res.  Returns 0 (res
+	 * filled; the text may be empty, a safety block sets
+	 * res->safety_block) or -1 (f filled: malformed_response, or an error
+	 * object inside a 200). */
 	int (*parse_response)(const char *body, size_t len, struct rf_result *res,
 	    struct rf_failure *f);
-	/* Read one SSE event (event name or NULL, data payload): new text goes
-	 * to delta (appended), usage / model / finish reason into acc. */
+	/* Network: read one SSE event (event name or NULL, data payload): new
+	 * text goes to delta (appended), usage / model / finish reason into
+	 * acc.  A MALFORMED chunk changes neither. */
 	enum rf_chunk (*parse_chunk)(const char *event, const char *data,
 	    size_t len, struct rf_result *acc, struct rf_buf *delta,
 	    struct rf_failure *f);
-	/* Classify a non-2xx answer: code, details, auth, a retry delay found in
-	 * the body, and content-policy 400s as content_filtered. */
+	/* Network: classify a non-2xx answer: code, details, auth, a retry
+	 * delay found in the body, and content-policy 400s as
+	 * content_filtered. */
 	void (*classify_error)(long status, const char *body, size_t len,
 	    struct rf_failure *f);
+	/* In-process: the whole answer to p into res (text replaced, model,
+	 * finish reason, usage).  Never fails. */
+	void (*answer)(const struct rf_prompt *p, struct rf_result *res);
+	/* In-process: the next stream token of text starting at *pos; returns
+	 * its length (0 at the end) and advances *pos.  The tokens of an
+	 * answer concatenate back to its text. */
+	size_t (*next_token)(const char *text, size_t *pos);
 };
 
-extern const struct rf_adapter rf_adapter_openai;
-extern const struct rf_adapter rf_adapter_gemini;
-/* NULL for RF_WIRE_MOCK. */
-const struct rf_adapter *rf_adapter_for(enum rf_wire w);
+/*
+ * One provider: everything that differs between two providers of the same
+ * wire is a field here, never a strcmp on the id.
+ */
+struct rf_provider {
+	const char *id;     /* "groq": API ids, logs, RELAYFORGE_CHAIN */
+	const char *name;   /* "Groq": messages and the dashboard */
+	/* "GROQ": the settings GROQ_API_KEY, RELAYFORGE_GROQ_URL and
+	 * RELAYFORGE_GROQ_MODEL.  NULL (built-in providers only): none. */
+	const char *env;
+	const char *url;    /* default base URL, no trailing slash ("" builtin) */
+	const char *model;  /* default model id sent upstream */
+	/* Quirks of the OpenAI-compatible wire (ignored by the others). */
+	const char *max_tokens_field; /* "max_tokens" or "max_completion_tokens" */
+	struct {
+		const char *name;  /* NULL: none */
+		const char *value;
+	} extra_header;               /* one more header sent as is */
+	/* Answers in-process: needs no key, is always configured, never cools
+	 * down, and its answers are demoMode (SPEC section 9).  Shown last in
+	 * the chain when RELAYFORGE_MOCK is on, absent when it is off. */
+	bool builtin;
+	const struct rf_provider_ops *ops; /* the wire */
+};
 
-/* The built-in mock (SPEC section 9): deterministic text from the prompt,
- * model "relayforge-mock-1", token counts.  Fills res; never fails. */
-void rf_mock_answer(const struct rf_prompt *p, struct rf_result *res);
-/* The next word-sized token of text starting at *pos (a word plus the
- * spaces after it); returns its length, 0 at the end.  Advances *pos. */
-size_t rf_mock_next_token(const char *text, size_t *pos);
+/* The wires. */
+extern const struct rf_provider_ops rf_ops_openai;
+extern const struct rf_provider_ops rf_ops_gemini;
+extern const struct rf_provider_ops rf_ops_mock;
+
+/* The providers (one const struct each, beside the wire they speak). */
+extern const struct rf_provider rf_provider_groq;
+extern const struct rf_provider rf_provider_sambanova;
+extern const struct rf_provider rf_provider_cerebras;
+extern const struct rf_provider rf_provider_openrouter;
+extern const struct rf_provider rf_provider_gemini;
+extern const struct rf_provider rf_provider_mock;
+
+/*
+ * The catalog (catalog.c): every provider in the default routing order;
+ * a pid is an index into it.  rf_nproviders <= RF_MAX_PROVIDERS.
+ */
+extern const struct rf_provider *const rf_providers[];
+extern const int rf_nproviders;
 
 /* Helpers shared by the adapters (provider.c).  Not for other modules. */
 struct json_object;
@@ -132,11 +192,17 @@ void rf_adapter_http_failure(struct rf_failure *f, enum rf_err e, long status,
 /* The readable message of a content-policy refusal, with the provider's own
  * message appended when it is short and printable. */
 void rf_adapter_policy_message(struct rf_failure *f, const char *upstream_msg);
-/* "34.4s", "2m39.5s", "120ms", "1h2m" to milliseconds; -1 when not a
- * duration.  *end (may be NULL) gets the first byte not consumed. */
-int64_t rf_adapter_duration(const char *s, const char **end);
-/* Append "name: value" to *l (value without CR/LF).  0 or -1 (*l kept). */
-int rf_adapter_header(struct curl_slist **l, const char *name,
+/* A duration in a body, which must carry its unit ("34.4s", "2m39.5s";
+ * not "7"): rf_duration_ms (util.h), then -1 unless the last byte consumed
+ * is a unit letter.  *end (may be NULL) as for rf_duration_ms. */
+int64_t rf_adapter_unit_duration(const char *s, const char **end);
+/* Empty rq for a build: URL and body reset (allocations kept), header
+ * lines wiped (they may hold a key) and dropped. */
+void rf_adapter_req_clear(struct rf_up_req *rq);
+/* Add the line "name: value" to rq's headers (value without CR/LF, the
+ * line shorter than RF_UP_HDR_LEN, at most RF_UP_MAX_HDRS lines).  0, or
+ * -1 with rq's headers unchanged. */
+int rf_adapter_header(struct rf_up_req *rq, const char *name,
     const char *value);
 /* Serialise root compactly into body (appended).  0 or -1 (cap, memory). */
 int rf_adapter_json_out(struct json_object *root, struct rf_buf *body);

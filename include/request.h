@@ -65,7 +65,7 @@ struct rf_chat_req {
 	struct rf_msg msgs[RF_MAX_MESSAGES + 1];
 	size_t nmsgs;          /* >= 1; the last is "user" */
 	const char *system;    /* NULL when absent */
-	int strategy;          /* -1 = auto, else enum rf_pid */
+	int strategy;          /* -1 = auto, else a provider index (pid) */
 	bool fallback;         /* options.fallback, default true */
 	bool restart;          /* options.streamRecovery == "restart" */
 	int max_tokens;        /* default 512 */

@@ -1,9 +1,11 @@
 /*
- * upstream: HTTP calls to providers through libcurl.  Each worker thread owns
- * one struct rf_up: a multi handle (which owns the connection pool) and one
- * easy handle, reused across requests with curl_easy_reset, so a warm
- * thread makes no new TCP/TLS handshake per request to any provider.  Deadlines are
- * checked in our own poll loop, so first-token and idle timeouts are exact.
+ * upstream: HTTP calls to providers.  The only module that speaks libcurl:
+ * an adapter fills a plain struct rf_up_req (URL, body, header lines) and
+ * this module sends it.  Each worker thread owns one struct rf_up: a multi
+ * handle (which owns the connection pool) and one easy handle, reused
+ * across requests with curl_easy_reset, so a warm thread makes no new
+ * TCP/TLS handshake per request to any provider.  Deadlines are checked in
+ * our own poll loop, so first-token and idle timeouts are exact.
  * Prefix: rf_up_.
  */
 #ifndef RF_UPSTREAM_H
@@ -12,11 +14,34 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <curl/curl.h>
-
 #include "util.h"
 
 struct rf_up;
+
+/* Header lines of one request: a small fixed array, enough for every
+ * provider (Content-Type, Expect, auth, Accept and one quirk today). */
+#define RF_UP_MAX_HDRS 8
+#define RF_UP_HDR_LEN 1024
+
+/*
+ * What one upstream call sends: a POST of body to url with the header
+ * lines exactly as written ("Name: value"; "Name: " with an empty value
+ * removes a header curl would add, e.g. "Expect: ").  Adapters fill it
+ * (provider.h); rf_up_perform sends it.  URL and body are uncapped: both
+ * come from the configuration and from a request the contract bounded.
+ */
+struct rf_up_req {
+	struct rf_buf url;
+	struct rf_buf body;
+	char hdrs[RF_UP_MAX_HDRS][RF_UP_HDR_LEN];
+	int nhdrs;
+};
+
+/* An empty request.  The owner frees it with rf_up_req_free, which wipes
+ * the header lines (an API key travels in one) and frees the buffers;
+ * rf_up_req_free(NULL) is a no-op. */
+void rf_up_req_init(struct rf_up_req *rq);
+void rf_up_req_free(struct rf_up_req *rq);
 
 /* Free-tier quota figures from rate-limit headers. */
 struct rf_quota {
@@ -36,9 +61,12 @@ enum rf_up_end {
 	RF_UP_ERROR      /* anything else (details in curl_err) */
 };
 
+/* The cap of a buffered (non-streamed) body. */
+#define RF_UP_BODY_MAX (4 * 1024 * 1024)
+
 struct rf_up_reply {
 	long status;             /* HTTP status, 0 when none arrived */
-	struct rf_buf body;      /* non-streamed body (capped at 4 MiB) */
+	struct rf_buf body;      /* non-streamed body (capped at RF_UP_BODY_MAX) */
 	int64_t retry_after_ms;  /* Retry-After (seconds or HTTP date), -1 none */
 	struct rf_quota quota;
 	enum rf_up_end end;
@@ -52,9 +80,7 @@ typedef int (*rf_up_tick_fn)(void *ud);
 
 struct rf_up_call {
 	int pid;                 /* the provider (checked; for diagnostics) */
-	const char *url;
-	const char *body;
-	struct curl_slist *hdrs;
+	const struct rf_up_req *req; /* what to send (borrowed) */
 	long connect_ms;
 	long timeout_ms;         /* whole transfer, 0 = none */
 	rf_up_data_fn on_data;   /* NULL: buffer the body in reply->body */
@@ -62,6 +88,12 @@ struct rf_up_call {
 	void *ud;
 };
 
+/* Once per process, before any thread starts / after they all stopped
+ * (libcurl's global state).  rf_up_global_init returns 0 or -1. */
+int rf_up_global_init(void);
+void rf_up_global_cleanup(void);
+
+/* A thread's handle set, or NULL (memory).  rf_up_free(NULL) is a no-op. */
 struct rf_up *rf_up_new(void);
 void rf_up_free(struct rf_up *up);
 void rf_up_reply_init(struct rf_up_reply *r);
@@ -72,9 +104,9 @@ int rf_up_perform(struct rf_up *up, const struct rf_up_call *call,
 /* Connections opened by this handle set so far (for the bench). */
 long rf_up_connects(const struct rf_up *up);
 
-/* Parsers of response headers, exposed for unit tests. */
+/* Retry-After: delta-seconds or an HTTP date, to ms from now_ms; -1.
+ * Exposed for unit tests.  Rate-limit reset headers are durations
+ * (rf_duration_ms in util.h: a bare number is seconds). */
 int64_t rf_up_parse_retry_after(const char *value, int64_t now_ms);
-/* Duration forms "2m59.56s", "7.66s", "120ms", "30" (seconds) to ms; -1. */
-int64_t rf_up_parse_duration(const char *value);
 
 #endif

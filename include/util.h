@@ -1,7 +1,8 @@
 /*
  * util: the small pieces every module needs -- a growable byte buffer with a
  * hard cap (everything from the network is bounded), clocks, ISO-8601 time,
- * request ids.  Prefix: rf_buf_ / rf_time_ / rf_.
+ * request ids, UTF-8 counting and the one duration parser.
+ * Prefix: rf_buf_ / rf_time_ / rf_.
  */
 #ifndef RF_UTIL_H
 #define RF_UTIL_H
@@ -54,5 +55,27 @@ bool rf_request_id_valid(const char *s);
 size_t rf_utf8_len(const char *s, size_t n);
 /* Byte length of the first max code points of s. */
 size_t rf_utf8_prefix(const char *s, size_t n, size_t max);
+
+/*
+ * The one duration parser (upstream rate-limit headers, Groq's "try again
+ * in ...", Gemini's retryDelay).  A duration is one or more groups
+ * "<digits>[.<digits>]<unit>" written together, unit h, m, s or ms:
+ * "2m59.56s", "7.66s", "120ms", "1h2m".  Leading spaces are skipped.
+ *
+ * The rule for a bare number: a number without a unit is SECONDS ("30" is
+ * 30000 ms, "33011.38" is 33011380 ms), as Retry-After and the
+ * x-ratelimit-reset-* headers of Cerebras and SambaNova write it; it ends
+ * the duration ("1m30" is 90 s).  A caller that wants a unit (Gemini's
+ * retryDelay is documented as "<n>s") checks that the last byte consumed
+ * is a letter.
+ *
+ * Parsed by hand: no exponents, hex, signs or locale decimal commas.  A
+ * number run straight into another letter ("1e9s", "5x") is not a duration.
+ * Returns milliseconds (rounded), or -1 when s (NULL allowed) does not
+ * start with a duration or it passes 1e9 seconds.  *end (may be NULL) gets
+ * the first byte not consumed; the caller decides whether trailing text is
+ * allowed.
+ */
+int64_t rf_duration_ms(const char *s, const char **end);
 
 #endif

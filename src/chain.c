@@ -38,10 +38,10 @@ struct run {
 	const struct rf_chat_req *req;
 	const struct rf_stream_sink *sink;
 	struct rf_chain_result *r;
-	int order[RF_P__COUNT];
+	int order[RF_MAX_PROVIDERS];
 	int norder;
 	struct rf_prompt prompt;
-	struct rf_provider_state st[RF_P__COUNT]; /* shared state at arrival */
+	struct rf_provider_state st[RF_MAX_PROVIDERS]; /* shared state at arrival */
 	int pending_from;        /* stream: a failed tier to announce, -1 none */
 	enum rf_err pending_code;
 	bool pending_restart;    /* the announcement is a restart */
@@ -54,7 +54,7 @@ struct stream_try {
 	struct run *run;
 	const struct rf_stream_sink *sink;
 	struct rf_chain_result *r;
-	const struct rf_adapter *ad;
+	const struct rf_provider_ops *ops;
 	int pid;
 	struct rf_sse_parser parser;
 	struct rf_buf delta;
@@ -213,7 +213,7 @@ static void set_flags(struct run *run, int pid)
 
 	r->final_pid = pid;
 	r->fallback = r->attempted >= 0 && pid != r->attempted;
-	r->demo = pid == RF_P_MOCK;
+	r->demo = run->w->cfg->providers[pid].def->builtin;
 	r->degraded = pid != run->order[0] || r->demo;
 }
 
@@ -262,7 +262,7 @@ static void record_failure(struct run *run, int pid, const struct rf_failure *f,
  * figure reaches 0 (the provider must cool down at once, in every process)
  * and otherwise at most every QUOTA_WRITE_MS per provider and process. */
 #define QUOTA_WRITE_MS 5000
-static _Atomic int64_t quota_written[RF_P__COUNT];
+static _Atomic int64_t quota_written[RF_MAX_PROVIDERS];
 
 static void record_quota(struct run *run, int pid, const struct rf_up_reply *rep)
 {
@@ -289,7 +289,7 @@ static void record_ok(struct run *run, int pid)
 {
 	const struct rf_provider_state *st = &run->st[pid];
 
-	if (run->w->store != NULL && pid != RF_P_MOCK &&
+	if (run->w->store != NULL && !run->w->cfg->providers[pid].def->builtin &&
 	    (st->consecutive_failures > 0 || st->cooldown_until_ms > 0))
 		rf_store_provider_ok(run->w->store, run->w->cfg->providers[pid].id, rf_now_ms());
 }
@@ -304,7 +304,7 @@ static void name_failure(struct rf_failure *f, const char *name)
 }
 
 /* Turn a finished non-streamed transfer into a result or a failure. */
-static enum tier_end read_reply(const struct rf_adapter *ad, struct rf_up_reply *rep,
+static enum tier_end read_reply(const struct rf_provider_ops *ops, struct rf_up_reply *rep,
     struct rf_result *res, struct rf_failure *f)
 {
 	switch (rep->end) {
@@ -321,10 +321,10 @@ static enum tier_end read_reply(const struct rf_adapter *ad, struct rf_up_reply 
 		return TIER_FAILED;
 	}
 	if (rep->status < 200 || rep->status >= 300) {
-		ad->classify_error(rep->status, rf_buf_str(&rep->body), rep->body.len, f);
+		ops->classify_error(rep->status, rf_buf_str(&rep->body), rep->body.len, f);
 		return f->code == RF_ERR_CONTENT_FILTERED ? TIER_FINAL : TIER_FAILED;
 	}
-	if (ad->parse_response(rf_buf_str(&rep->body), rep->body.len, res, f) != 0)
+	if (ops->parse_response(rf_buf_str(&rep->body), rep->body.len, res, f) != 0)
 		return TIER_FAILED;
 	if (res->text.len == 0) {
 		if (res->safety_block) {
@@ -368,27 +368,25 @@ static enum tier_end call_once(struct run *run, int pid, struct rf_up_reply *rep
 {
 	const struct rf_config *cfg = run->w->cfg;
 	const struct rf_provider_conf *pc = &cfg->providers[pid];
-	const struct rf_adapter *ad = rf_adapter_for(pc->wire);
-	struct rf_buf url = { 0 }, body = { 0 };
-	struct curl_slist *hdrs = NULL;
+	const struct rf_provider_ops *ops = pc->def->ops;
+	struct rf_up_req rq;
 	enum tier_end end;
 
+	rf_up_req_init(&rq);
 	rf_result_reset(&run->r->res);
-	if (ad->build(pc, &run->prompt, false, &url, &body, &hdrs) != 0) {
+	if (ops->build(pc, &run->prompt, false, &rq) != 0) {
 		rf_failure_set(f, RF_ERR_INTERNAL, "could not build the upstream request");
 		end = TIER_FAILED;
 		goto out;
 	}
 	struct rf_up_call call = {
-		.pid = pid, .url = url.data, .body = body.data, .hdrs = hdrs,
+		.pid = pid, .req = &rq,
 		.connect_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
 	};
 	rf_up_perform(run->w->up, &call, rep);
-	end = read_reply(ad, rep, &run->r->res, f);
+	end = read_reply(ops, rep, &run->r->res, f);
 out:
-	curl_slist_free_all(hdrs);
-	rf_buf_free(&url);
-	rf_buf_free(&body);
+	rf_up_req_free(&rq);
 	return end;
 }
 
@@ -396,14 +394,15 @@ out:
 static enum tier_end chat_tier(struct run *run, int pid)
 {
 	struct rf_chain_result *r = run->r;
+	const struct rf_provider_ops *ops = run->w->cfg->providers[pid].def->ops;
 	bool used_429 = false;
 	int used_5xx = 0;
 	int retry = 0;
 
-	if (pid == RF_P_MOCK) {
+	if (ops->answer != NULL) { /* in-process: no transfer, no retries */
 		int64_t t0 = rf_mono_ms();
 		rf_result_reset(&r->res);
-		rf_mock_answer(&run->prompt, &r->res);
+		ops->answer(&run->prompt, &r->res);
 		add_attempt(r, pid, RF_ATT_OK, RF_OK, NULL, 200, (long)(rf_mono_ms() - t0), 0);
 		return TIER_OK;
 	}
@@ -483,7 +482,7 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 	int rc;
 
 	rf_buf_reset(&t->delta);
-	switch (t->ad->parse_chunk(event, data, len, &t->r->res, &t->delta, &t->fail)) {
+	switch (t->ops->parse_chunk(event, data, len, &t->r->res, &t->delta, &t->fail)) {
 	case RF_CHUNK_DONE:
 		t->done = true;
 		return 0;
@@ -558,7 +557,7 @@ static void stream_eof(struct stream_try *t)
 	junk = rf_sse_junk(&t->parser);
 	if (!t->failed && !t->client_gone && strstr(junk, "\"error\"") != NULL) {
 		struct rf_buf scratch = { 0 };
-		if (t->ad->parse_chunk(NULL, junk, strlen(junk), &t->r->res, &scratch,
+		if (t->ops->parse_chunk(NULL, junk, strlen(junk), &t->r->res, &scratch,
 		    &t->fail) == RF_CHUNK_ERROR)
 			t->failed = true;
 		rf_buf_free(&scratch);
@@ -588,7 +587,7 @@ static enum tier_end stream_outcome(struct stream_try *t, struct rf_up_reply *re
 		if (rep->end == RF_UP_DONE && rep->status >= 200 && rep->status < 300) {
 			stream_eof(t);
 		} else if (rep->end == RF_UP_DONE || rep->end == RF_UP_TOO_BIG) {
-			t->ad->classify_error(rep->status, rf_buf_str(&rep->body), rep->body.len, &t->fail);
+			t->ops->classify_error(rep->status, rf_buf_str(&rep->body), rep->body.len, &t->fail);
 			t->failed = true;
 		} else if (rep->end == RF_UP_TIMEOUT) {
 			rf_failure_set(&t->fail, RF_ERR_PROVIDER_TIMEOUT, "stream timeout");
@@ -612,17 +611,17 @@ static enum tier_end stream_call(struct stream_try *t, struct rf_up_reply *rep)
 	struct run *run = t->run;
 	const struct rf_config *cfg = run->w->cfg;
 	const struct rf_provider_conf *pc = &cfg->providers[t->pid];
-	struct rf_buf url = { 0 }, body = { 0 };
-	struct curl_slist *hdrs = NULL;
+	struct rf_up_req rq;
 	enum tier_end end = TIER_FAILED;
 
-	if (t->ad->build(pc, &run->prompt, true, &url, &body, &hdrs) != 0) {
+	rf_up_req_init(&rq);
+	if (t->ops->build(pc, &run->prompt, true, &rq) != 0) {
 		rf_failure_set(&t->fail, RF_ERR_INTERNAL, "could not build the upstream request");
 		t->failed = true;
 		goto out;
 	}
 	struct rf_up_call call = {
-		.pid = t->pid, .url = url.data, .body = body.data, .hdrs = hdrs,
+		.pid = t->pid, .req = &rq,
 		.connect_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->stream_timeout_ms,
 		.on_data = on_stream_data, .on_tick = on_stream_tick, .ud = t,
 	};
@@ -630,14 +629,12 @@ static enum tier_end stream_call(struct stream_try *t, struct rf_up_reply *rep)
 	rf_up_perform(run->w->up, &call, rep);
 	end = stream_outcome(t, rep);
 out:
-	curl_slist_free_all(hdrs);
-	rf_buf_free(&url);
-	rf_buf_free(&body);
+	rf_up_req_free(&rq);
 	return end;
 }
 
-/* The mock streams its answer word by word. */
-static enum tier_end stream_mock(struct stream_try *t)
+/* An in-process provider streams its answer token by token. */
+static enum tier_end stream_builtin(struct stream_try *t)
 {
 	struct rf_result local;
 	size_t pos = 0, n;
@@ -645,12 +642,12 @@ static enum tier_end stream_mock(struct stream_try *t)
 	enum tier_end end = TIER_OK;
 
 	rf_result_init(&local);
-	rf_mock_answer(&t->run->prompt, &local);
+	t->ops->answer(&t->run->prompt, &local);
 	snprintf(t->r->res.model, sizeof(t->r->res.model), "%s", local.model);
 	snprintf(t->r->res.finish_reason, sizeof(t->r->res.finish_reason), "%s", local.finish_reason);
 	t->r->res.usage = local.usage;
 	text = rf_buf_str(&local.text);
-	while ((n = rf_mock_next_token(text, &pos)) > 0) {
+	while ((n = t->ops->next_token(text, &pos)) > 0) {
 		if (t->committed && t->run->w->cfg->mock_delay_ms > 0)
 			rf_sleep_ms(t->run->w->cfg->mock_delay_ms);
 		if (emit_text(t, text + pos - n, n) != 0) {
@@ -672,7 +669,7 @@ static enum tier_end stream_tier(struct run *run, int pid)
 
 	for (int retry = 0;; retry++) {
 		struct stream_try t = { .run = run, .sink = run->sink, .r = r, .pid = pid,
-			.ad = rf_adapter_for(run->w->cfg->providers[pid].wire) };
+			.ops = run->w->cfg->providers[pid].def->ops };
 		struct rf_up_reply rep;
 		int64_t t0 = rf_mono_ms();
 		enum tier_end end;
@@ -682,8 +679,8 @@ static enum tier_end stream_tier(struct run *run, int pid)
 		rf_up_reply_init(&rep);
 		rf_sse_init(&t.parser, on_event, &t);
 		rf_buf_init(&t.delta, RF_SSE_MAX_EVENT);
-		end = pid == RF_P_MOCK ? stream_mock(&t) : stream_call(&t, &rep);
-		if (pid == RF_P_MOCK)
+		end = t.ops->answer != NULL ? stream_builtin(&t) : stream_call(&t, &rep);
+		if (t.ops->answer != NULL)
 			rep.status = 200;
 		rf_sse_free(&t.parser);
 		rf_buf_free(&t.delta);
@@ -714,14 +711,15 @@ static enum tier_end stream_tier(struct run *run, int pid)
 
 static void load_states(struct run *run)
 {
-	const char *ids[RF_P__COUNT];
+	const char *ids[RF_MAX_PROVIDERS];
+	int n = run->w->cfg->nproviders;
 
 	memset(run->st, 0, sizeof(run->st));
 	if (run->w->store == NULL)
 		return;
-	for (int i = 0; i < RF_P__COUNT; i++)
+	for (int i = 0; i < n; i++)
 		ids[i] = run->w->cfg->providers[i].id;
-	rf_store_provider_states(run->w->store, ids, RF_P__COUNT, run->st);
+	rf_store_provider_states(run->w->store, ids, (size_t)n, run->st);
 }
 
 /* Nothing could be called: every tier skipped. */
@@ -761,7 +759,7 @@ static enum tier_end walk(struct run *run, int *last, int64_t *soonest)
 			add_attempt(r, pid, RF_ATT_SKIPPED, RF_OK, "unconfigured", 0, -1, 0);
 			continue;
 		}
-		if (pid != RF_P_MOCK && cd > now) {
+		if (!cfg->providers[pid].def->builtin && cd > now) {
 			add_attempt(r, pid, RF_ATT_SKIPPED, RF_OK, "cooling_down", 0, -1, 0);
 			if (*soonest == 0 || cd < *soonest)
 				*soonest = cd;

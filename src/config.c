@@ -3,14 +3,18 @@
  * looked up in the environment first, then in the file named by
  * RELAYFORGE_CONFIG (KEY=VALUE lines).  Scalar settings are one table, one
  * line per key with its type, default and bounds (redis' static_configs[]
- * idea), so a new setting is one line; the provider catalog, the chain and
- * the CORS list have their own small parsers below.
+ * idea), so a new setting is one line; the providers' settings, the chain
+ * and the CORS list have their own small parsers below.  The providers are
+ * the catalog (provider.h, catalog.c): for each entry with an env prefix P
+ * the keys P_API_KEY, RELAYFORGE_P_URL and RELAYFORGE_P_MODEL are read, so
+ * a new provider needs no line here.
  *
  * Failure contract: rf_config_load() either fills the whole config or
  * leaves it zeroed with a message that names the key.  A value is never
  * copied into a message: the same file holds API keys.
  */
 #include "config.h"
+#include "provider.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -26,30 +30,6 @@
 #endif
 
 #define RF_MODEL_MAX 128
-
-/* The provider catalog, in enum rf_pid order. */
-static const struct catalog_row {
-	const char *id;
-	const char *name;
-	const char *env;   /* prefix of <P>_API_KEY and RELAYFORGE_<P>_URL */
-	enum rf_wire wire;
-	const char *url;
-	const char *model;
-} catalog[RF_P__COUNT] = {
-	{ "groq", "Groq", "GROQ", RF_WIRE_OPENAI,
-	    "https://api.groq.com/openai/v1", "llama-3.1-8b-instant" },
-	{ "sambanova", "SambaNova", "SAMBANOVA", RF_WIRE_OPENAI,
-	    "https://api.sambanova.ai/v1", "Meta-Llama-3.3-70B-Instruct" },
-	{ "cerebras", "Cerebras", "CEREBRAS", RF_WIRE_OPENAI,
-	    "https://api.cerebras.ai/v1", "gpt-oss-120b" },
-	{ "gemini", "Gemini", "GEMINI", RF_WIRE_GEMINI,
-	    "https://generativelanguage.googleapis.com/v1beta",
-	    "gemini-2.5-flash-lite" },
-	{ "openrouter", "OpenRouter", "OPENROUTER", RF_WIRE_OPENAI,
-	    "https://openrouter.ai/api/v1",
-	    "meta-llama/llama-3.3-70b-instruct:free" },
-	{ "mock", "Mock", NULL, RF_WIRE_MOCK, "", "relayforge-mock-1" },
-};
 
 enum key_type {
 	KT_INT,    /* int field, decimal, within [min, max] */
@@ -122,7 +102,6 @@ static const struct key_def keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 #define KEY_CHAIN "RELAYFORGE_CHAIN"
-#define DEFAULT_CHAIN "groq,sambanova,cerebras,gemini,openrouter,mock"
 
 /* The KEY=VALUE pairs of the RELAYFORGE_CONFIG file (owned). */
 struct file_kv {
@@ -194,13 +173,15 @@ known_key(const char *name)
 	for (i = 0; i < NKEYS; i++)
 		if (strcmp(name, keys[i].name) == 0)
 			return true;
-	for (i = 0; i < RF_P__COUNT; i++) {
-		if (catalog[i].env == NULL)
+	for (i = 0; i < (size_t)rf_nproviders; i++) {
+		if (rf_providers[i]->env == NULL)
 			continue;
-		snprintf(buf, sizeof(buf), "RELAYFORGE_%s_URL", catalog[i].env);
+		snprintf(buf, sizeof(buf), "RELAYFORGE_%s_URL",
+		    rf_providers[i]->env);
 		if (strcmp(name, buf) == 0)
 			return true;
-		snprintf(buf, sizeof(buf), "RELAYFORGE_%s_MODEL", catalog[i].env);
+		snprintf(buf, sizeof(buf), "RELAYFORGE_%s_MODEL",
+		    rf_providers[i]->env);
 		if (strcmp(name, buf) == 0)
 			return true;
 	}
@@ -481,9 +462,9 @@ check_model(const char *m)
 	return 0;
 }
 
-/* The URL and model of one non-mock provider. */
+/* The URL and model of one provider with an env prefix. */
 static int
-load_endpoint(struct rf_provider_conf *pc, const struct catalog_row *c,
+load_endpoint(struct rf_provider_conf *pc, const struct rf_provider *c,
     const struct file_kv *f, char *err, size_t errlen)
 {
 	char name[64];
@@ -513,9 +494,9 @@ nomem:
 	return -1;
 }
 
-/* The API key of one non-mock provider: empty counts as unset. */
+/* The API key of one provider with an env prefix: empty counts as unset. */
 static int
-load_key(struct rf_provider_conf *pc, const struct catalog_row *c,
+load_key(struct rf_provider_conf *pc, const struct rf_provider *c,
     const struct file_kv *f, char *err, size_t errlen)
 {
 	char name[64];
@@ -538,28 +519,40 @@ load_key(struct rf_provider_conf *pc, const struct catalog_row *c,
 	return 0;
 }
 
+/* A provider without settings (no env prefix): its defaults.  It is
+ * configured only when built in (it needs no key). */
+static int
+load_defaults(struct rf_provider_conf *pc, const struct rf_provider *c,
+    char *err, size_t errlen)
+{
+	pc->url = strdup(c->url);
+	pc->model = strdup(c->model);
+	pc->configured = c->builtin;
+	if (pc->url == NULL || pc->model == NULL) {
+		seterr(err, errlen, "config: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 static int
 load_providers(struct rf_config *cfg, const struct file_kv *f, char *err,
     size_t errlen)
 {
 	struct rf_provider_conf *pc;
-	const struct catalog_row *c;
-	size_t i;
+	const struct rf_provider *c;
+	int i;
 
-	for (i = 0; i < RF_P__COUNT; i++) {
+	cfg->nproviders = rf_nproviders;
+	for (i = 0; i < rf_nproviders; i++) {
 		pc = &cfg->providers[i];
-		c = &catalog[i];
+		c = rf_providers[i];
 		pc->id = c->id;
 		pc->name = c->name;
-		pc->wire = c->wire;
-		if (c->wire == RF_WIRE_MOCK) {
-			pc->url = strdup(c->url);
-			pc->model = strdup(c->model);
-			pc->configured = true;
-			if (pc->url == NULL || pc->model == NULL) {
-				seterr(err, errlen, "config: out of memory");
+		pc->def = c;
+		if (c->builtin || c->env == NULL) {
+			if (load_defaults(pc, c, err, errlen) == -1)
 				return -1;
-			}
 			continue;
 		}
 		if (load_endpoint(pc, c, f, err, errlen) == -1 ||
@@ -569,18 +562,37 @@ load_providers(struct rf_config *cfg, const struct file_kv *f, char *err,
 	return 0;
 }
 
-/* Put the mock where SPEC section 3 wants it: last when on, gone when off. */
+/* Put the built-in providers where SPEC section 3 wants the mock: last
+ * (in catalog order) when RELAYFORGE_MOCK is on, gone when off. */
 static void
-chain_place_mock(struct rf_config *cfg)
+chain_place_builtins(struct rf_config *cfg)
 {
 	int i, j = 0;
 
 	for (i = 0; i < cfg->chain_len; i++)
-		if (cfg->chain[i] != RF_P_MOCK)
+		if (!cfg->providers[cfg->chain[i]].def->builtin)
 			cfg->chain[j++] = cfg->chain[i];
-	if (cfg->mock_on)
-		cfg->chain[j++] = RF_P_MOCK;
+	for (i = 0; cfg->mock_on && i < cfg->nproviders; i++)
+		if (cfg->providers[i].def->builtin)
+			cfg->chain[j++] = i;
 	cfg->chain_len = j;
+}
+
+/* "groq, sambanova, ..., mock": the ids a chain may name. */
+static void
+known_ids(char *out, size_t outlen)
+{
+	size_t used = 0;
+	int i, n;
+
+	out[0] = '\0';
+	for (i = 0; i < rf_nproviders && used < outlen; i++) {
+		n = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "",
+		    rf_providers[i]->id);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
 }
 
 /* One trimmed id of the list, appended to the chain. */
@@ -588,19 +600,45 @@ static int
 chain_add(struct rf_config *cfg, const char *id, char *err, size_t errlen)
 {
 	int pid = rf_config_pid(id);
+	char known[256];
 
 	if (pid < 0) {
-		seterr(err, errlen, "%s: unknown provider id (known: groq, "
-		    "sambanova, cerebras, gemini, openrouter, mock)", KEY_CHAIN);
+		known_ids(known, sizeof(known));
+		seterr(err, errlen, "%s: unknown provider id (known: %s)",
+		    KEY_CHAIN, known);
 		return -1;
 	}
 	if (rf_config_chain_pos(cfg, pid) >= 0) {
 		seterr(err, errlen, "%s: %s is listed more than once", KEY_CHAIN,
-		    catalog[pid].id);
+		    rf_providers[pid]->id);
 		return -1;
 	}
 	cfg->chain[cfg->chain_len++] = pid;
 	return 0;
+}
+
+/* -1 with a message when the chain came out empty (only the mock named
+ * and the mock off), else 0. */
+static int
+empty_chain(const struct rf_config *cfg, char *err, size_t errlen)
+{
+	if (cfg->chain_len > 0)
+		return 0;
+	seterr(err, errlen, "%s: the chain is empty (list at least one "
+	    "provider, or turn RELAYFORGE_MOCK on)", KEY_CHAIN);
+	return -1;
+}
+
+/* Without RELAYFORGE_CHAIN the chain is the whole catalog, in its order. */
+static void
+default_chain(struct rf_config *cfg)
+{
+	int i;
+
+	for (i = 0; i < cfg->nproviders; i++)
+		cfg->chain[i] = i;
+	cfg->chain_len = cfg->nproviders;
+	chain_place_builtins(cfg);
 }
 
 static int
@@ -611,7 +649,11 @@ load_chain(struct rf_config *cfg, const struct file_kv *f, char *err,
 	char *copy, *save = NULL, *tok;
 	int rc = -1;
 
-	if ((copy = strdup(v ? v : DEFAULT_CHAIN)) == NULL) {
+	if (v == NULL) {
+		default_chain(cfg);
+		return empty_chain(cfg, err, errlen);
+	}
+	if ((copy = strdup(v)) == NULL) {
 		seterr(err, errlen, "%s: out of memory", KEY_CHAIN);
 		return -1;
 	}
@@ -628,13 +670,8 @@ load_chain(struct rf_config *cfg, const struct file_kv *f, char *err,
 		    KEY_CHAIN);
 		goto out;
 	}
-	chain_place_mock(cfg);
-	if (cfg->chain_len == 0) {
-		seterr(err, errlen, "%s: the chain is empty (list at least one "
-		    "provider, or turn RELAYFORGE_MOCK on)", KEY_CHAIN);
-		goto out;
-	}
-	rc = 0;
+	chain_place_builtins(cfg);
+	rc = empty_chain(cfg, err, errlen);
 out:
 	free(copy);
 	return rc;
@@ -700,7 +737,7 @@ rf_config_free(struct rf_config *cfg)
 	if (cfg == NULL)
 		return;
 	free(cfg->db_path);
-	for (i = 0; i < RF_P__COUNT; i++) {
+	for (i = 0; i < RF_MAX_PROVIDERS; i++) {
 		free(cfg->providers[i].url);
 		free(cfg->providers[i].model);
 		free_secret(cfg->providers[i].key);
@@ -718,8 +755,8 @@ rf_config_pid(const char *id)
 
 	if (id == NULL)
 		return -1;
-	for (i = 0; i < RF_P__COUNT; i++)
-		if (strcmp(id, catalog[i].id) == 0)
+	for (i = 0; i < rf_nproviders; i++)
+		if (strcmp(id, rf_providers[i]->id) == 0)
 			return i;
 	return -1;
 }
@@ -727,9 +764,9 @@ rf_config_pid(const char *id)
 const char *
 rf_config_id(int pid)
 {
-	if (pid < 0 || pid >= RF_P__COUNT)
+	if (pid < 0 || pid >= rf_nproviders)
 		return NULL;
-	return catalog[pid].id;
+	return rf_providers[pid]->id;
 }
 
 int

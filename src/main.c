@@ -18,7 +18,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 
 #include "config.h"
 #include "fcgi.h"
@@ -279,7 +278,7 @@ out:
 static void
 register_secrets(const struct rf_config *cfg)
 {
-	for (int i = 0; i < RF_P__COUNT; i++)
+	for (int i = 0; i < cfg->nproviders; i++)
 		if (cfg->providers[i].key != NULL)
 			rf_log_add_secret(cfg->providers[i].key);
 	if (cfg->api_token != NULL)
@@ -312,7 +311,7 @@ main(int argc, char **argv)
 	/* A thread per stream: with glibc's default of 8 arenas per core, idle
 	 * free memory spreads over many arenas; two keep the RSS down. */
 	mallopt(M_ARENA_MAX, 2);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rf_up_global_init();
 	if (rf_fcgi_is_cgi())
 		rc = serve_cgi();
 	else if (rf_fcgi_init() != 0)
@@ -320,7 +319,7 @@ main(int argc, char **argv)
 	else
 		rc = serve_fastcgi();
 	rf_store_close(g_store);
-	curl_global_cleanup();
+	rf_up_global_cleanup();
 	rf_config_free(&g_cfg);
 	return rc;
 }

@@ -94,9 +94,9 @@ void
 rf_handle_status(struct rf_worker *w, struct rf_request *rq)
 {
 	const struct rf_config *cfg = w->cfg;
-	struct rf_provider_report rep[RF_P__COUNT];
-	struct rf_render_provider p[RF_P__COUNT];
-	const char *ids[RF_P__COUNT];
+	struct rf_provider_report rep[RF_MAX_PROVIDERS];
+	struct rf_render_provider p[RF_MAX_PROVIDERS];
+	const char *ids[RF_MAX_PROVIDERS];
 	int64_t now = rf_now_ms();
 	int n = cfg->chain_len;
 

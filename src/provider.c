@@ -1,9 +1,11 @@
 /*
  * provider: what every adapter shares.  The result and failure records the
- * fallback engine passes around, the adapter table lookup, and the small
- * JSON and text helpers the OpenAI-compatible and Gemini adapters both use
- * to read untrusted upstream bodies without ever copying them whole into a
- * message (technicalDetails stay short and safe: SPEC section 6).
+ * fallback engine passes around, and the small helpers the
+ * OpenAI-compatible and Gemini adapters both use: JSON readers for
+ * untrusted upstream bodies that never copy them whole into a message
+ * (technicalDetails stay short and safe: SPEC section 6), and writers of
+ * the plain request (header lines, JSON body) that upstream.c sends.
+ * The providers themselves are data (provider.h; the list is catalog.c).
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -57,19 +59,6 @@ rf_failure_set(struct rf_failure *f, enum rf_err code, const char *details)
 	f->retry_after_ms = -1;
 	if (details != NULL)
 		snprintf(f->details, sizeof(f->details), "%s", details);
-}
-
-const struct rf_adapter *
-rf_adapter_for(enum rf_wire w)
-{
-	switch (w) {
-	case RF_WIRE_OPENAI:
-		return &rf_adapter_openai;
-	case RF_WIRE_GEMINI:
-		return &rf_adapter_gemini;
-	default:
-		return NULL;
-	}
 }
 
 struct json_object *
@@ -246,74 +235,48 @@ rf_adapter_policy_message(struct rf_failure *f, const char *upstream_msg)
 		snprintf(f->message, sizeof(f->message), "%s", base);
 }
 
-/*
- * One "<digits>[.<digits>]<unit>" group of a duration, in ms; -1 when there
- * is none.  Parsed by hand: strtod would take "1e9", hex and the locale's
- * decimal comma.
- */
-static double
-duration_group(const char **pp)
+int64_t
+rf_adapter_unit_duration(const char *s, const char **end)
 {
-	const char *p = *pp;
-	double v = 0, scale = 1;
-	int digits = 0;
+	const char *e = s;
+	int64_t ms = rf_duration_ms(s, &e);
 
-	for (; isdigit((unsigned char)*p) && digits < 12; p++, digits++)
-		v = v * 10 + (*p - '0');
-	if (digits == 0 || isdigit((unsigned char)*p))
+	if (end != NULL)
+		*end = e;
+	/* A bare number (seconds by the parser's rule) has no unit. */
+	if (ms < 0 || e == s || !isalpha((unsigned char)e[-1]))
 		return -1;
-	if (*p == '.')
-		for (p++; isdigit((unsigned char)*p); p++)
-			if (scale > 1e-9)
-				v += (*p - '0') * (scale /= 10);
-	if (p[0] == 'm' && p[1] == 's')
-		p += 2;
-	else if (*p == 'h')
-		v *= 3600000.0, p++;
-	else if (*p == 'm')
-		v *= 60000.0, p++;
-	else if (*p == 's')
-		v *= 1000.0, p++;
-	else
-		return -1;
-	*pp = p;
-	return v;
+	return ms;
 }
 
-int64_t
-rf_adapter_duration(const char *s, const char **end)
+void
+rf_adapter_req_clear(struct rf_up_req *rq)
 {
-	double total = 0, v;
-	int groups = 0;
+	int i;
 
-	while (s != NULL && (v = duration_group(&s)) >= 0) {
-		total += v;
-		groups++;
-	}
-	if (end != NULL)
-		*end = s;
-	if (groups == 0 || total > 1e12)
-		return -1;
-	return (int64_t)(total + 0.5);
+	rf_buf_reset(&rq->url);
+	rf_buf_reset(&rq->body);
+	for (i = 0; i < rq->nhdrs; i++)
+		explicit_bzero(rq->hdrs[i], sizeof(rq->hdrs[i]));
+	rq->nhdrs = 0;
 }
 
 int
-rf_adapter_header(struct curl_slist **l, const char *name, const char *value)
+rf_adapter_header(struct rf_up_req *rq, const char *name, const char *value)
 {
-	char line[1024];
-	struct curl_slist *t;
 	int n;
 
 	/* A CR or LF in a configured value would smuggle in another header. */
-	if (value == NULL || strpbrk(value, "\r\n") != NULL)
+	if (value == NULL || strpbrk(value, "\r\n") != NULL ||
+	    rq->nhdrs >= RF_UP_MAX_HDRS)
 		return -1;
-	n = snprintf(line, sizeof(line), "%s: %s", name, value);
-	if (n < 0 || (size_t)n >= sizeof(line))
+	n = snprintf(rq->hdrs[rq->nhdrs], sizeof(rq->hdrs[0]), "%s: %s", name,
+	    value);
+	if (n < 0 || (size_t)n >= sizeof(rq->hdrs[0])) {
+		explicit_bzero(rq->hdrs[rq->nhdrs], sizeof(rq->hdrs[0]));
 		return -1;
-	t = curl_slist_append(*l, line);
-	if (t == NULL)
-		return -1;
-	*l = t;
+	}
+	rq->nhdrs++;
 	return 0;
 }
 

@@ -1,6 +1,7 @@
 /*
  * provider_gemini: Google's generateContent / streamGenerateContent wire
- * format (providers.md section 5).  Roles are user/model, the system prompt
+ * format (rf_ops_gemini) and the one provider that speaks it
+ * (rf_provider_gemini, at the end) (providers.md section 5).  Roles are user/model, the system prompt
  * is a separate systemInstruction, thinking is switched off where the model
  * allows it (thought tokens would eat maxOutputTokens), the key travels in
  * x-goog-api-key and never in the URL, and safety blocks arrive as 200s
@@ -151,49 +152,45 @@ url_segment(struct rf_buf *url, const char *s)
 	return 0;
 }
 
+/* The key goes in x-goog-api-key, never in the URL (URLs end up in logs). */
 static int
 gemini_headers(const struct rf_provider_conf *pc, bool stream,
-    struct curl_slist **h)
+    struct rf_up_req *rq)
 {
-	if (rf_adapter_header(h, "Content-Type", "application/json") != 0 ||
-	    rf_adapter_header(h, "Expect", "") != 0) /* no 100-continue wait */
+	if (rf_adapter_header(rq, "Content-Type", "application/json") != 0 ||
+	    rf_adapter_header(rq, "Expect", "") != 0) /* no 100-continue wait */
 		return -1;
 	if (pc->key != NULL && pc->key[0] != '\0' &&
-	    rf_adapter_header(h, "x-goog-api-key", pc->key) != 0)
+	    rf_adapter_header(rq, "x-goog-api-key", pc->key) != 0)
 		return -1;
-	if (stream && rf_adapter_header(h, "Accept", "text/event-stream") != 0)
+	if (stream && rf_adapter_header(rq, "Accept", "text/event-stream") != 0)
 		return -1;
 	return 0;
 }
 
 static int
 gemini_build(const struct rf_provider_conf *pc, const struct rf_prompt *p,
-    bool stream, struct rf_buf *url, struct rf_buf *body,
-    struct curl_slist **hdrs)
+    bool stream, struct rf_up_req *rq)
 {
 	json_object *root = NULL;
-	struct curl_slist *h = NULL;
 	int rc = -1;
 
-	*hdrs = NULL;
-	rf_buf_reset(url);
-	rf_buf_reset(body);
+	rf_adapter_req_clear(rq);
 	/* Without alt=sse the stream is one JSON array, not SSE. */
-	if (rf_buf_printf(url, "%s/models/", pc->url) != 0 ||
-	    url_segment(url, pc->model) != 0 ||
-	    rf_buf_puts(url, stream ? ":streamGenerateContent?alt=sse" :
+	if (rf_buf_printf(&rq->url, "%s/models/", pc->url) != 0 ||
+	    url_segment(&rq->url, pc->model) != 0 ||
+	    rf_buf_puts(&rq->url, stream ? ":streamGenerateContent?alt=sse" :
 	    ":generateContent") != 0)
 		goto out;
 	if ((root = gemini_body(pc, p)) == NULL ||
-	    rf_adapter_json_out(root, body) != 0)
+	    rf_adapter_json_out(root, &rq->body) != 0)
 		goto out;
-	if (gemini_headers(pc, stream, &h) != 0)
+	if (gemini_headers(pc, stream, rq) != 0)
 		goto out;
-	*hdrs = h;
-	h = NULL;
 	rc = 0;
 out:
-	curl_slist_free_all(h);
+	if (rc != 0)
+		rf_adapter_req_clear(rq);
 	json_object_put(root);
 	return rc;
 }
@@ -220,7 +217,9 @@ retry_delay(json_object *err)
 		tl = strlen(type);
 		if (tl < 20 || strcmp(type + tl - 20, "google.rpc.RetryInfo") != 0)
 			continue;
-		if ((ms = rf_adapter_duration(delay, &end)) >= 0 && *end == '\0')
+		/* The unit is required: a bare "7" is not a retryDelay. */
+		if ((ms = rf_adapter_unit_duration(delay, &end)) >= 0 &&
+		    *end == '\0')
 			return ms;
 	}
 	return -1;
@@ -529,9 +528,20 @@ gemini_parse_chunk(const char *event, const char *data, size_t len,
 	return rc;
 }
 
-const struct rf_adapter rf_adapter_gemini = {
+/* ---- the wire and its provider ---- */
+
+const struct rf_provider_ops rf_ops_gemini = {
 	.build = gemini_build,
 	.parse_response = gemini_parse_response,
 	.parse_chunk = gemini_parse_chunk,
 	.classify_error = gemini_classify,
+};
+
+const struct rf_provider rf_provider_gemini = {
+	.id = "gemini",
+	.name = "Gemini",
+	.env = "GEMINI",
+	.url = "https://generativelanguage.googleapis.com/v1beta",
+	.model = "gemini-2.5-flash-lite",
+	.ops = &rf_ops_gemini,
 };

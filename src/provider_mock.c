@@ -1,5 +1,7 @@
 /*
- * provider_mock: the built-in last tier (SPEC section 9).  It answers
+ * provider_mock: the built-in last tier (SPEC section 9), rf_provider_mock
+ * with its in-process wire rf_ops_mock (the answer and next_token slots of
+ * struct rf_provider_ops; the network slots stay NULL).  It answers
  * deterministically from the prompt, says plainly that this is the demo
  * path, and reports token counts, so the whole product (streams, logs,
  * charts) works with no key configured.  No I/O: the streaming pace is the
@@ -97,8 +99,8 @@ prompt_chars(const struct rf_prompt *p)
 	return n;
 }
 
-void
-rf_mock_answer(const struct rf_prompt *p, struct rf_result *res)
+static void
+mock_answer(const struct rf_prompt *p, struct rf_result *res)
 {
 	char quote[MOCK_QUOTE_CHARS * 4 + 1];
 	long chars = prompt_chars(p);
@@ -118,8 +120,9 @@ rf_mock_answer(const struct rf_prompt *p, struct rf_result *res)
 	res->safety_reason[0] = '\0';
 }
 
-size_t
-rf_mock_next_token(const char *text, size_t *pos)
+/* A word plus the spaces after it (leading blanks ride with the first). */
+static size_t
+mock_next_token(const char *text, size_t *pos)
 {
 	size_t start = *pos, i = start;
 
@@ -135,3 +138,21 @@ rf_mock_next_token(const char *text, size_t *pos)
 	*pos = i;
 	return i - start;
 }
+
+/* ---- the wire and its provider ---- */
+
+const struct rf_provider_ops rf_ops_mock = {
+	.answer = mock_answer,
+	.next_token = mock_next_token,
+};
+
+/* No env prefix: nothing to configure; RELAYFORGE_MOCK turns it on/off. */
+const struct rf_provider rf_provider_mock = {
+	.id = "mock",
+	.name = "Mock",
+	.env = NULL,
+	.url = "",
+	.model = MOCK_MODEL,
+	.builtin = true,
+	.ops = &rf_ops_mock,
+};

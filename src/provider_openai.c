@@ -1,12 +1,16 @@
 /*
- * provider_openai: the OpenAI-compatible chat completions wire format that
- * Groq, SambaNova, Cerebras and OpenRouter share (providers.md sections
- * 1-4 and 6).  Their differences are small and all handled here: the name
- * of the max-tokens field, Groq's x_groq usage and error, Cerebras' flat
- * error body and status_code, SambaNova's "event: error", OpenRouter's
- * finish_reason "error" and its attribution header.  No I/O: requests are
- * built as text and bodies are read from memory.
+ * provider_openai: the OpenAI-compatible chat completions wire format
+ * (rf_ops_openai) and the providers that speak it: Groq, SambaNova,
+ * Cerebras and OpenRouter (providers.md sections 1-4 and 6), one const
+ * struct rf_provider each at the end of the file.  What differs between
+ * them in the request is data in their struct (the name of the max-tokens
+ * field, OpenRouter's attribution header); what differs in the answers is
+ * read by one tolerant reader: Groq's x_groq usage and error, Cerebras'
+ * flat error body and status_code, SambaNova's "event: error", OpenRouter's
+ * finish_reason "error".  No I/O: requests are built as text and bodies
+ * are read from memory.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include <json-c/json.h>
@@ -26,15 +30,6 @@ add_msg(json_object *arr, const char *role, const char *content)
 	json_object_array_add(arr, m);
 }
 
-/* Groq and Cerebras deprecate max_tokens; OpenRouter wants it. */
-static const char *
-max_tokens_field(const struct rf_provider_conf *pc)
-{
-	if (strcmp(pc->id, "groq") == 0 || strcmp(pc->id, "cerebras") == 0)
-		return "max_completion_tokens";
-	return "max_tokens";
-}
-
 static json_object *
 openai_body(const struct rf_provider_conf *pc, const struct rf_prompt *p,
     bool stream)
@@ -50,7 +45,8 @@ openai_body(const struct rf_provider_conf *pc, const struct rf_prompt *p,
 		add_msg(msgs, p->msgs[i].role, p->msgs[i].content);
 	json_object_object_add(root, "model", json_object_new_string(pc->model));
 	json_object_object_add(root, "messages", msgs);
-	json_object_object_add(root, max_tokens_field(pc),
+	json_object_object_add(root, pc->def->max_tokens_field != NULL ?
+	    pc->def->max_tokens_field : "max_tokens",
 	    json_object_new_int(p->max_tokens));
 	json_object_object_add(root, "temperature",
 	    rf_adapter_number(p->temperature));
@@ -67,52 +63,51 @@ openai_body(const struct rf_provider_conf *pc, const struct rf_prompt *p,
 
 static int
 openai_headers(const struct rf_provider_conf *pc, bool stream,
-    struct curl_slist **h)
+    struct rf_up_req *rq)
 {
 	char auth[512];
 	int n;
 
-	if (rf_adapter_header(h, "Content-Type", "application/json") != 0 ||
-	    rf_adapter_header(h, "Expect", "") != 0) /* no 100-continue wait */
+	if (rf_adapter_header(rq, "Content-Type", "application/json") != 0 ||
+	    rf_adapter_header(rq, "Expect", "") != 0) /* no 100-continue wait */
 		return -1;
 	if (pc->key != NULL && pc->key[0] != '\0') {
 		n = snprintf(auth, sizeof(auth), "Bearer %s", pc->key);
 		if (n < 0 || (size_t)n >= sizeof(auth) ||
-		    rf_adapter_header(h, "Authorization", auth) != 0)
+		    rf_adapter_header(rq, "Authorization", auth) != 0)
+			n = -1;
+		explicit_bzero(auth, sizeof(auth));
+		if (n == -1)
 			return -1;
 	}
-	if (stream && rf_adapter_header(h, "Accept", "text/event-stream") != 0)
+	if (stream && rf_adapter_header(rq, "Accept", "text/event-stream") != 0)
 		return -1;
-	if (strcmp(pc->id, "openrouter") == 0 &&
-	    rf_adapter_header(h, "X-OpenRouter-Title", "RelayForge") != 0)
+	if (pc->def->extra_header.name != NULL &&
+	    rf_adapter_header(rq, pc->def->extra_header.name,
+	    pc->def->extra_header.value) != 0)
 		return -1;
 	return 0;
 }
 
 static int
 openai_build(const struct rf_provider_conf *pc, const struct rf_prompt *p,
-    bool stream, struct rf_buf *url, struct rf_buf *body,
-    struct curl_slist **hdrs)
+    bool stream, struct rf_up_req *rq)
 {
 	json_object *root = NULL;
-	struct curl_slist *h = NULL;
 	int rc = -1;
 
-	*hdrs = NULL;
-	rf_buf_reset(url);
-	rf_buf_reset(body);
-	if (rf_buf_printf(url, "%s/chat/completions", pc->url) != 0)
+	rf_adapter_req_clear(rq);
+	if (rf_buf_printf(&rq->url, "%s/chat/completions", pc->url) != 0)
 		goto out;
 	root = openai_body(pc, p, stream);
-	if (rf_adapter_json_out(root, body) != 0)
+	if (rf_adapter_json_out(root, &rq->body) != 0)
 		goto out;
-	if (openai_headers(pc, stream, &h) != 0)
+	if (openai_headers(pc, stream, rq) != 0)
 		goto out;
-	*hdrs = h;
-	h = NULL;
 	rc = 0;
 out:
-	curl_slist_free_all(h);
+	if (rc != 0)
+		rf_adapter_req_clear(rq);
 	json_object_put(root);
 	return rc;
 }
@@ -398,7 +393,7 @@ groq_retry(const char *msg)
 {
 	const char *p = msg != NULL ? strstr(msg, "try again in ") : NULL;
 
-	return p != NULL ? rf_adapter_duration(p + 13, NULL) : -1;
+	return p != NULL ? rf_adapter_unit_duration(p + 13, NULL) : -1;
 }
 
 static void
@@ -427,9 +422,55 @@ openai_classify(long status, const char *body, size_t len,
 	json_object_put(root);
 }
 
-const struct rf_adapter rf_adapter_openai = {
+/* ---- the wire and its providers ---- */
+
+const struct rf_provider_ops rf_ops_openai = {
 	.build = openai_build,
 	.parse_response = openai_parse_response,
 	.parse_chunk = openai_parse_chunk,
 	.classify_error = openai_classify,
+};
+
+/* Groq and Cerebras deprecate max_tokens for max_completion_tokens;
+ * SambaNova and OpenRouter want max_tokens. */
+const struct rf_provider rf_provider_groq = {
+	.id = "groq",
+	.name = "Groq",
+	.env = "GROQ",
+	.url = "https://api.groq.com/openai/v1",
+	.model = "llama-3.1-8b-instant",
+	.max_tokens_field = "max_completion_tokens",
+	.ops = &rf_ops_openai,
+};
+
+const struct rf_provider rf_provider_sambanova = {
+	.id = "sambanova",
+	.name = "SambaNova",
+	.env = "SAMBANOVA",
+	.url = "https://api.sambanova.ai/v1",
+	.model = "Meta-Llama-3.3-70B-Instruct",
+	.max_tokens_field = "max_tokens",
+	.ops = &rf_ops_openai,
+};
+
+const struct rf_provider rf_provider_cerebras = {
+	.id = "cerebras",
+	.name = "Cerebras",
+	.env = "CEREBRAS",
+	.url = "https://api.cerebras.ai/v1",
+	.model = "gpt-oss-120b",
+	.max_tokens_field = "max_completion_tokens",
+	.ops = &rf_ops_openai,
+};
+
+/* OpenRouter asks apps to name themselves (its attribution header). */
+const struct rf_provider rf_provider_openrouter = {
+	.id = "openrouter",
+	.name = "OpenRouter",
+	.env = "OPENROUTER",
+	.url = "https://openrouter.ai/api/v1",
+	.model = "meta-llama/llama-3.3-70b-instruct:free",
+	.max_tokens_field = "max_tokens",
+	.extra_header = { "X-OpenRouter-Title", "RelayForge" },
+	.ops = &rf_ops_openai,
 };

@@ -1,12 +1,17 @@
 /*
- * upstream: one libcurl multi handle and one easy handle per worker thread,
- * reused across requests.  curl_easy_reset() clears options, but the
- * connection pool (and DNS cache) belongs to the multi handle, so the
- * keep-alive connections to every provider (and their TLS sessions)
- * survive from one request to the next with a single easy handle.  We drive the transfer
- * ourselves with curl_multi_poll() in short slices so the caller's tick can
- * enforce first-token and idle deadlines to the millisecond and notice a
- * client that went away.
+ * upstream: the only file that speaks libcurl.  It sends the plain
+ * requests adapters build (struct rf_up_req: URL, body, header lines) and
+ * reads back the status, the body (buffered or streamed to a callback) and
+ * the rate-limit headers.
+ *
+ * One libcurl multi handle and one easy handle per worker thread, reused
+ * across requests.  curl_easy_reset() clears options, but the connection
+ * pool (and DNS cache) belongs to the multi handle, so the keep-alive
+ * connections to every provider (and their TLS sessions) survive from one
+ * request to the next with a single easy handle.  We drive the transfer
+ * ourselves with curl_multi_poll() in short slices so the caller's tick
+ * can enforce first-token and idle deadlines to the millisecond and notice
+ * a client that went away.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -14,10 +19,11 @@
 #include <string.h>
 #include <strings.h>
 
-#include "config.h"
+#include <curl/curl.h>
+
+#include "provider.h"
 #include "upstream.h"
 
-#define RF_UP_BODY_MAX (4 * 1024 * 1024)
 #define RF_UP_SLICE_MS 20
 #define RF_UP_QUOTA_MAX 8
 
@@ -45,7 +51,44 @@ struct xfer {
 	int nq;
 };
 
-struct rf_up *rf_up_new(void)
+int
+rf_up_global_init(void)
+{
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void
+rf_up_global_cleanup(void)
+{
+	curl_global_cleanup();
+}
+
+void
+rf_up_req_init(struct rf_up_req *rq)
+{
+	/* The header lines are written before they are read: no need to
+	 * clear 8 KiB per request. */
+	rf_buf_init(&rq->url, 0);
+	rf_buf_init(&rq->body, 0);
+	rq->nhdrs = 0;
+}
+
+void
+rf_up_req_free(struct rf_up_req *rq)
+{
+	int i;
+
+	if (rq == NULL)
+		return;
+	for (i = 0; i < rq->nhdrs; i++)
+		explicit_bzero(rq->hdrs[i], strlen(rq->hdrs[i]));
+	rq->nhdrs = 0;
+	rf_buf_free(&rq->url);
+	rf_buf_free(&rq->body);
+}
+
+struct rf_up *
+rf_up_new(void)
 {
 	struct rf_up *up = calloc(1, sizeof(*up));
 
@@ -61,7 +104,8 @@ struct rf_up *rf_up_new(void)
 	return up;
 }
 
-void rf_up_free(struct rf_up *up)
+void
+rf_up_free(struct rf_up *up)
 {
 	if (up == NULL)
 		return;
@@ -71,12 +115,14 @@ void rf_up_free(struct rf_up *up)
 	free(up);
 }
 
-long rf_up_connects(const struct rf_up *up)
+long
+rf_up_connects(const struct rf_up *up)
 {
 	return up->connects;
 }
 
-void rf_up_reply_init(struct rf_up_reply *r)
+void
+rf_up_reply_init(struct rf_up_reply *r)
 {
 	memset(r, 0, sizeof(*r));
 	rf_buf_init(&r->body, RF_UP_BODY_MAX);
@@ -85,55 +131,18 @@ void rf_up_reply_init(struct rf_up_reply *r)
 	r->quota.remaining_tokens = -1;
 }
 
-void rf_up_reply_free(struct rf_up_reply *r)
+void
+rf_up_reply_free(struct rf_up_reply *r)
 {
 	rf_buf_free(&r->body);
 }
 
-/* "2m59.56s", "7.66s", "120ms", "1h2m", "30" (plain seconds). */
-int64_t rf_up_parse_duration(const char *v)
-{
-	double total = 0;
-	bool any = false;
-
-	while (*v == ' ')
-		v++;
-	while (*v != '\0') {
-		char *end;
-		double n = strtod(v, &end);
-
-		if (end == v || n < 0)
-			return -1;
-		v = end;
-		any = true;
-		if (strncmp(v, "ms", 2) == 0) {
-			total += n / 1000.0;
-			v += 2;
-		} else if (*v == 'h') {
-			total += n * 3600;
-			v++;
-		} else if (*v == 'm') {
-			total += n * 60;
-			v++;
-		} else if (*v == 's' || *v == '\0' || *v == ' ') {
-			total += n;
-			if (*v == 's')
-				v++;
-		} else {
-			return -1;
-		}
-		while (*v == ' ')
-			v++;
-	}
-	if (!any || total > 1e9)
-		return -1;
-	return (int64_t)(total * 1000.0 + 0.5);
-}
-
 /* Retry-After: delta-seconds or an HTTP date. */
-int64_t rf_up_parse_retry_after(const char *v, int64_t now_ms)
+int64_t
+rf_up_parse_retry_after(const char *v, int64_t now_ms)
 {
 	char *end;
+	double d;
 	long secs;
 
 	while (*v == ' ')
@@ -141,7 +150,7 @@ int64_t rf_up_parse_retry_after(const char *v, int64_t now_ms)
 	if (*v == '\0')
 		return -1;
 	if (isdigit((unsigned char)*v)) {
-		double d = strtod(v, &end);
+		d = strtod(v, &end);
 		while (*end == ' ' || *end == '\r' || *end == '\n')
 			end++;
 		if (*end != '\0' || d < 0 || d > 1e7)
@@ -156,16 +165,34 @@ int64_t rf_up_parse_retry_after(const char *v, int64_t now_ms)
 	return (int64_t)secs * 1000 - now_ms;
 }
 
-static struct quota_pair *quota_slot(struct xfer *x, const char *suffix, size_t n)
+/* A whole header value as a duration (a bare number is seconds), or -1
+ * when anything but spaces follows it. */
+static int64_t
+header_duration(const char *v)
 {
+	const char *end = v;
+	int64_t ms = rf_duration_ms(v, &end);
+
+	while (end != NULL && *end == ' ')
+		end++;
+	return ms >= 0 && end != NULL && *end == '\0' ? ms : -1;
+}
+
+static struct quota_pair *
+quota_slot(struct xfer *x, const char *suffix, size_t n)
+{
+	struct quota_pair *p;
+	int i;
+
 	if (n == 0 || n >= sizeof(x->q[0].suffix))
 		return NULL;
-	for (int i = 0; i < x->nq; i++)
-		if (strlen(x->q[i].suffix) == n && strncasecmp(x->q[i].suffix, suffix, n) == 0)
+	for (i = 0; i < x->nq; i++)
+		if (strlen(x->q[i].suffix) == n &&
+		    strncasecmp(x->q[i].suffix, suffix, n) == 0)
 			return &x->q[i];
 	if (x->nq == RF_UP_QUOTA_MAX)
 		return NULL;
-	struct quota_pair *p = &x->q[x->nq++];
+	p = &x->q[x->nq++];
 	memcpy(p->suffix, suffix, n);
 	p->suffix[n] = '\0';
 	p->remaining = -1;
@@ -174,28 +201,30 @@ static struct quota_pair *quota_slot(struct xfer *x, const char *suffix, size_t 
 }
 
 /* Remember x-ratelimit-remaining-* / x-ratelimit-reset-* pairs. */
-static void header_quota(struct xfer *x, const char *name, size_t nlen, const char *val)
+static void
+header_quota(struct xfer *x, const char *name, size_t nlen, const char *val)
 {
 	static const char rem[] = "x-ratelimit-remaining-";
 	static const char rst[] = "x-ratelimit-reset-";
+	const size_t nrem = sizeof(rem) - 1, nrst = sizeof(rst) - 1;
 	struct quota_pair *p;
+	char *end;
+	long n;
 
-	if (nlen > sizeof(rem) - 1 && strncasecmp(name, rem, sizeof(rem) - 1) == 0) {
-		p = quota_slot(x, name + sizeof(rem) - 1, nlen - (sizeof(rem) - 1));
-		if (p != NULL) {
-			char *end;
-			long n = strtol(val, &end, 10);
-			if (end != val && n >= 0)
-				p->remaining = n;
-		}
-	} else if (nlen > sizeof(rst) - 1 && strncasecmp(name, rst, sizeof(rst) - 1) == 0) {
-		p = quota_slot(x, name + sizeof(rst) - 1, nlen - (sizeof(rst) - 1));
+	if (nlen > nrem && strncasecmp(name, rem, nrem) == 0) {
+		p = quota_slot(x, name + nrem, nlen - nrem);
+		n = strtol(val, &end, 10);
+		if (p != NULL && end != val && n >= 0)
+			p->remaining = n;
+	} else if (nlen > nrst && strncasecmp(name, rst, nrst) == 0) {
+		p = quota_slot(x, name + nrst, nlen - nrst);
 		if (p != NULL)
-			p->reset_ms = rf_up_parse_duration(val);
+			p->reset_ms = header_duration(val);
 	}
 }
 
-static size_t on_header(char *buf, size_t size, size_t n, void *ud)
+static size_t
+on_header(char *buf, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
 	size_t len = size * n;
@@ -220,14 +249,17 @@ static size_t on_header(char *buf, size_t size, size_t n, void *ud)
 	val = colon + 1;
 	while (*val == ' ' || *val == '\t')
 		val++;
-	if ((size_t)(colon - line) == 11 && strncasecmp(line, "retry-after", 11) == 0)
-		x->reply->retry_after_ms = rf_up_parse_retry_after(val, rf_now_ms());
+	if ((size_t)(colon - line) == 11 &&
+	    strncasecmp(line, "retry-after", 11) == 0)
+		x->reply->retry_after_ms = rf_up_parse_retry_after(val,
+		    rf_now_ms());
 	else
 		header_quota(x, line, (size_t)(colon - line), val);
 	return size * n;
 }
 
-static size_t on_body(char *buf, size_t size, size_t n, void *ud)
+static size_t
+on_body(char *buf, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
 	size_t len = size * n;
@@ -250,33 +282,61 @@ static size_t on_body(char *buf, size_t size, size_t n, void *ud)
 
 /* Fold the header pairs into the reply's quota: the smallest remaining
  * figure of each kind, and the reset of an exhausted window. */
-static void fold_quota(struct xfer *x)
+static void
+fold_quota(struct xfer *x)
 {
 	struct rf_quota *q = &x->reply->quota;
 	int64_t now = rf_now_ms();
+	struct quota_pair *p;
+	long *slot;
+	int i;
 
-	for (int i = 0; i < x->nq; i++) {
-		struct quota_pair *p = &x->q[i];
-		long *slot = strncasecmp(p->suffix, "tokens", 6) == 0 ?
+	for (i = 0; i < x->nq; i++) {
+		p = &x->q[i];
+		slot = strncasecmp(p->suffix, "tokens", 6) == 0 ?
 		    &q->remaining_tokens : &q->remaining_requests;
-
 		if (p->remaining < 0)
 			continue;
 		q->have = true;
 		if (*slot < 0 || p->remaining < *slot)
 			*slot = p->remaining;
-		if (p->remaining == 0 && p->reset_ms >= 0 && now + p->reset_ms > q->reset_at_ms)
+		if (p->remaining == 0 && p->reset_ms >= 0 &&
+		    now + p->reset_ms > q->reset_at_ms)
 			q->reset_at_ms = now + p->reset_ms;
 	}
 }
 
-static void setup(CURL *e, const struct rf_up_call *c, struct xfer *x)
+/* The request's header lines as curl's list.  0, or -1 (memory) with
+ * *out NULL. */
+static int
+header_list(const struct rf_up_req *rq, struct curl_slist **out)
 {
+	struct curl_slist *l = NULL, *t;
+	int i;
+
+	for (i = 0; i < rq->nhdrs; i++) {
+		if ((t = curl_slist_append(l, rq->hdrs[i])) == NULL) {
+			curl_slist_free_all(l);
+			*out = NULL;
+			return -1;
+		}
+		l = t;
+	}
+	*out = l;
+	return 0;
+}
+
+static void
+setup(CURL *e, const struct rf_up_call *c, struct curl_slist *hdrs,
+    struct xfer *x)
+{
+	const struct rf_up_req *rq = c->req;
+
 	curl_easy_reset(e);
-	curl_easy_setopt(e, CURLOPT_URL, c->url);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
-	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(c->body));
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+	curl_easy_setopt(e, CURLOPT_URL, rf_buf_str(&rq->url));
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, rf_buf_str(&rq->body));
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)rq->body.len);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, c->connect_ms);
 	if (c->timeout_ms > 0)
@@ -293,7 +353,8 @@ static void setup(CURL *e, const struct rf_up_call *c, struct xfer *x)
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
 }
 
-static enum rf_up_end map_end(CURLcode rc, const struct xfer *x, long status)
+static enum rf_up_end
+map_end(CURLcode rc, const struct xfer *x, long status)
 {
 	if (x->too_big)
 		return RF_UP_TOO_BIG;
@@ -319,12 +380,12 @@ static enum rf_up_end map_end(CURLcode rc, const struct xfer *x, long status)
 }
 
 /* Drive the transfer in short slices; returns the curl result. */
-static CURLcode drive(struct rf_up *up, CURL *e, const struct rf_up_call *c, struct xfer *x)
+static CURLcode
+drive(struct rf_up *up, CURL *e, const struct rf_up_call *c, struct xfer *x)
 {
-	int running = 1;
+	int running = 1, left;
 	CURLcode rc = CURLE_OK;
 	CURLMsg *m;
-	int left;
 
 	while (running) {
 		if (curl_multi_perform(up->multi, &running) != CURLM_OK)
@@ -334,8 +395,7 @@ static CURLcode drive(struct rf_up *up, CURL *e, const struct rf_up_call *c, str
 		curl_multi_poll(up->multi, NULL, 0, RF_UP_SLICE_MS, NULL);
 		if (c->on_tick != NULL && c->on_tick(c->ud) != 0) {
 			x->aborted = true;
-			rc = CURLE_ABORTED_BY_CALLBACK;
-			return rc;
+			return CURLE_ABORTED_BY_CALLBACK;
 		}
 	}
 	while ((m = curl_multi_info_read(up->multi, &left)) != NULL)
@@ -344,36 +404,45 @@ static CURLcode drive(struct rf_up *up, CURL *e, const struct rf_up_call *c, str
 	return rc;
 }
 
-int rf_up_perform(struct rf_up *up, const struct rf_up_call *c, struct rf_up_reply *r)
+/* A call that could not start: reply->end RF_UP_ERROR with why. */
+static void
+not_started(struct rf_up_reply *r, const char *why)
+{
+	r->end = RF_UP_ERROR;
+	snprintf(r->curl_err, sizeof(r->curl_err), "%s", why);
+}
+
+int
+rf_up_perform(struct rf_up *up, const struct rf_up_call *c,
+    struct rf_up_reply *r)
 {
 	struct xfer x = { .call = c, .reply = r };
-	CURL *e;
+	struct curl_slist *hdrs = NULL;
 	CURLcode rc;
 	long n = 0;
 
-	if (c->pid < 0 || c->pid >= RF_P__COUNT) {
-		r->end = RF_UP_ERROR;
-		snprintf(r->curl_err, sizeof(r->curl_err), "bad provider");
-		return 0;
+	if (c->pid < 0 || c->pid >= rf_nproviders || c->req == NULL) {
+		not_started(r, "bad provider");
+		goto out;
 	}
 	if (up->easy == NULL)
 		up->easy = curl_easy_init();
-	e = up->easy;
-	if (e == NULL) {
-		r->end = RF_UP_ERROR;
-		snprintf(r->curl_err, sizeof(r->curl_err), "out of memory");
-		return 0;
+	if (up->easy == NULL || header_list(c->req, &hdrs) != 0) {
+		not_started(r, "out of memory");
+		goto out;
 	}
-	x.easy = e;
-	setup(e, c, &x);
-	curl_multi_add_handle(up->multi, e);
-	rc = drive(up, e, c, &x);
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &n);
-	curl_multi_remove_handle(up->multi, e);
+	x.easy = up->easy;
+	setup(x.easy, c, hdrs, &x);
+	curl_multi_add_handle(up->multi, x.easy);
+	rc = drive(up, x.easy, c, &x);
+	curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(x.easy, CURLINFO_NUM_CONNECTS, &n);
+	curl_multi_remove_handle(up->multi, x.easy);
 	up->connects += n;
 	r->end = map_end(rc, &x, r->status);
 	snprintf(r->curl_err, sizeof(r->curl_err), "%s", curl_easy_strerror(rc));
 	fold_quota(&x);
+out:
+	curl_slist_free_all(hdrs);
 	return 0;
 }

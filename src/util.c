@@ -4,10 +4,13 @@
  * the network (curl's Curl_dyn_init(s, toobig) idea): past the cap is an
  * error, never unbounded growth.  Clocks are split in two: the wall clock
  * (timestamps, cooldowns; replaceable by tests) and the monotonic clock
- * (latencies and deadlines; never replaced, never jumps).
+ * (latencies and deadlines; never replaced, never jumps).  The duration
+ * parser is here because two modules read durations (upstream headers and
+ * provider bodies) and they must agree on what a bare number means.
  */
 #include "util.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -311,4 +314,65 @@ rf_utf8_prefix(const char *s, size_t n, size_t max)
 		}
 	}
 	return n;
+}
+
+/* The largest duration accepted, in ms (1e9 seconds, about 31 years). */
+#define RF_DURATION_MAX_MS 1e12
+
+/*
+ * One "<digits>[.<digits>][unit]" group, in ms; -1 when there is none.
+ * *bare is set when the number has no unit: it is seconds and it is the
+ * last group.  At most 12 integer digits; fraction digits past the ninth
+ * are read and ignored.
+ */
+static double
+duration_group(const char **pp, bool *bare)
+{
+	const char *p = *pp;
+	double v = 0, scale = 1;
+	int digits = 0;
+
+	for (; isdigit((unsigned char)*p) && digits < 12; p++, digits++)
+		v = v * 10 + (*p - '0');
+	if (digits == 0 || isdigit((unsigned char)*p))
+		return -1;
+	if (p[0] == '.' && isdigit((unsigned char)p[1]))
+		for (p++; isdigit((unsigned char)*p); p++)
+			if (scale > 1e-9)
+				v += (*p - '0') * (scale /= 10);
+	*bare = false;
+	if (p[0] == 'm' && p[1] == 's')
+		p += 2;
+	else if (*p == 'h')
+		v *= 3600000.0, p++;
+	else if (*p == 'm')
+		v *= 60000.0, p++;
+	else if (*p == 's')
+		v *= 1000.0, p++;
+	else if (isalpha((unsigned char)*p))
+		return -1;
+	else
+		v *= 1000.0, *bare = true;
+	*pp = p;
+	return v;
+}
+
+int64_t
+rf_duration_ms(const char *s, const char **end)
+{
+	double total = 0, v;
+	bool bare = false;
+	int groups = 0;
+
+	while (s != NULL && *s == ' ')
+		s++;
+	while (s != NULL && !bare && (v = duration_group(&s, &bare)) >= 0) {
+		total += v;
+		groups++;
+	}
+	if (end != NULL)
+		*end = s;
+	if (groups == 0 || total > RF_DURATION_MAX_MS)
+		return -1;
+	return (int64_t)(total + 0.5);
 }

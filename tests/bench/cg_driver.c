@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
 
 #include "chain.h"
 #include "config.h"
@@ -123,7 +122,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "cg_driver: %s\n", n <= 0 ? "usage: cg_driver N" : err);
 		return 2;
 	}
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rf_up_global_init();
 	snprintf(m.clen, sizeof(m.clen), "%zu", sizeof(body) - 1);
 	rf_buf_init(&m.out, OUT_MAX);
 	w.store = rf_store_open(cfg.db_path, err, sizeof(err));
@@ -145,7 +144,7 @@ int main(int argc, char **argv)
 	rf_buf_free(&m.out);
 	rf_store_close(w.store);
 	rf_up_free(w.up);
-	curl_global_cleanup();
+	rf_up_global_cleanup();
 	rf_config_free(&cfg);
 	return failed > 0 ? 1 : 0;
 }

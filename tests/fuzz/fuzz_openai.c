@@ -8,7 +8,7 @@
  * Build and run (from the repository root):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_DEFAULT_SOURCE \
  *     -Iinclude tests/fuzz/fuzz_openai.c src/provider*.c src/util.c \
- *     src/error.c src/config.c $(pkg-config --cflags --libs json-c libcurl) \
+ *     src/error.c src/catalog.c src/config.c $(pkg-config --cflags --libs json-c) \
  *     -o build/fuzz_openai
  *   mkdir -p build/corpus_openai
  *   build/fuzz_openai -max_total_time=20 build/corpus_openai tests/fuzz/corpus_openai
@@ -33,7 +33,7 @@ check_failure(const struct rf_failure *f)
 }
 
 static void
-one(const struct rf_adapter *ad, const char *d, size_t n, long status)
+one(const struct rf_provider_ops *ad, const char *d, size_t n, long status)
 {
 	struct rf_result res;
 	struct rf_buf delta;
@@ -71,8 +71,8 @@ LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 	/* The adapters get NUL-terminated data, as the SSE parser gives it. */
 	memcpy(s, d, n);
 	s[n] = '\0';
-	one(&rf_adapter_openai, s, n, status);
-	one(&rf_adapter_gemini, s, n, status);
+	one(&rf_ops_openai, s, n, status);
+	one(&rf_ops_gemini, s, n, status);
 	free(s);
 	return 0;
 }

@@ -10,7 +10,7 @@
  * Build and run (from the repository root; clang 14 with libclang-rt-14-dev):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_DEFAULT_SOURCE \
  *     -Iinclude tests/fuzz/fuzz_sse.c src/sse.c src/provider*.c src/util.c \
- *     src/error.c src/config.c $(pkg-config --cflags --libs json-c libcurl) \
+ *     src/error.c src/catalog.c src/config.c $(pkg-config --cflags --libs json-c) \
  *     -o build/fuzz_sse
  *   mkdir -p build/corpus_sse
  *   build/fuzz_sse -max_total_time=20 build/corpus_sse tests/fuzz/corpus_sse
@@ -60,8 +60,8 @@ static int
 on_event(void *ud, const char *event, const char *data, size_t len)
 {
 	struct run *r = ud;
-	const struct rf_adapter *ad[2] = { &rf_adapter_openai,
-	    &rf_adapter_gemini };
+	const struct rf_provider_ops *ad[2] = { &rf_ops_openai,
+	    &rf_ops_gemini };
 	struct rf_buf delta;
 	struct rf_failure f;
 	int i;
@@ -145,11 +145,11 @@ read_junk(const struct rf_buf *junk)
 	struct rf_failure f;
 
 	rf_result_init(&res);
-	rf_adapter_openai.parse_response(rf_buf_str(junk), junk->len, &res, &f);
+	rf_ops_openai.parse_response(rf_buf_str(junk), junk->len, &res, &f);
 	rf_result_reset(&res);
-	rf_adapter_gemini.parse_response(rf_buf_str(junk), junk->len, &res, &f);
-	rf_adapter_openai.classify_error(429, rf_buf_str(junk), junk->len, &f);
-	rf_adapter_gemini.classify_error(400, rf_buf_str(junk), junk->len, &f);
+	rf_ops_gemini.parse_response(rf_buf_str(junk), junk->len, &res, &f);
+	rf_ops_openai.classify_error(429, rf_buf_str(junk), junk->len, &f);
+	rf_ops_gemini.classify_error(400, rf_buf_str(junk), junk->len, &f);
 	rf_result_free(&res);
 }
 

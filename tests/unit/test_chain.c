@@ -2,7 +2,8 @@
  * the same provider, cooldown arithmetic (with an injected clock), and
  * whole runs over a mock-only configuration (order, skipped tiers, manual
  * strategy, flags, the "nobody could be called" answers, and the stream
- * sink's event order). */
+ * sink's event order).  The upstream header parsers moved with their code:
+ * durations to test_util.c, Retry-After to test_upstream.c. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,12 +19,17 @@
 
 static struct rf_config cfg;
 
-static int64_t fixed_clock(void)
+/* The mock's pid: an index into the catalog, looked up by id. */
+#define MOCK_PID rf_config_pid("mock")
+
+static int64_t
+fixed_clock(void)
 {
 	return 1700000000000LL;
 }
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	(void)state;
 	unsetenv("RELAYFORGE_CONFIG");
@@ -36,7 +42,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	(void)state;
 	rf_config_free(&cfg);
@@ -44,7 +51,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void test_retryable(void **state)
+static void
+test_retryable(void **state)
 {
 	(void)state;
 	assert_true(rf_chain_retryable(RF_ERR_PROVIDER_UNAVAILABLE, 0, true));
@@ -59,7 +67,8 @@ static void test_retryable(void **state)
 	assert_false(rf_chain_retryable(RF_ERR_PROVIDER_AUTH, 401, false));
 }
 
-static void test_cooldown_arithmetic(void **state)
+static void
+test_cooldown_arithmetic(void **state)
 {
 	struct rf_failure f;
 	int64_t now = rf_now_ms();
@@ -145,29 +154,8 @@ test_quota_cooldown(void **state)
 	assert_int_equal(rf_chain_quota_cooldown(&q, now), 0);
 }
 
-static void test_upstream_header_parsers(void **state)
-{
-	int64_t now = rf_now_ms();
-
-	(void)state;
-	assert_int_equal(rf_up_parse_duration("2m59.56s"), 179560);
-	assert_int_equal(rf_up_parse_duration("7.66s"), 7660);
-	assert_int_equal(rf_up_parse_duration("120ms"), 120);
-	assert_int_equal(rf_up_parse_duration("30"), 30000);
-	assert_int_equal(rf_up_parse_duration("1h2m"), 3720000);
-	assert_int_equal(rf_up_parse_duration("soon"), -1);
-	assert_int_equal(rf_up_parse_duration(""), -1);
-	assert_int_equal(rf_up_parse_retry_after("30", now), 30000);
-	assert_int_equal(rf_up_parse_retry_after("1.5", now), 1500);
-	assert_int_equal(rf_up_parse_retry_after("-3", now), -1);
-	assert_int_equal(rf_up_parse_retry_after("", now), -1);
-	/* an HTTP date 90 s after the injected now (Tue, 14 Nov 2023 22:13:20 GMT) */
-	assert_int_equal(rf_up_parse_retry_after("Tue, 14 Nov 2023 22:14:50 GMT", now), 90000);
-	/* a date in the past means "now" */
-	assert_int_equal(rf_up_parse_retry_after("Tue, 14 Nov 2023 20:00:00 GMT", now), 0);
-}
-
-static void run_prompt(struct rf_chat_req *req, const char *prompt)
+static void
+run_prompt(struct rf_chat_req *req, const char *prompt)
 {
 	memset(req, 0, sizeof(*req));
 	req->msgs[0] = (struct rf_msg){ "user", prompt };
@@ -179,7 +167,8 @@ static void run_prompt(struct rf_chat_req *req, const char *prompt)
 	req->prompt_chars = (long)strlen(prompt);
 }
 
-static void run(struct rf_chat_req *req, const struct rf_stream_sink *sink,
+static void
+run(struct rf_chat_req *req, const struct rf_stream_sink *sink,
     struct rf_chain_result *r)
 {
 	struct rf_worker w = { .cfg = &cfg, .store = NULL, .up = rf_up_new() };
@@ -191,7 +180,8 @@ static void run(struct rf_chat_req *req, const struct rf_stream_sink *sink,
 	rf_up_free(w.up);
 }
 
-static void test_mock_only_chat(void **state)
+static void
+test_mock_only_chat(void **state)
 {
 	struct rf_chat_req req;
 	struct rf_chain_result r;
@@ -200,8 +190,8 @@ static void test_mock_only_chat(void **state)
 	run_prompt(&req, "hello");
 	run(&req, NULL, &r);
 	assert_int_equal(r.err, RF_OK);
-	assert_int_equal(r.final_pid, RF_P_MOCK);
-	assert_int_equal(r.attempted, RF_P_MOCK);
+	assert_int_equal(r.final_pid, MOCK_PID);
+	assert_int_equal(r.attempted, MOCK_PID);
 	assert_true(r.demo);
 	assert_true(r.degraded);
 	assert_false(r.fallback);
@@ -217,14 +207,15 @@ static void test_mock_only_chat(void **state)
 	rf_chain_result_free(&r);
 }
 
-static void test_manual_strategy_mock_first(void **state)
+static void
+test_manual_strategy_mock_first(void **state)
 {
 	struct rf_chat_req req;
 	struct rf_chain_result r;
 
 	(void)state;
 	run_prompt(&req, "hello");
-	req.strategy = RF_P_MOCK;
+	req.strategy = MOCK_PID;
 	run(&req, NULL, &r);
 	assert_int_equal(r.err, RF_OK);
 	/* the mock answered as the head of the requested order */
@@ -234,7 +225,8 @@ static void test_manual_strategy_mock_first(void **state)
 	rf_chain_result_free(&r);
 }
 
-static void test_nobody_configured_without_mock(void **state)
+static void
+test_nobody_configured_without_mock(void **state)
 {
 	struct rf_chat_req req;
 	struct rf_chain_result r;
@@ -261,21 +253,24 @@ struct rec {
 	int hang_after;
 };
 
-static int rec_fallback(void *ud, int from, int to, enum rf_err code)
+static int
+rec_fallback(void *ud, int from, int to, enum rf_err code)
 {
 	(void)ud; (void)from; (void)to; (void)code;
 	strcat(((struct rec *)ud)->log, "F");
 	return 0;
 }
 
-static int rec_start(void *ud, const struct rf_chain_result *r)
+static int
+rec_start(void *ud, const struct rf_chain_result *r)
 {
 	(void)r;
 	strcat(((struct rec *)ud)->log, "S");
 	return 0;
 }
 
-static int rec_token(void *ud, const char *t, size_t n)
+static int
+rec_token(void *ud, const char *t, size_t n)
 {
 	struct rec *rc = ud;
 
@@ -286,20 +281,23 @@ static int rec_token(void *ud, const char *t, size_t n)
 	return 0;
 }
 
-static int rec_restart(void *ud, int from, int to, enum rf_err code)
+static int
+rec_restart(void *ud, int from, int to, enum rf_err code)
 {
 	(void)from; (void)to; (void)code;
 	strcat(((struct rec *)ud)->log, "R");
 	return 0;
 }
 
-static int rec_tick(void *ud)
+static int
+rec_tick(void *ud)
 {
 	(void)ud;
 	return 0;
 }
 
-static void test_mock_stream_events(void **state)
+static void
+test_mock_stream_events(void **state)
 {
 	struct rec rc = { .hang_after = 0 };
 	struct rf_stream_sink sink = { rec_fallback, rec_start, rec_token, rec_restart, rec_tick, &rc };
@@ -319,7 +317,8 @@ static void test_mock_stream_events(void **state)
 	rf_chain_result_free(&r);
 }
 
-static void test_stream_client_hangs_up(void **state)
+static void
+test_stream_client_hangs_up(void **state)
 {
 	struct rec rc = { .hang_after = 3 };
 	struct rf_stream_sink sink = { rec_fallback, rec_start, rec_token, rec_restart, rec_tick, &rc };
@@ -331,19 +330,19 @@ static void test_stream_client_hangs_up(void **state)
 	run(&req, &sink, &r);
 	assert_int_equal(r.err, RF_ERR_CLIENT_CLOSED);
 	assert_string_equal(rc.log, "Sttt");
-	assert_int_equal(r.final_pid, RF_P_MOCK);
+	assert_int_equal(r.final_pid, MOCK_PID);
 	assert_true(r.partial_chars > 0);
 	rf_chain_result_free(&r);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_retryable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cooldown_arithmetic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threshold_cooldown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_cooldown, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_upstream_header_parsers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mock_only_chat, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_manual_strategy_mock_first, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_nobody_configured_without_mock, setup, teardown),

@@ -1,6 +1,6 @@
-/* Unit tests of config: defaults, environment over file, the file format,
- * bounds, URLs, the chain rules, CORS origins, and that no value ever
- * reaches an error message. */
+/* Unit tests of config: defaults (taken from the catalog), environment
+ * over file, the file format, bounds, URLs, the chain rules, CORS origins,
+ * and that no value ever reaches an error message. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,12 +13,21 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "provider.h"
 
 #ifndef RF_DEFAULT_DB
 #define RF_DEFAULT_DB "var/relayforge.db"
 #endif
 
 extern char **environ;
+
+/* Pids are catalog indexes, looked up by id. */
+#define GROQ rf_config_pid("groq")
+#define SAMBANOVA rf_config_pid("sambanova")
+#define CEREBRAS rf_config_pid("cerebras")
+#define GEMINI rf_config_pid("gemini")
+#define OPENROUTER rf_config_pid("openrouter")
+#define MOCK rf_config_pid("mock")
 
 static char cfg_path[64];
 
@@ -124,8 +133,9 @@ test_defaults(void **state)
 	    "relayforge-mock-1" };
 	static const char *names[] = { "Groq", "SambaNova", "Cerebras",
 	    "Gemini", "OpenRouter", "Mock" };
-	static const enum rf_wire wires[] = { RF_WIRE_OPENAI, RF_WIRE_OPENAI,
-	    RF_WIRE_OPENAI, RF_WIRE_GEMINI, RF_WIRE_OPENAI, RF_WIRE_MOCK };
+	static const struct rf_provider_ops *const wires[] = { &rf_ops_openai,
+	    &rf_ops_openai, &rf_ops_openai, &rf_ops_gemini, &rf_ops_openai,
+	    &rf_ops_mock };
 	struct rf_config cfg;
 	int i;
 
@@ -133,15 +143,18 @@ test_defaults(void **state)
 	load_ok(&cfg);
 	assert_string_equal(cfg.db_path, RF_DEFAULT_DB);
 	assert_int_equal(cfg.chain_len, 6);
-	for (i = 0; i < RF_P__COUNT; i++) {
+	assert_int_equal(cfg.nproviders, 6);
+	assert_int_equal(rf_nproviders, 6);
+	for (i = 0; i < cfg.nproviders; i++) {
 		assert_int_equal(cfg.chain[i], i);
 		assert_string_equal(cfg.providers[i].id, rf_config_id(i));
 		assert_string_equal(cfg.providers[i].name, names[i]);
 		assert_string_equal(cfg.providers[i].url, urls[i]);
 		assert_string_equal(cfg.providers[i].model, models[i]);
-		assert_int_equal(cfg.providers[i].wire, wires[i]);
+		assert_ptr_equal(cfg.providers[i].def, rf_providers[i]);
+		assert_ptr_equal(cfg.providers[i].def->ops, wires[i]);
 		assert_null(cfg.providers[i].key);
-		assert_int_equal(cfg.providers[i].configured, i == RF_P_MOCK);
+		assert_int_equal(cfg.providers[i].configured, i == MOCK);
 	}
 	assert_true(cfg.mock_on);
 	assert_int_equal(cfg.mock_delay_ms, 15);
@@ -192,12 +205,12 @@ test_env_values(void **state)
 	assert_true(cfg.log_prompts);
 	assert_string_equal(cfg.api_token, "tok1");
 	assert_null(cfg.admin_token);
-	assert_true(cfg.providers[RF_P_GROQ].configured);
-	assert_string_equal(cfg.providers[RF_P_GROQ].key, "gsk_1");
-	assert_string_equal(cfg.providers[RF_P_GROQ].model, "llama-x");
-	assert_false(cfg.providers[RF_P_GEMINI].configured);
-	assert_null(cfg.providers[RF_P_GEMINI].key);
-	assert_string_equal(cfg.providers[RF_P_CEREBRAS].url,
+	assert_true(cfg.providers[GROQ].configured);
+	assert_string_equal(cfg.providers[GROQ].key, "gsk_1");
+	assert_string_equal(cfg.providers[GROQ].model, "llama-x");
+	assert_false(cfg.providers[GEMINI].configured);
+	assert_null(cfg.providers[GEMINI].key);
+	assert_string_equal(cfg.providers[CEREBRAS].url,
 	    "HTTP://127.0.0.1:9999/v1");
 	rf_config_free(&cfg);
 }
@@ -215,7 +228,7 @@ test_env_wins_over_file(void **state)
 	load_ok(&cfg);
 	assert_int_equal(cfg.timeout_ms, 7000);
 	assert_int_equal(cfg.retries, 3);
-	assert_string_equal(cfg.providers[RF_P_GROQ].key, "from-env");
+	assert_string_equal(cfg.providers[GROQ].key, "from-env");
 	rf_config_free(&cfg);
 }
 
@@ -239,10 +252,10 @@ test_file_format(void **state)
 	load_ok(&cfg);
 	assert_int_equal(cfg.threads, 4);
 	assert_int_equal(cfg.chain_len, 2);
-	assert_int_equal(cfg.chain[0], RF_P_GROQ);
-	assert_int_equal(cfg.chain[1], RF_P_MOCK);
-	assert_string_equal(cfg.providers[RF_P_SAMBANOVA].key, "sn-key");
-	assert_true(cfg.providers[RF_P_SAMBANOVA].configured);
+	assert_int_equal(cfg.chain[0], GROQ);
+	assert_int_equal(cfg.chain[1], MOCK);
+	assert_string_equal(cfg.providers[SAMBANOVA].key, "sn-key");
+	assert_true(cfg.providers[SAMBANOVA].configured);
 	assert_string_equal(cfg.cors_origins, "https://a.example");
 	assert_int_equal(cfg.mock_delay_ms, 2); /* the last line wins */
 	rf_config_free(&cfg);
@@ -396,9 +409,9 @@ test_urls(void **state)
 	setenv("RELAYFORGE_OPENROUTER_URL", "https://openrouter.ai/api/v1/", 1);
 	setenv("RELAYFORGE_GROQ_URL", "http://localhost", 1);
 	load_ok(&cfg);
-	assert_string_equal(cfg.providers[RF_P_OPENROUTER].url,
+	assert_string_equal(cfg.providers[OPENROUTER].url,
 	    "https://openrouter.ai/api/v1");
-	assert_string_equal(cfg.providers[RF_P_GROQ].url, "http://localhost");
+	assert_string_equal(cfg.providers[GROQ].url, "http://localhost");
 	rf_config_free(&cfg);
 }
 
@@ -423,7 +436,7 @@ test_models(void **state)
 	m[128] = '\0';
 	setenv("RELAYFORGE_SAMBANOVA_MODEL", m, 1);
 	load_ok(&cfg);
-	assert_string_equal(cfg.providers[RF_P_SAMBANOVA].model, m);
+	assert_string_equal(cfg.providers[SAMBANOVA].model, m);
 	rf_config_free(&cfg);
 }
 
@@ -449,12 +462,11 @@ check_chain(const char *chain, const char *mock, const int *want, int n)
 static void
 test_chain_normalised(void **state)
 {
-	static const int appended[] = { RF_P_GEMINI, RF_P_GROQ, RF_P_MOCK };
-	static const int moved[] = { RF_P_CEREBRAS, RF_P_OPENROUTER, RF_P_MOCK };
-	static const int removed[] = { RF_P_GROQ, RF_P_SAMBANOVA, RF_P_CEREBRAS,
-	    RF_P_GEMINI, RF_P_OPENROUTER };
-	static const int only_mock[] = { RF_P_MOCK };
-	static const int trimmed[] = { RF_P_SAMBANOVA, RF_P_GROQ };
+	const int appended[] = { GEMINI, GROQ, MOCK };
+	const int moved[] = { CEREBRAS, OPENROUTER, MOCK };
+	const int removed[] = { GROQ, SAMBANOVA, CEREBRAS, GEMINI, OPENROUTER };
+	const int only_mock[] = { MOCK };
+	const int trimmed[] = { SAMBANOVA, GROQ };
 
 	(void)state;
 	check_chain("gemini,groq", NULL, appended, 3);
@@ -495,6 +507,12 @@ test_chain_errors(void **state)
 	setenv("RELAYFORGE_CHAIN", "groq,cerebras,groq", 1);
 	load_fail(err, sizeof(err));
 	assert_non_null(strstr(err, "groq"));
+	/* The known ids come from the catalog, in its order. */
+	clear_env();
+	setenv("RELAYFORGE_CHAIN", "nosuch", 1);
+	load_fail(err, sizeof(err));
+	assert_string_equal(err, "RELAYFORGE_CHAIN: unknown provider id (known: "
+	    "groq, sambanova, cerebras, gemini, openrouter, mock)");
 }
 
 static void
@@ -571,22 +589,23 @@ test_lookups(void **state)
 	struct rf_config cfg;
 
 	(void)state;
-	assert_int_equal(rf_config_pid("groq"), RF_P_GROQ);
-	assert_int_equal(rf_config_pid("mock"), RF_P_MOCK);
-	assert_int_equal(rf_config_pid("openrouter"), RF_P_OPENROUTER);
+	assert_int_equal(rf_config_pid("groq"), GROQ);
+	assert_int_equal(rf_config_pid("mock"), MOCK);
+	assert_int_equal(rf_config_pid("openrouter"), OPENROUTER);
 	assert_int_equal(rf_config_pid("GROQ"), -1);
 	assert_int_equal(rf_config_pid(""), -1);
 	assert_int_equal(rf_config_pid(NULL), -1);
-	assert_string_equal(rf_config_id(RF_P_GEMINI), "gemini");
+	assert_string_equal(rf_config_id(GEMINI), "gemini");
 	assert_null(rf_config_id(-1));
-	assert_null(rf_config_id(RF_P__COUNT));
+	assert_null(rf_config_id(rf_nproviders));
+	assert_null(rf_config_id(RF_MAX_PROVIDERS));
 	setenv("RELAYFORGE_CHAIN", "gemini,groq", 1);
 	setenv("RELAYFORGE_MOCK", "off", 1);
 	load_ok(&cfg);
-	assert_int_equal(rf_config_chain_pos(&cfg, RF_P_GEMINI), 0);
-	assert_int_equal(rf_config_chain_pos(&cfg, RF_P_GROQ), 1);
-	assert_int_equal(rf_config_chain_pos(&cfg, RF_P_MOCK), -1);
-	assert_int_equal(rf_config_chain_pos(&cfg, RF_P_CEREBRAS), -1);
+	assert_int_equal(rf_config_chain_pos(&cfg, GEMINI), 0);
+	assert_int_equal(rf_config_chain_pos(&cfg, GROQ), 1);
+	assert_int_equal(rf_config_chain_pos(&cfg, MOCK), -1);
+	assert_int_equal(rf_config_chain_pos(&cfg, CEREBRAS), -1);
 	rf_config_free(&cfg);
 }
 

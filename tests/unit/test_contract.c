@@ -14,6 +14,13 @@
 #include "contract.h"
 #include "util.h"
 
+/* Pids are catalog indexes (provider.h); these tests name them by id. */
+#define RF_P_GROQ rf_config_pid("groq")
+#define RF_P_SAMBANOVA rf_config_pid("sambanova")
+#define RF_P_GEMINI rf_config_pid("gemini")
+#define RF_P_OPENROUTER rf_config_pid("openrouter")
+#define RF_P_MOCK rf_config_pid("mock")
+
 /* A chain of groq, gemini, mock; small limits so they are easy to pass. */
 static struct rf_config cfg;
 

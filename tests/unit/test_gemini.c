@@ -19,7 +19,7 @@
 
 #include "provider.h"
 
-static const struct rf_adapter *G = &rf_adapter_gemini;
+static const struct rf_provider_ops *G = &rf_ops_gemini;
 
 #define KEY "AIzaSyTESTKEY123"
 
@@ -40,21 +40,25 @@ build(const char *model, const char *system, bool stream, struct built *b)
 {
 	struct rf_provider_conf pc;
 	struct rf_prompt p = { msgs, 4, system, 300, 0.25 };
-	struct curl_slist *h = NULL, *i;
+	struct rf_up_req rq;
+	int i;
 
 	memset(&pc, 0, sizeof(pc));
 	pc.id = "gemini";
-	pc.wire = RF_WIRE_GEMINI;
+	pc.def = &rf_provider_gemini;
 	pc.url = (char *)"https://generativelanguage.example/v1beta";
 	pc.model = (char *)model;
 	pc.key = (char *)KEY;
 	memset(b, 0, sizeof(*b));
-	assert_int_equal(G->build(&pc, &p, stream, &b->url, &b->body, &h), 0);
-	for (i = h; i != NULL; i = i->next) {
-		rf_buf_puts(&b->hdrs, i->data);
+	rf_up_req_init(&rq);
+	assert_int_equal(G->build(&pc, &p, stream, &rq), 0);
+	for (i = 0; i < rq.nhdrs; i++) {
+		rf_buf_puts(&b->hdrs, rq.hdrs[i]);
 		rf_buf_puts(&b->hdrs, "\n");
 	}
-	curl_slist_free_all(h);
+	rf_buf_puts(&b->url, rf_buf_str(&rq.url));
+	rf_buf_puts(&b->body, rf_buf_str(&rq.body));
+	rf_up_req_free(&rq);
 	b->json = json_tokener_parse(rf_buf_str(&b->body));
 	assert_non_null(b->json);
 }
@@ -407,6 +411,18 @@ static const struct cls cases[] = {
 	  "HTTP 500 from upstream provider, code INTERNAL", -1 },
 	{ 502, "<html>bad gateway</html>", RF_ERR_PROVIDER_UNAVAILABLE, false,
 	  "HTTP 502 from upstream provider", -1 },
+	/* retryDelay must carry its unit: a bare "7" or "1e9s" is ignored. */
+	{ 429, "{\"error\":{\"code\":429,\"status\":\"RESOURCE_EXHAUSTED\","
+	  "\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\","
+	  "\"retryDelay\":\"7\"},{\"@type\":\"type.googleapis.com/"
+	  "google.rpc.RetryInfo\",\"retryDelay\":\"1e9s\"}]}}",
+	  RF_ERR_PROVIDER_RATE_LIMITED, false,
+	  "HTTP 429 from upstream provider, code RESOURCE_EXHAUSTED", -1 },
+	{ 429, "{\"error\":{\"code\":429,\"status\":\"RESOURCE_EXHAUSTED\","
+	  "\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\","
+	  "\"retryDelay\":\"1m2.5s\"}]}}",
+	  RF_ERR_PROVIDER_RATE_LIMITED, false,
+	  "HTTP 429 from upstream provider, code RESOURCE_EXHAUSTED", 62500 },
 };
 
 static void

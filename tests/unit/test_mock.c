@@ -1,7 +1,8 @@
 /*
- * test_mock: the built-in demo provider (SPEC section 9): deterministic
- * text that says it is the demo path and quotes the question, token counts,
- * and the word tokens a stream is cut into.
+ * test_mock: the built-in demo provider (SPEC section 9), through the
+ * in-process slots of its ops (answer, next_token): deterministic text
+ * that says it is the demo path and quotes the question, token counts, and
+ * the word tokens a stream is cut into; and its catalog entry's flags.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,7 +24,7 @@ answer(const struct rf_msg *m, size_t n, const char *system,
 
 	rf_result_init(r);
 	rf_buf_puts(&r->text, "left over from an earlier attempt");
-	rf_mock_answer(&p, r);
+	rf_ops_mock.answer(&p, r);
 }
 
 static long
@@ -116,7 +117,7 @@ test_tokens_rebuild_text(void **state)
 	(void)state;
 	answer(m, 1, NULL, &r);
 	t = rf_buf_str(&r.text);
-	while ((n = rf_mock_next_token(t, &pos)) > 0) {
+	while ((n = rf_ops_mock.next_token(t, &pos)) > 0) {
 		const char *tok = t + pos - n;
 		size_t k = strcspn(tok, " ");
 
@@ -128,7 +129,7 @@ test_tokens_rebuild_text(void **state)
 	}
 	assert_string_equal(rf_buf_str(&again), t);
 	assert_int_equal((long)count, r.usage.completion_tokens);
-	assert_int_equal(rf_mock_next_token(t, &pos), 0);
+	assert_int_equal(rf_ops_mock.next_token(t, &pos), 0);
 	rf_buf_free(&again);
 	rf_result_free(&r);
 }
@@ -139,20 +140,42 @@ test_next_token_edges(void **state)
 	size_t pos = 0;
 
 	(void)state;
-	assert_int_equal(rf_mock_next_token("", &pos), 0);
-	assert_int_equal(rf_mock_next_token("  lead word", &pos), 7);
+	assert_int_equal(rf_ops_mock.next_token("", &pos), 0);
+	assert_int_equal(rf_ops_mock.next_token("  lead word", &pos), 7);
 	assert_int_equal(pos, 7);
-	assert_int_equal(rf_mock_next_token("  lead word", &pos), 4);
-	assert_int_equal(rf_mock_next_token("  lead word", &pos), 0);
+	assert_int_equal(rf_ops_mock.next_token("  lead word", &pos), 4);
+	assert_int_equal(rf_ops_mock.next_token("  lead word", &pos), 0);
 	assert_int_equal(pos, 11);
 	pos = 0;
-	assert_int_equal(rf_mock_next_token("one\n\ntwo", &pos), 5);
+	assert_int_equal(rf_ops_mock.next_token("one\n\ntwo", &pos), 5);
+}
+
+static void
+test_catalog_entry(void **state)
+{
+	const struct rf_provider *m = &rf_provider_mock;
+
+	(void)state;
+	assert_string_equal(m->id, "mock");
+	assert_string_equal(m->name, "Mock");
+	assert_null(m->env); /* no key, URL or model settings */
+	assert_string_equal(m->url, "");
+	assert_string_equal(m->model, "relayforge-mock-1");
+	assert_true(m->builtin);
+	assert_ptr_equal(m->ops, &rf_ops_mock);
+	assert_non_null(m->ops->answer);
+	assert_non_null(m->ops->next_token);
+	assert_null(m->ops->build);
+	assert_null(m->ops->parse_response);
+	assert_null(m->ops->parse_chunk);
+	assert_null(m->ops->classify_error);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_catalog_entry),
 		cmocka_unit_test(test_answer_shape),
 		cmocka_unit_test(test_quote_is_bounded),
 		cmocka_unit_test(test_tokens_rebuild_text),

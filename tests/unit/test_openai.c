@@ -1,7 +1,9 @@
 /*
- * test_openai: the OpenAI-compatible adapter (Groq, SambaNova, Cerebras,
- * OpenRouter) against the wire samples of providers.md sections 1-4 and 6,
- * plus the helpers of provider.c that every adapter leans on.
+ * test_openai: the OpenAI-compatible wire (rf_ops_openai) and its
+ * providers (Groq, SambaNova, Cerebras, OpenRouter: their quirks are fields
+ * of their catalog entries) against the wire samples of providers.md
+ * sections 1-4 and 6, plus the helpers of provider.c that every adapter
+ * leans on.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,7 +19,23 @@
 
 #include "provider.h"
 
-static const struct rf_adapter *A = &rf_adapter_openai;
+static const struct rf_provider_ops *A = &rf_ops_openai;
+
+/* The catalog entry of an OpenAI-wire provider. */
+static const struct rf_provider *
+entry(const char *id)
+{
+	static const struct rf_provider *const all[] = { &rf_provider_groq,
+	    &rf_provider_sambanova, &rf_provider_cerebras,
+	    &rf_provider_openrouter };
+	size_t i;
+
+	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		if (strcmp(all[i]->id, id) == 0)
+			return all[i];
+	fail_msg("no OpenAI-wire provider %s", id);
+	return NULL;
+}
 
 static struct rf_provider_conf
 conf(const char *id, const char *key)
@@ -27,7 +45,7 @@ conf(const char *id, const char *key)
 	memset(&pc, 0, sizeof(pc));
 	pc.id = id;
 	pc.name = id;
-	pc.wire = RF_WIRE_OPENAI;
+	pc.def = entry(id);
 	pc.url = (char *)"https://api.example.test/v1";
 	pc.model = (char *)"llama-3.1-8b-instant";
 	pc.key = (char *)key;
@@ -49,13 +67,15 @@ prompt(const char *system)
 	return p;
 }
 
-/* The headers as one string, "\n" after each. */
+/* The header lines as one string, "\n" after each. */
 static void
-headers_str(const struct curl_slist *h, struct rf_buf *out)
+headers_str(const struct rf_up_req *rq, struct rf_buf *out)
 {
+	int i;
+
 	rf_buf_reset(out);
-	for (; h != NULL; h = h->next) {
-		rf_buf_puts(out, h->data);
+	for (i = 0; i < rq->nhdrs; i++) {
+		rf_buf_puts(out, rq->hdrs[i]);
 		rf_buf_puts(out, "\n");
 	}
 }
@@ -71,12 +91,15 @@ build(const char *id, const char *key, const char *system, bool stream,
 {
 	struct rf_provider_conf pc = conf(id, key);
 	struct rf_prompt p = prompt(system);
-	struct curl_slist *h = NULL;
+	struct rf_up_req rq;
 
 	memset(b, 0, sizeof(*b));
-	assert_int_equal(A->build(&pc, &p, stream, &b->url, &b->body, &h), 0);
-	headers_str(h, &b->hdrs);
-	curl_slist_free_all(h);
+	rf_up_req_init(&rq);
+	assert_int_equal(A->build(&pc, &p, stream, &rq), 0);
+	headers_str(&rq, &b->hdrs);
+	rf_buf_puts(&b->url, rf_buf_str(&rq.url));
+	rf_buf_puts(&b->body, rf_buf_str(&rq.body));
+	rf_up_req_free(&rq);
 	b->json = json_tokener_parse(rf_buf_str(&b->body));
 	assert_non_null(b->json);
 }
@@ -177,19 +200,54 @@ test_build_per_provider(void **state)
 	built_free(&b);
 }
 
+/* The quirks are data: a provider that is not in the catalog gets them
+ * from its own struct alone. */
+static void
+test_build_quirks_are_fields(void **state)
+{
+	static const struct rf_provider acme = {
+		.id = "acme", .name = "Acme", .env = "ACME",
+		.url = "https://api.acme.test/v1", .model = "acme-1",
+		.max_tokens_field = "max_completion_tokens",
+		.extra_header = { "X-Acme-App", "RelayForge" },
+		.ops = &rf_ops_openai,
+	};
+	struct rf_provider_conf pc = conf("groq", "ak-1");
+	struct rf_prompt p = prompt(NULL);
+	struct rf_up_req rq;
+	struct rf_buf h = { 0 };
+
+	(void)state;
+	pc.id = acme.id;
+	pc.def = &acme;
+	rf_up_req_init(&rq);
+	assert_int_equal(A->build(&pc, &p, false, &rq), 0);
+	headers_str(&rq, &h);
+	assert_string_equal(rf_buf_str(&h), "Content-Type: application/json\n"
+	    "Expect: \nAuthorization: Bearer ak-1\nX-Acme-App: RelayForge\n");
+	assert_non_null(strstr(rf_buf_str(&rq.body),
+	    "\"max_completion_tokens\":256"));
+	assert_null(strstr(rf_buf_str(&rq.body), "\"max_tokens\""));
+	rf_up_req_free(&rq);
+	rf_buf_free(&h);
+}
+
 static void
 test_build_refuses_header_injection(void **state)
 {
 	struct rf_provider_conf pc = conf("groq", "gsk_x\r\nX-Evil: 1");
 	struct rf_prompt p = prompt(NULL);
-	struct rf_buf url = { 0 }, body = { 0 };
-	struct curl_slist *h = (struct curl_slist *)&pc; /* must be reset */
+	struct rf_up_req rq;
 
 	(void)state;
-	assert_int_equal(A->build(&pc, &p, false, &url, &body, &h), -1);
-	assert_null(h);
-	rf_buf_free(&url);
-	rf_buf_free(&body);
+	rf_up_req_init(&rq);
+	/* Left over from an earlier build: must be cleared, not sent. */
+	assert_int_equal(rf_adapter_header(&rq, "X-Old", "1"), 0);
+	assert_int_equal(A->build(&pc, &p, false, &rq), -1);
+	assert_int_equal(rq.nhdrs, 0);
+	assert_int_equal(rq.url.len, 0);
+	assert_int_equal(rq.body.len, 0);
+	rf_up_req_free(&rq);
 }
 
 /* ---- parse_response ---- */
@@ -201,7 +259,7 @@ struct parsed {
 };
 
 static void
-parse(const struct rf_adapter *ad, const char *body, struct parsed *p)
+parse(const struct rf_provider_ops *ad, const char *body, struct parsed *p)
 {
 	rf_result_init(&p->res);
 	rf_failure_set(&p->f, RF_OK, NULL);
@@ -602,15 +660,20 @@ test_helpers(void **state)
 	assert_false(rf_adapter_long(o, "a", &n));
 	json_object_put(o);
 
-	assert_int_equal(rf_adapter_duration("34.4s", &end), 34400);
+	/* Durations in bodies need their unit (the parser itself is
+	 * rf_duration_ms, tested in test_util.c). */
+	assert_int_equal(rf_adapter_unit_duration("34.4s", &end), 34400);
 	assert_string_equal(end, "");
-	assert_int_equal(rf_adapter_duration("2m39.5s. Need", &end), 159500);
+	assert_int_equal(rf_adapter_unit_duration("2m39.5s. Need", &end), 159500);
 	assert_string_equal(end, ". Need");
-	assert_int_equal(rf_adapter_duration("120ms", NULL), 120);
-	assert_int_equal(rf_adapter_duration("1h2m", NULL), 3720000);
-	assert_int_equal(rf_adapter_duration("7", NULL), -1);
-	assert_int_equal(rf_adapter_duration("s", NULL), -1);
-	assert_int_equal(rf_adapter_duration("1e9s", NULL), -1);
+	assert_int_equal(rf_adapter_unit_duration("120ms", NULL), 120);
+	assert_int_equal(rf_adapter_unit_duration("1h2m", NULL), 3720000);
+	assert_int_equal(rf_adapter_unit_duration("7", NULL), -1);
+	assert_int_equal(rf_adapter_unit_duration("1m30", NULL), -1);
+	assert_int_equal(rf_adapter_unit_duration("7. Need", NULL), -1);
+	assert_int_equal(rf_adapter_unit_duration("s", NULL), -1);
+	assert_int_equal(rf_adapter_unit_duration("1e9s", NULL), -1);
+	assert_int_equal(rf_adapter_unit_duration(NULL, NULL), -1);
 
 	assert_true(rf_adapter_safe_code("rate_limit_exceeded"));
 	assert_false(rf_adapter_safe_code("a b"));
@@ -660,9 +723,17 @@ test_result_and_failure(void **state)
 	assert_int_equal(f.retry_after_ms, -1);
 	assert_false(f.auth);
 
-	assert_ptr_equal(rf_adapter_for(RF_WIRE_OPENAI), &rf_adapter_openai);
-	assert_ptr_equal(rf_adapter_for(RF_WIRE_GEMINI), &rf_adapter_gemini);
-	assert_null(rf_adapter_for(RF_WIRE_MOCK));
+	/* Each provider points at its wire; the mock's is in-process only. */
+	assert_ptr_equal(rf_provider_groq.ops, &rf_ops_openai);
+	assert_ptr_equal(rf_provider_sambanova.ops, &rf_ops_openai);
+	assert_ptr_equal(rf_provider_cerebras.ops, &rf_ops_openai);
+	assert_ptr_equal(rf_provider_openrouter.ops, &rf_ops_openai);
+	assert_ptr_equal(rf_provider_gemini.ops, &rf_ops_gemini);
+	assert_ptr_equal(rf_provider_mock.ops, &rf_ops_mock);
+	assert_null(rf_ops_openai.answer);
+	assert_null(rf_ops_gemini.next_token);
+	assert_null(rf_ops_mock.build);
+	assert_null(rf_ops_mock.parse_chunk);
 }
 
 int
@@ -671,6 +742,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build_groq_stream),
 		cmocka_unit_test(test_build_per_provider),
+		cmocka_unit_test(test_build_quirks_are_fields),
 		cmocka_unit_test(test_build_refuses_header_injection),
 		cmocka_unit_test(test_parse_ok),
 		cmocka_unit_test(test_parse_empty_and_filtered),

@@ -383,7 +383,7 @@ test_caps(void **state)
 /* ---- fixtures through the adapters ---- */
 
 struct stream {
-	const struct rf_adapter *ad;
+	const struct rf_provider_ops *ad;
 	struct rf_result acc;
 	struct rf_buf text;
 	struct rf_failure f;
@@ -406,7 +406,7 @@ on_chunk(void *ud, const char *event, const char *data, size_t len)
 }
 
 static int
-run_stream(const char *name, const struct rf_adapter *ad, struct stream *st,
+run_stream(const char *name, const struct rf_provider_ops *ad, struct stream *st,
     struct rf_buf *junk)
 {
 	struct rf_sse_parser p;
@@ -442,7 +442,7 @@ test_openai_streams(void **state)
 	struct rf_buf junk = { 0 };
 
 	(void)state;
-	assert_int_equal(run_stream("openai_stream.sse", &rf_adapter_openai,
+	assert_int_equal(run_stream("openai_stream.sse", &rf_ops_openai,
 	    &st, &junk), 0);
 	assert_string_equal(rf_buf_str(&st.text), "Hello, world\n");
 	assert_int_equal(st.last, RF_CHUNK_DONE);
@@ -454,7 +454,7 @@ test_openai_streams(void **state)
 	stream_free(&st);
 
 	/* Groq: usage only in x_groq; reasoning never in the text. */
-	assert_int_equal(run_stream("groq_stream.sse", &rf_adapter_openai,
+	assert_int_equal(run_stream("groq_stream.sse", &rf_ops_openai,
 	    &st, &junk), 0);
 	assert_string_equal(rf_buf_str(&st.text), "Hi there");
 	assert_int_equal(st.acc.usage.prompt_tokens, 12);
@@ -472,7 +472,7 @@ test_openai_stream_errors(void **state)
 
 	(void)state;
 	/* OpenRouter: text, then a chunk with an error and finish "error". */
-	assert_int_equal(run_stream("openrouter_stream.sse", &rf_adapter_openai,
+	assert_int_equal(run_stream("openrouter_stream.sse", &rf_ops_openai,
 	    &st, &junk), 1);
 	assert_string_equal(rf_buf_str(&st.text), "Once upon");
 	assert_int_equal(st.last, RF_CHUNK_ERROR);
@@ -481,7 +481,7 @@ test_openai_stream_errors(void **state)
 	stream_free(&st);
 
 	/* SambaNova: a named "event: error". */
-	assert_int_equal(run_stream("sambanova_error.sse", &rf_adapter_openai,
+	assert_int_equal(run_stream("sambanova_error.sse", &rf_ops_openai,
 	    &st, &junk), 1);
 	assert_string_equal(rf_buf_str(&st.text), "The answer");
 	assert_int_equal(st.f.code, RF_ERR_PROVIDER_UNAVAILABLE);
@@ -490,7 +490,7 @@ test_openai_stream_errors(void **state)
 	stream_free(&st);
 
 	/* Cerebras: error object plus status_code 429. */
-	assert_int_equal(run_stream("cerebras_error.sse", &rf_adapter_openai,
+	assert_int_equal(run_stream("cerebras_error.sse", &rf_ops_openai,
 	    &st, &junk), 1);
 	assert_string_equal(rf_buf_str(&st.text), "Par");
 	assert_int_equal(st.f.code, RF_ERR_PROVIDER_RATE_LIMITED);
@@ -507,7 +507,7 @@ test_gemini_stream(void **state)
 	struct rf_failure f;
 
 	(void)state;
-	assert_int_equal(run_stream("gemini_stream.sse", &rf_adapter_gemini,
+	assert_int_equal(run_stream("gemini_stream.sse", &rf_ops_gemini,
 	    &st, &junk), 0);
 	assert_string_equal(rf_buf_str(&st.text), "Bonjour le monde.");
 	assert_int_equal(st.kinds[RF_CHUNK_DATA], 4);
@@ -517,7 +517,7 @@ test_gemini_stream(void **state)
 	assert_int_equal(st.acc.usage.prompt_tokens, 8);
 	assert_int_equal(st.acc.usage.completion_tokens, 4);
 	/* The leftover junk is the error the caller must notice at EOF. */
-	assert_int_equal(rf_adapter_gemini.parse_chunk(NULL, rf_buf_str(&junk),
+	assert_int_equal(rf_ops_gemini.parse_chunk(NULL, rf_buf_str(&junk),
 	    junk.len, &st.acc, &delta, &f), RF_CHUNK_ERROR);
 	assert_int_equal(f.code, RF_ERR_PROVIDER_UNAVAILABLE);
 	assert_string_equal(f.details, "in-stream error, code UNAVAILABLE");

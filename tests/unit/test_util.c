@@ -1,5 +1,7 @@
-/* Unit tests of util: the capped buffer, clocks, ISO time, request ids and
- * UTF-8 counting. */
+/* Unit tests of util: the capped buffer, clocks, ISO time, request ids,
+ * UTF-8 counting and the one duration parser (its cases gathered from the
+ * two parsers it replaced: upstream's header reader, test_chain.c, and
+ * the adapters' body reader, test_openai.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -224,6 +226,62 @@ test_utf8(void **state)
 	assert_int_equal(rf_utf8_prefix("abcdef", 6, 4), 4);
 }
 
+/* The whole string must be one duration: what upstream's header reader
+ * asks of a value. */
+static int64_t
+whole(const char *s)
+{
+	const char *end = NULL;
+	int64_t ms = rf_duration_ms(s, &end);
+
+	return end != NULL && *end == '\0' ? ms : -2;
+}
+
+static void
+test_duration(void **state)
+{
+	const char *end;
+
+	(void)state;
+	/* Rate-limit reset headers (Groq, Cerebras). */
+	assert_int_equal(whole("2m59.56s"), 179560);
+	assert_int_equal(whole("7.66s"), 7660);
+	assert_int_equal(whole("120ms"), 120);
+	assert_int_equal(whole("1h2m"), 3720000);
+	assert_int_equal(rf_duration_ms("soon", NULL), -1);
+	assert_int_equal(rf_duration_ms("", NULL), -1);
+	assert_int_equal(rf_duration_ms(NULL, NULL), -1);
+	/* The one rule for a bare number: seconds, and it ends the duration. */
+	assert_int_equal(whole("30"), 30000);
+	assert_int_equal(whole("33011.382867"), 33011383);
+	assert_int_equal(whole("1m30"), 90000);
+	assert_int_equal(whole("  7"), 7000);
+	assert_int_equal(rf_duration_ms("7. Need", &end), 7000);
+	assert_string_equal(end, ". Need");
+	assert_int_equal(rf_duration_ms("30 5", &end), 30000);
+	assert_string_equal(end, " 5");
+	/* Bodies (Gemini's retryDelay, Groq's "try again in"). */
+	assert_int_equal(rf_duration_ms("34.4s", &end), 34400);
+	assert_string_equal(end, "");
+	assert_int_equal(rf_duration_ms("2m39.5s. Need", &end), 159500);
+	assert_string_equal(end, ". Need");
+	/* Not durations: no digits, exponents, signs, hex, a stray letter. */
+	assert_int_equal(rf_duration_ms("s", NULL), -1);
+	assert_int_equal(rf_duration_ms("1e9s", NULL), -1);
+	assert_int_equal(rf_duration_ms("-3", NULL), -1);
+	assert_int_equal(rf_duration_ms("+3", NULL), -1);
+	assert_int_equal(rf_duration_ms("0x10", NULL), -1);
+	assert_int_equal(rf_duration_ms("5S", NULL), -1);
+	assert_int_equal(rf_duration_ms("inf", NULL), -1);
+	/* Bounds: 12 integer digits, at most 1e9 seconds in all. */
+	assert_int_equal(rf_duration_ms("1234567890123s", NULL), -1);
+	assert_int_equal(whole("1000000000"), 1000000000000LL);
+	assert_int_equal(rf_duration_ms("1000000001", NULL), -1);
+	assert_int_equal(rf_duration_ms("999999999h", NULL), -1);
+	/* Fraction digits past the ninth are read and ignored. */
+	assert_int_equal(whole("0.0015000000009s"), 2);
+}
+
 int
 main(void)
 {
@@ -238,6 +296,7 @@ main(void)
 		cmocka_unit_test(test_request_id),
 		cmocka_unit_test(test_request_id_valid),
 		cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_duration),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
