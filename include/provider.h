@@ -1,18 +1,18 @@
 /*
  * provider: providers are data.  Each provider is one const struct
  * rf_provider (its id, names, defaults, quirks and flags) pointing at the
- * ops table of the wire it speaks; the array of them, rf_providers[], is
- * the catalog, and a pid is an index into it.  The fallback engine knows
- * only this table.  Adapters never do I/O: they fill a plain request
+ * ops table of the wire it speaks; the array of them, rf_providers[] in
+ * catalog.c, is the catalog, and a pid is an index into it.  The fallback
+ * engine knows only this table.  Adapters never do I/O: they fill a plain request
  * (struct rf_up_req: URL, body, header strings) and read bodies from
  * memory, so they are tested against wire fixtures alone; only upstream.c
  * speaks HTTP.
  *
- * Where things live: provider_openai.c (the OpenAI-compatible wire and
- * Groq, SambaNova, Cerebras, OpenRouter), provider_gemini.c (Gemini),
- * provider_mock.c (the built-in demo provider, answered in-process),
- * catalog.c (rf_providers[]), provider.c (the records and helpers the
- * adapters share).  docs/providers.md says how to add a provider.
+ * Where things live: provider_openai.c (the OpenAI-compatible wire
+ * that Groq, SambaNova, Cerebras and OpenRouter speak), provider_gemini.c
+ * (Gemini's wire), provider_mock.c (the built-in demo wire, answered
+ * in-process), catalog.c (rf_providers[]: every provider as one entry),
+ * provider.c (the records and helpers the adapters share).  docs/providers.md says how to add a provider.
  * Prefix: rf_provider_ / rf_ops_ / rf_result_ / rf_failure_ / rf_adapter_.
  */
 #ifndef RF_PROVIDER_H
@@ -149,19 +149,14 @@ extern const struct rf_provider_ops rf_ops_openai;
 extern const struct rf_provider_ops rf_ops_gemini;
 extern const struct rf_provider_ops rf_ops_mock;
 
-/* The providers (one const struct each, beside the wire they speak). */
-extern const struct rf_provider rf_provider_groq;
-extern const struct rf_provider rf_provider_sambanova;
-extern const struct rf_provider rf_provider_cerebras;
-extern const struct rf_provider rf_provider_openrouter;
-extern const struct rf_provider rf_provider_gemini;
-extern const struct rf_provider rf_provider_mock;
+/* The model the built-in mock reports. */
+#define RF_MOCK_MODEL "relayforge-mock-1"
 
 /*
  * The catalog (catalog.c): every provider in the default routing order;
  * a pid is an index into it.  rf_nproviders <= RF_MAX_PROVIDERS.
  */
-extern const struct rf_provider *const rf_providers[];
+extern const struct rf_provider rf_providers[];
 extern const int rf_nproviders;
 
 /* Helpers shared by the adapters (provider.c).  Not for other modules. */

@@ -174,14 +174,14 @@ known_key(const char *name)
 		if (strcmp(name, keys[i].name) == 0)
 			return true;
 	for (i = 0; i < (size_t)rf_nproviders; i++) {
-		if (rf_providers[i]->env == NULL)
+		if (rf_providers[i].env == NULL)
 			continue;
 		snprintf(buf, sizeof(buf), "RELAYFORGE_%s_URL",
-		    rf_providers[i]->env);
+		    rf_providers[i].env);
 		if (strcmp(name, buf) == 0)
 			return true;
 		snprintf(buf, sizeof(buf), "RELAYFORGE_%s_MODEL",
-		    rf_providers[i]->env);
+		    rf_providers[i].env);
 		if (strcmp(name, buf) == 0)
 			return true;
 	}
@@ -546,7 +546,7 @@ load_providers(struct rf_config *cfg, const struct file_kv *f, char *err,
 	cfg->nproviders = rf_nproviders;
 	for (i = 0; i < rf_nproviders; i++) {
 		pc = &cfg->providers[i];
-		c = rf_providers[i];
+		c = &rf_providers[i];
 		pc->id = c->id;
 		pc->name = c->name;
 		pc->def = c;
@@ -588,7 +588,7 @@ known_ids(char *out, size_t outlen)
 	out[0] = '\0';
 	for (i = 0; i < rf_nproviders && used < outlen; i++) {
 		n = snprintf(out + used, outlen - used, "%s%s", i ? ", " : "",
-		    rf_providers[i]->id);
+		    rf_providers[i].id);
 		if (n < 0)
 			break;
 		used += (size_t)n;
@@ -610,7 +610,7 @@ chain_add(struct rf_config *cfg, const char *id, char *err, size_t errlen)
 	}
 	if (rf_config_chain_pos(cfg, pid) >= 0) {
 		seterr(err, errlen, "%s: %s is listed more than once", KEY_CHAIN,
-		    rf_providers[pid]->id);
+		    rf_providers[pid].id);
 		return -1;
 	}
 	cfg->chain[cfg->chain_len++] = pid;
@@ -756,7 +756,7 @@ rf_config_pid(const char *id)
 	if (id == NULL)
 		return -1;
 	for (i = 0; i < rf_nproviders; i++)
-		if (strcmp(id, rf_providers[i]->id) == 0)
+		if (strcmp(id, rf_providers[i].id) == 0)
 			return i;
 	return -1;
 }
@@ -766,7 +766,7 @@ rf_config_id(int pid)
 {
 	if (pid < 0 || pid >= rf_nproviders)
 		return NULL;
-	return rf_providers[pid]->id;
+	return rf_providers[pid].id;
 }
 
 int

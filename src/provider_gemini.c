@@ -536,12 +536,3 @@ const struct rf_provider_ops rf_ops_gemini = {
 	.parse_chunk = gemini_parse_chunk,
 	.classify_error = gemini_classify,
 };
-
-const struct rf_provider rf_provider_gemini = {
-	.id = "gemini",
-	.name = "Gemini",
-	.env = "GEMINI",
-	.url = "https://generativelanguage.googleapis.com/v1beta",
-	.model = "gemini-2.5-flash-lite",
-	.ops = &rf_ops_gemini,
-};

@@ -13,7 +13,6 @@
 
 #include "provider.h"
 
-#define MOCK_MODEL "relayforge-mock-1"
 #define MOCK_QUOTE_CHARS 60
 
 /* The last user message (the question being asked). */
@@ -112,7 +111,7 @@ mock_answer(const struct rf_prompt *p, struct rf_result *res)
 	    "because no upstream provider key is configured or no provider "
 	    "could serve the request. You asked about \"%s\". Configure "
 	    "GROQ_API_KEY or another provider key for real answers.", quote);
-	snprintf(res->model, sizeof(res->model), "%s", MOCK_MODEL);
+	snprintf(res->model, sizeof(res->model), "%s", RF_MOCK_MODEL);
 	snprintf(res->finish_reason, sizeof(res->finish_reason), "stop");
 	res->usage.prompt_tokens = chars > 0 ? (chars + 3) / 4 : 1;
 	res->usage.completion_tokens = count_words(rf_buf_str(&res->text));
@@ -144,15 +143,4 @@ mock_next_token(const char *text, size_t *pos)
 const struct rf_provider_ops rf_ops_mock = {
 	.answer = mock_answer,
 	.next_token = mock_next_token,
-};
-
-/* No env prefix: nothing to configure; RELAYFORGE_MOCK turns it on/off. */
-const struct rf_provider rf_provider_mock = {
-	.id = "mock",
-	.name = "Mock",
-	.env = NULL,
-	.url = "",
-	.model = MOCK_MODEL,
-	.builtin = true,
-	.ops = &rf_ops_mock,
 };

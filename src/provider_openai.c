@@ -422,55 +422,11 @@ openai_classify(long status, const char *body, size_t len,
 	json_object_put(root);
 }
 
-/* ---- the wire and its providers ---- */
+/* ---- the wire (its providers are entries of src/catalog.c) ---- */
 
 const struct rf_provider_ops rf_ops_openai = {
 	.build = openai_build,
 	.parse_response = openai_parse_response,
 	.parse_chunk = openai_parse_chunk,
 	.classify_error = openai_classify,
-};
-
-/* Groq and Cerebras deprecate max_tokens for max_completion_tokens;
- * SambaNova and OpenRouter want max_tokens. */
-const struct rf_provider rf_provider_groq = {
-	.id = "groq",
-	.name = "Groq",
-	.env = "GROQ",
-	.url = "https://api.groq.com/openai/v1",
-	.model = "llama-3.1-8b-instant",
-	.max_tokens_field = "max_completion_tokens",
-	.ops = &rf_ops_openai,
-};
-
-const struct rf_provider rf_provider_sambanova = {
-	.id = "sambanova",
-	.name = "SambaNova",
-	.env = "SAMBANOVA",
-	.url = "https://api.sambanova.ai/v1",
-	.model = "Meta-Llama-3.3-70B-Instruct",
-	.max_tokens_field = "max_tokens",
-	.ops = &rf_ops_openai,
-};
-
-const struct rf_provider rf_provider_cerebras = {
-	.id = "cerebras",
-	.name = "Cerebras",
-	.env = "CEREBRAS",
-	.url = "https://api.cerebras.ai/v1",
-	.model = "gpt-oss-120b",
-	.max_tokens_field = "max_completion_tokens",
-	.ops = &rf_ops_openai,
-};
-
-/* OpenRouter asks apps to name themselves (its attribution header). */
-const struct rf_provider rf_provider_openrouter = {
-	.id = "openrouter",
-	.name = "OpenRouter",
-	.env = "OPENROUTER",
-	.url = "https://openrouter.ai/api/v1",
-	.model = "meta-llama/llama-3.3-70b-instruct:free",
-	.max_tokens_field = "max_tokens",
-	.extra_header = { "X-OpenRouter-Title", "RelayForge" },
-	.ops = &rf_ops_openai,
 };

@@ -64,8 +64,6 @@ clear_config_env(void)
 static void
 check_accepted(const struct rf_chat_req *req)
 {
-	const char *strategy = rf_contract_strategy(req);
-
 	if (req->owner == NULL || req->nmsgs < 1 ||
 	    req->nmsgs > RF_MAX_MESSAGES)
 		abort();
@@ -80,9 +78,6 @@ check_accepted(const struct rf_chat_req *req)
 	if (req->prompt_chars < 0 || req->prompt_chars > cfg.max_prompt_chars)
 		abort();
 	if (req->strategy != -1 && rf_config_chain_pos(&cfg, req->strategy) < 0)
-		abort();
-	if (strcmp(strategy, "auto") != 0 &&
-	    rf_config_pid(strategy) != req->strategy)
 		abort();
 	if (req->max_tokens < 1 || req->max_tokens > cfg.max_tokens_limit)
 		abort();

@@ -1,10 +1,10 @@
 /*
  * test_catalog: a new OpenAI-wire provider is one catalog entry.
  *
- * This test links its own catalog in place of src/catalog.c (the library's
- * catalog.o defines nothing else, so the linker takes these two symbols
- * and never pulls it in): today's six providers plus "acme", defined below
- * exactly as docs/providers.md says to add one.  With no other change,
+ * This test compiles src/catalog.c itself with one more entry, "acme"
+ * (RF_CATALOG_EXTRA, below), written exactly as docs/providers.md says to
+ * add one; the library's catalog.o defines nothing else, so the linker
+ * takes these two symbols from here and never pulls it in.  With no other change,
  * configuration reads ACME_API_KEY, RELAYFORGE_ACME_URL and
  * RELAYFORGE_ACME_MODEL, the default chain holds acme before the mock,
  * RELAYFORGE_CHAIN may name it, its quirks reach the request, and the
@@ -31,29 +31,16 @@
 #include "provider.h"
 #include "upstream.h"
 
-/* The new provider: what would go in src/provider_openai.c. */
-static const struct rf_provider rf_provider_acme = {
-	.id = "acme",
-	.name = "Acme",
-	.env = "ACME",
-	.url = "https://api.acme.test/v1",
-	.model = "acme-chat-1",
-	.max_tokens_field = "max_completion_tokens",
-	.extra_header = { "X-Acme-Client", "RelayForge" },
-	.ops = &rf_ops_openai,
-};
-
-/* The catalog with its one new line. */
-const struct rf_provider *const rf_providers[] = {
-	&rf_provider_groq,
-	&rf_provider_sambanova,
-	&rf_provider_cerebras,
-	&rf_provider_gemini,
-	&rf_provider_openrouter,
-	&rf_provider_acme,
-	&rf_provider_mock,
-};
-const int rf_nproviders = (int)(sizeof(rf_providers) / sizeof(rf_providers[0]));
+/* The new provider: the one entry docs/providers.md adds to the catalog. */
+#define RF_CATALOG_EXTRA \
+	{ \
+		.id = "acme", .name = "Acme", .env = "ACME", \
+		.url = "https://api.acme.test/v1", .model = "acme-chat-1", \
+		.max_tokens_field = "max_completion_tokens", \
+		.extra_header = { "X-Acme-Client", "RelayForge" }, \
+		.ops = &rf_ops_openai, \
+	},
+#include "../../src/catalog.c"
 
 #define ACME 5
 #define MOCK 6
@@ -128,9 +115,9 @@ setup(void **state)
 	unsetenv("RELAYFORGE_ACME_MODEL");
 	setenv("RELAYFORGE_MOCK_DELAY_MS", "0", 1);
 	for (i = 0; i < rf_nproviders; i++) {
-		if (rf_providers[i]->env == NULL)
+		if (rf_providers[i].env == NULL)
 			continue;
-		snprintf(name, sizeof(name), "%s_API_KEY", rf_providers[i]->env);
+		snprintf(name, sizeof(name), "%s_API_KEY", rf_providers[i].env);
 		unsetenv(name);
 	}
 	return 0;
@@ -156,7 +143,7 @@ test_config_reads_the_new_entry(void **state)
 	assert_int_equal(cfg.nproviders, 7);
 	assert_int_equal(rf_config_pid("acme"), ACME);
 	assert_string_equal(rf_config_id(ACME), "acme");
-	assert_ptr_equal(cfg.providers[ACME].def, &rf_provider_acme);
+	assert_ptr_equal(cfg.providers[ACME].def, &rf_providers[ACME]);
 	assert_string_equal(cfg.providers[ACME].name, "Acme");
 	assert_string_equal(cfg.providers[ACME].url, "https://api.acme.test/v1");
 	assert_string_equal(cfg.providers[ACME].model, "acme-chat-1");

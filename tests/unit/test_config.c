@@ -151,7 +151,7 @@ test_defaults(void **state)
 		assert_string_equal(cfg.providers[i].name, names[i]);
 		assert_string_equal(cfg.providers[i].url, urls[i]);
 		assert_string_equal(cfg.providers[i].model, models[i]);
-		assert_ptr_equal(cfg.providers[i].def, rf_providers[i]);
+		assert_ptr_equal(cfg.providers[i].def, &rf_providers[i]);
 		assert_ptr_equal(cfg.providers[i].def->ops, wires[i]);
 		assert_null(cfg.providers[i].key);
 		assert_int_equal(cfg.providers[i].configured, i == MOCK);

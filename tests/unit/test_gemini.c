@@ -45,7 +45,7 @@ build(const char *model, const char *system, bool stream, struct built *b)
 
 	memset(&pc, 0, sizeof(pc));
 	pc.id = "gemini";
-	pc.def = &rf_provider_gemini;
+	pc.def = &rf_providers[rf_config_pid("gemini")];
 	pc.url = (char *)"https://generativelanguage.example/v1beta";
 	pc.model = (char *)model;
 	pc.key = (char *)KEY;

@@ -153,7 +153,7 @@ test_next_token_edges(void **state)
 static void
 test_catalog_entry(void **state)
 {
-	const struct rf_provider *m = &rf_provider_mock;
+	const struct rf_provider *m = &rf_providers[rf_config_pid("mock")];
 
 	(void)state;
 	assert_string_equal(m->id, "mock");

@@ -25,16 +25,11 @@ static const struct rf_provider_ops *A = &rf_ops_openai;
 static const struct rf_provider *
 entry(const char *id)
 {
-	static const struct rf_provider *const all[] = { &rf_provider_groq,
-	    &rf_provider_sambanova, &rf_provider_cerebras,
-	    &rf_provider_openrouter };
-	size_t i;
+	int pid = rf_config_pid(id);
 
-	for (i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-		if (strcmp(all[i]->id, id) == 0)
-			return all[i];
-	fail_msg("no OpenAI-wire provider %s", id);
-	return NULL;
+	if (pid < 0 || rf_providers[pid].ops != &rf_ops_openai)
+		fail_msg("no OpenAI-wire provider %s", id);
+	return &rf_providers[pid];
 }
 
 static struct rf_provider_conf
@@ -724,12 +719,12 @@ test_result_and_failure(void **state)
 	assert_false(f.auth);
 
 	/* Each provider points at its wire; the mock's is in-process only. */
-	assert_ptr_equal(rf_provider_groq.ops, &rf_ops_openai);
-	assert_ptr_equal(rf_provider_sambanova.ops, &rf_ops_openai);
-	assert_ptr_equal(rf_provider_cerebras.ops, &rf_ops_openai);
-	assert_ptr_equal(rf_provider_openrouter.ops, &rf_ops_openai);
-	assert_ptr_equal(rf_provider_gemini.ops, &rf_ops_gemini);
-	assert_ptr_equal(rf_provider_mock.ops, &rf_ops_mock);
+	assert_ptr_equal(rf_providers[rf_config_pid("groq")].ops, &rf_ops_openai);
+	assert_ptr_equal(rf_providers[rf_config_pid("sambanova")].ops, &rf_ops_openai);
+	assert_ptr_equal(rf_providers[rf_config_pid("cerebras")].ops, &rf_ops_openai);
+	assert_ptr_equal(rf_providers[rf_config_pid("openrouter")].ops, &rf_ops_openai);
+	assert_ptr_equal(rf_providers[rf_config_pid("gemini")].ops, &rf_ops_gemini);
+	assert_ptr_equal(rf_providers[rf_config_pid("mock")].ops, &rf_ops_mock);
 	assert_null(rf_ops_openai.answer);
 	assert_null(rf_ops_gemini.next_token);
 	assert_null(rf_ops_mock.build);
