@@ -76,14 +76,60 @@ void rf_chain_result_free(struct rf_chain_result *r);
 void rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
     const struct rf_stream_sink *sink, struct rf_chain_result *r);
 
-/* Pure decisions, exposed for unit tests. */
+/* ---- Pure decisions, exposed for unit tests ----
+ *
+ * Every try of a provider ends in one struct rf_try_outcome; one pure
+ * function, rf_chain_decide, turns it into the next step and the effects
+ * the engine then applies in one place (the store writes, the pause). */
+
+/* What one try of one provider came to: plain values, no I/O. */
+struct rf_try_outcome {
+	enum rf_err code;        /* RF_OK: it answered; RF_ERR_CLIENT_CLOSED:
+	                          * the client hung up; else why it failed */
+	long http_status;        /* 0 = no HTTP status arrived */
+	bool before_response;    /* the connection failed before any byte */
+	int64_t retry_after_ms;  /* Retry-After, else the body's retry hint;
+	                          * -1 = none */
+	bool auth;               /* an auth failure (401/403, API_KEY_INVALID) */
+	bool committed;          /* a stream had relayed text from it */
+};
+
+/* The same-provider retries a tier has spent so far. */
+struct rf_retry_budget {
+	bool used_429;           /* the one wait on a short Retry-After */
+	int used_5xx;            /* retries on resets and 5xx */
+};
+
+/* ok: it answered; retry: try the same provider again after a pause;
+ * promote: the next tier may take over; final: never promote (a safety
+ * block, a client that hung up, a stream broken after its first token
+ * without streamRecovery "restart"). */
+enum rf_step { RF_STEP_OK, RF_STEP_RETRY, RF_STEP_PROMOTE, RF_STEP_FINAL };
+
+struct rf_decision {
+	enum rf_step step;
+	long pause_min_ms;       /* retry: wait a uniform time in [min, max] */
+	long pause_max_ms;
+	bool failure;            /* the provider failed: count it toward the
+	                          * threshold and persist cooldown_until_ms */
+	int64_t cooldown_until_ms; /* its own cooldown (429, auth); 0 = none */
+	bool restart;            /* promote after text was relayed: the next
+	                          * tier restarts the stream */
+};
+
+/* Decide what follows outcome o, given the budget spent so far (updated
+ * when the step is a retry) and whether the request allows a restart. */
+void rf_chain_decide(const struct rf_config *cfg,
+    const struct rf_try_outcome *o, bool restart, int64_t now_ms,
+    struct rf_retry_budget *b, struct rf_decision *d);
 /* true when a failure with this code / status may be retried on the same
  * provider (reset or refusal before a response, 500/502/503/504). */
 bool rf_chain_retryable(enum rf_err code, long http_status, bool before_response);
-/* Cooldown end for a failure (0 = none beyond the threshold rule). */
+/* The cooldown a failure brings by itself: a 429 for its Retry-After (or
+ * RELAYFORGE_COOLDOWN_MS; at most ten minutes), an auth failure for ten
+ * minutes.  0 = none beyond the threshold rule. */
 int64_t rf_chain_cooldown_until(const struct rf_config *cfg,
-    const struct rf_failure *f, long http_status, int64_t retry_after_ms,
-    int64_t now_ms);
+    const struct rf_try_outcome *o, int64_t now_ms);
 /* The failure-threshold rule: a failure without a cooldown of its own
  * (own_until_ms <= 0) that brought the provider's shared streak to
  * cfg->failure_threshold or more cools it down until now_ms +

@@ -2,10 +2,19 @@
  * chain: the fallback engine of SPEC section 5.
  *
  * rf_chain_run() walks the order (the chain for "auto", or the chosen
- * provider first).  Each tier is skipped (unconfigured, cooling down),
- * tried (with the same-provider retries the SPEC allows), and either
- * answers, fails finally (a safety block, a client that hung up, a stream
- * broken after its first token) or promotes to the next tier.
+ * provider first).  Each tier is skipped (unconfigured, cooling down) or
+ * run by try_tier(), the one tier loop chat and stream share:
+ *
+ *   try:     the request's transport (buffered for chat, streamed for a
+ *            stream) makes one call -- over the network through the
+ *            provider's wire ops, or in-process for a built-in provider --
+ *            and fills a struct attempt;
+ *   decide:  the attempt becomes a plain struct rf_try_outcome and the pure
+ *            rf_chain_decide() says what follows: ok, retry (after a
+ *            pause), promote (the next tier may take over) or final;
+ *   apply:   apply() makes the step's store writes in one place (failure
+ *            streak, cooldowns, quota snapshot, clearing a healed
+ *            provider).
  *
  * Streams commit to a provider on its first real text; until then every
  * failure still falls back (with a "fallback" meta event).  After it, a
@@ -24,19 +33,12 @@
 
 #define TEN_MINUTES_MS (10 * 60 * 1000)
 
-/* How one tier ended. */
-enum tier_end {
-	TIER_OK,        /* answered */
-	TIER_FAILED,    /* failed; may promote */
-	TIER_FINAL,     /* failed; never promote (safety block, client gone) */
-	TIER_BROKEN     /* a stream failed after its first token */
-};
-
-/* A stream is tracked across tiers by these flags of the whole request. */
+/* The whole request, across tiers. */
 struct run {
 	struct rf_worker *w;
 	const struct rf_chat_req *req;
-	const struct rf_stream_sink *sink;
+	const struct rf_stream_sink *sink;   /* NULL for chat */
+	const struct transport *transport;
 	struct rf_chain_result *r;
 	int order[RF_MAX_PROVIDERS];
 	int norder;
@@ -49,26 +51,36 @@ struct run {
 	bool client_gone;
 };
 
-/* State of one try of one provider while streaming. */
-struct stream_try {
+/* One try of one provider.  A transport fills rep (status, headers, how
+ * the transfer ended), fail and the flags; the result goes to r->res. */
+struct attempt {
 	struct run *run;
-	const struct rf_stream_sink *sink;
 	struct rf_chain_result *r;
 	const struct rf_provider_ops *ops;
 	int pid;
+	struct rf_up_reply rep;
+	struct rf_failure fail;
+	bool failed;       /* fail holds why */
+	bool client_gone;  /* the client hung up (streams) */
+	bool committed;    /* streams: real text arrived from this provider */
+	bool done;         /* streams: [DONE] seen */
+	int skipped;       /* streams: unparseable chunks of this try */
 	struct rf_sse_parser parser;
 	struct rf_buf delta;
-	struct rf_failure fail;
-	bool committed;    /* real text arrived from this provider */
-	bool done;         /* [DONE] seen */
-	bool failed;       /* an in-stream error, too many bad chunks, timeout */
-	bool client_gone;
-	int skipped;
 	int64_t t0;        /* monotonic start of the try */
 	int64_t last_data; /* monotonic time of the last upstream byte */
 };
 
-void rf_chain_result_init(struct rf_chain_result *r)
+/* How a request's answer travels: the only difference between chat and
+ * stream.  Each fills the attempt for a provider reached over the network
+ * (its wire ops) or answered in-process (ops->answer). */
+struct transport {
+	void (*remote)(struct attempt *a);
+	void (*local)(struct attempt *a);
+};
+
+void
+rf_chain_result_init(struct rf_chain_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	rf_result_init(&r->res);
@@ -79,23 +91,27 @@ void rf_chain_result_init(struct rf_chain_result *r)
 	r->fail.retry_after_ms = -1;
 }
 
-void rf_chain_result_free(struct rf_chain_result *r)
+void
+rf_chain_result_free(struct rf_chain_result *r)
 {
 	rf_result_free(&r->res);
 }
 
 /* "" as NULL: the log form marks absent strings with NULL. */
-static const char *nonempty(const char *s)
+static const char *
+nonempty(const char *s)
 {
 	return s != NULL && *s != '\0' ? s : NULL;
 }
 
-void rf_chain_entry(const struct rf_chat_req *req,
+void
+rf_chain_entry(const struct rf_chat_req *req,
     const struct rf_chain_result *r, const char *endpoint, int status,
     struct rf_log_entry *e)
 {
 	bool ok = r->err == RF_OK;
-	const char *strategy = req->strategy < 0 ? NULL : rf_config_id(req->strategy);
+	const char *strategy = req->strategy < 0 ? NULL :
+	    rf_config_id(req->strategy);
 
 	*e = (struct rf_log_entry){
 		.request_id = r->request_id, .ts_ms = r->started_ms,
@@ -118,22 +134,43 @@ void rf_chain_entry(const struct rf_chat_req *req,
 	};
 }
 
-bool rf_chain_retryable(enum rf_err code, long status, bool before_response)
+static void
+add_attempt(struct rf_chain_result *r, int pid, enum rf_att_kind kind,
+    enum rf_err code, const char *reason, long status, long latency, int retry)
+{
+	struct rf_log_attempt *a;
+
+	if (r->nattempts == RF_MAX_ATTEMPTS)
+		return;
+	a = &r->attempts[r->nattempts++];
+	a->provider = rf_config_id(pid);
+	a->outcome = kind == RF_ATT_OK ? "ok" :
+	    kind == RF_ATT_SKIPPED ? "skipped" : rf_err_code(code);
+	a->reason = kind == RF_ATT_SKIPPED ? reason : NULL;
+	a->http_status = (int)status;
+	a->latency_ms = kind == RF_ATT_SKIPPED ? -1 : latency;
+	a->retry = retry;
+}
+
+/* ---- decisions (pure) ------------------------------------------------ */
+
+bool
+rf_chain_retryable(enum rf_err code, long status, bool before_response)
 {
 	if (code == RF_ERR_PROVIDER_UNAVAILABLE && status == 0)
 		return before_response;
 	return status == 500 || status == 502 || status == 503 || status == 504;
 }
 
-int64_t rf_chain_cooldown_until(const struct rf_config *cfg,
-    const struct rf_failure *f, long status, int64_t retry_after_ms,
-    int64_t now_ms)
+int64_t
+rf_chain_cooldown_until(const struct rf_config *cfg,
+    const struct rf_try_outcome *o, int64_t now_ms)
 {
-	int64_t ra = retry_after_ms >= 0 ? retry_after_ms : f->retry_after_ms;
+	int64_t ra = o->retry_after_ms;
 
-	if (f->auth)
+	if (o->auth)
 		return now_ms + TEN_MINUTES_MS;
-	if (f->code == RF_ERR_PROVIDER_RATE_LIMITED || status == 429) {
+	if (o->code == RF_ERR_PROVIDER_RATE_LIMITED || o->http_status == 429) {
 		if (ra < 0)
 			ra = cfg->cooldown_ms;
 		if (ra > TEN_MINUTES_MS)
@@ -165,91 +202,78 @@ rf_chain_quota_cooldown(const struct rf_quota *q, int64_t now_ms)
 	return 0;
 }
 
-static void add_attempt(struct rf_chain_result *r, int pid, enum rf_att_kind kind,
-    enum rf_err code, const char *reason, long status, long latency, int retry)
+/* A same-provider retry, or false (SPEC section 5): one wait on a 429
+ * whose Retry-After is short enough, then up to RELAYFORGE_RETRIES on a
+ * reset before the response or a 500/502/503/504. */
+static bool
+decide_retry(const struct rf_config *cfg, const struct rf_try_outcome *o,
+    struct rf_retry_budget *b, struct rf_decision *d)
 {
-	struct rf_log_attempt *a;
+	int64_t ra = o->retry_after_ms;
 
-	if (r->nattempts == RF_MAX_ATTEMPTS)
-		return;
-	a = &r->attempts[r->nattempts++];
-	a->provider = rf_config_id(pid);
-	a->outcome = kind == RF_ATT_OK ? "ok" :
-	    kind == RF_ATT_SKIPPED ? "skipped" : rf_err_code(code);
-	a->reason = kind == RF_ATT_SKIPPED ? reason : NULL;
-	a->http_status = (int)status;
-	a->latency_ms = kind == RF_ATT_SKIPPED ? -1 : latency;
-	a->retry = retry;
+	if (o->http_status == 429 && !b->used_429 && ra >= 0 &&
+	    ra <= cfg->retry_after_max_ms) {
+		b->used_429 = true;
+		d->pause_min_ms = d->pause_max_ms = (long)ra;
+		return true;
+	}
+	if (b->used_5xx < cfg->retries &&
+	    rf_chain_retryable(o->code, o->http_status, o->before_response)) {
+		b->used_5xx++;
+		d->pause_min_ms = 100;
+		d->pause_max_ms = 300;
+		return true;
+	}
+	return false;
 }
 
-/* Jittered 100-300 ms pause before a same-provider retry. */
-static void retry_pause(void)
+void
+rf_chain_decide(const struct rf_config *cfg, const struct rf_try_outcome *o,
+    bool restart, int64_t now_ms, struct rf_retry_budget *b,
+    struct rf_decision *d)
 {
-	unsigned int j;
-	char id[33];
-
-	rf_request_id(id);
-	j = (unsigned int)strtoul(id + 24, NULL, 16);
-	rf_sleep_ms(100 + (long)(j % 201));
+	memset(d, 0, sizeof(*d));
+	if (o->code == RF_OK) {
+		d->step = RF_STEP_OK;
+	} else if (o->code == RF_ERR_CLIENT_CLOSED ||
+	    (o->code == RF_ERR_CONTENT_FILTERED && !o->committed)) {
+		/* Not the provider's failure, and no one else may answer. */
+		d->step = RF_STEP_FINAL;
+	} else if (o->committed) {
+		/* Text already reached the client: never retried here. */
+		d->step = restart ? RF_STEP_PROMOTE : RF_STEP_FINAL;
+		d->restart = restart;
+		d->failure = true;
+	} else if (decide_retry(cfg, o, b, d)) {
+		d->step = RF_STEP_RETRY;
+	} else {
+		d->step = RF_STEP_PROMOTE;
+		d->failure = true;
+	}
+	if (d->failure)
+		d->cooldown_until_ms = rf_chain_cooldown_until(cfg, o, now_ms);
 }
 
-static void build_order(struct run *run)
+/* ---- effects: the store writes of a step, in one place --------------- */
+
+/* A failure of the provider: bump its shared streak, persist its own
+ * cooldown, and the threshold's when the streak reaches it. */
+static void
+apply_failure(struct run *run, int pid, const struct rf_try_outcome *o,
+    const struct rf_decision *d, int64_t now)
 {
 	const struct rf_config *cfg = run->w->cfg;
-	int s = run->req->strategy;
-
-	run->norder = 0;
-	if (s >= 0)
-		run->order[run->norder++] = s;
-	for (int i = 0; i < cfg->chain_len; i++)
-		if (cfg->chain[i] != s)
-			run->order[run->norder++] = cfg->chain[i];
-}
-
-/* The meta flags, valid once final_pid is known. */
-static void set_flags(struct run *run, int pid)
-{
-	struct rf_chain_result *r = run->r;
-
-	r->final_pid = pid;
-	r->fallback = r->attempted >= 0 && pid != r->attempted;
-	r->demo = run->w->cfg->providers[pid].def->builtin;
-	r->degraded = pid != run->order[0] || r->demo;
-}
-
-/* Tell the client about the previous tier's failure, now that we know who
- * takes over.  Returns -1 when the client has gone. */
-static int announce(struct run *run, int to)
-{
-	const struct rf_stream_sink *s = run->sink;
-	int rc = 0;
-
-	if (s == NULL || run->pending_from < 0)
-		return 0;
-	if (run->pending_restart)
-		rc = s->restart(s->ud, run->pending_from, to, run->pending_code);
-	else
-		rc = s->fallback(s->ud, run->pending_from, to, run->pending_code);
-	run->pending_from = -1;
-	return rc;
-}
-
-static void record_failure(struct run *run, int pid, const struct rf_failure *f,
-    long status, int64_t retry_after_ms)
-{
-	const struct rf_config *cfg = run->w->cfg;
-	int64_t now = rf_now_ms();
-	int64_t until = rf_chain_cooldown_until(cfg, f, status, retry_after_ms, now);
+	int64_t until = d->cooldown_until_ms;
 	int failures = 0;
 
-	if (status == 429 && until > now)
+	if (o->http_status == 429 && until > now)
 		run->r->retry_after_ms = until - now;
 	if (run->w->store == NULL)
 		return;
 	/* The store bumps the shared streak; the threshold is decided here,
 	 * and costs a second write only when it is reached. */
 	if (rf_store_provider_failed(run->w->store, cfg->providers[pid].id,
-	    rf_err_code(f->code), now, until, &failures) != 0)
+	    rf_err_code(o->code), now, until, &failures) != 0)
 		return;
 	until = rf_chain_threshold_cooldown(cfg, failures, until, now);
 	if (until > 0)
@@ -264,38 +288,41 @@ static void record_failure(struct run *run, int pid, const struct rf_failure *f,
 #define QUOTA_WRITE_MS 5000
 static _Atomic int64_t quota_written[RF_MAX_PROVIDERS];
 
-static void record_quota(struct run *run, int pid, const struct rf_up_reply *rep)
+static void
+apply_quota(struct run *run, int pid, const struct rf_quota *q, int64_t now)
 {
-	const struct rf_quota *q = &rep->quota;
-	int64_t now = rf_now_ms(), until;
+	const char *id = run->w->cfg->providers[pid].id;
 	bool empty = q->remaining_requests == 0 || q->remaining_tokens == 0;
+	int64_t until;
 
 	if (run->w->store == NULL || !q->have)
 		return;
 	if (!empty && now - atomic_load(&quota_written[pid]) < QUOTA_WRITE_MS)
 		return;
 	atomic_store(&quota_written[pid], now);
-	rf_store_provider_quota(run->w->store, run->w->cfg->providers[pid].id,
-	    q->remaining_requests, q->remaining_tokens, q->reset_at_ms, now);
+	rf_store_provider_quota(run->w->store, id, q->remaining_requests,
+	    q->remaining_tokens, q->reset_at_ms, now);
 	/* A second write only when a figure reached 0 before its reset. */
 	until = rf_chain_quota_cooldown(q, now);
 	if (until > 0)
-		rf_store_provider_cooldown(run->w->store,
-		    run->w->cfg->providers[pid].id, until, "quota");
+		rf_store_provider_cooldown(run->w->store, id, until, "quota");
 }
 
 /* A tier answered: clear its shared failure state if it had any. */
-static void record_ok(struct run *run, int pid)
+static void
+apply_ok(struct run *run, int pid, int64_t now)
 {
 	const struct rf_provider_state *st = &run->st[pid];
 
 	if (run->w->store != NULL && !run->w->cfg->providers[pid].def->builtin &&
 	    (st->consecutive_failures > 0 || st->cooldown_until_ms > 0))
-		rf_store_provider_ok(run->w->store, run->w->cfg->providers[pid].id, rf_now_ms());
+		rf_store_provider_ok(run->w->store,
+		    run->w->cfg->providers[pid].id, now);
 }
 
 /* A failure message that names the provider ("Groq returned a ..."). */
-static void name_failure(struct rf_failure *f, const char *name)
+static void
+name_failure(struct rf_failure *f, const char *name)
 {
 	const char *m = rf_err_message(f->code);
 
@@ -303,413 +330,467 @@ static void name_failure(struct rf_failure *f, const char *name)
 		snprintf(f->message, sizeof(f->message), "%s %s", name, m + 13);
 }
 
-/* Turn a finished non-streamed transfer into a result or a failure. */
-static enum tier_end read_reply(const struct rf_provider_ops *ops, struct rf_up_reply *rep,
-    struct rf_result *res, struct rf_failure *f)
+/* Everything a tier's last try changes outside the request. */
+static void
+apply(struct run *run, struct attempt *a, const struct rf_try_outcome *o,
+    const struct rf_decision *d)
 {
+	int64_t now = rf_now_ms();
+
+	if (d->failure)
+		apply_failure(run, a->pid, o, d, now);
+	else if (d->step == RF_STEP_OK)
+		apply_ok(run, a->pid, now);
+	apply_quota(run, a->pid, &a->rep.quota, now);
+	if (d->step != RF_STEP_OK) {
+		name_failure(&a->fail, run->w->cfg->providers[a->pid].name);
+		run->r->fail = a->fail;
+	}
+}
+
+/* Sleep a uniform time in [min, max] ms (the jitter of a retry). */
+static void
+pause_between(long min, long max)
+{
+	char id[33];
+	unsigned long j;
+
+	if (max <= min) {
+		rf_sleep_ms(min);
+		return;
+	}
+	rf_request_id(id);
+	j = strtoul(id + 24, NULL, 16);
+	rf_sleep_ms(min + (long)(j % (unsigned long)(max - min + 1)));
+}
+
+/* ---- the run's bookkeeping ------------------------------------------- */
+
+static void
+build_order(struct run *run)
+{
+	const struct rf_config *cfg = run->w->cfg;
+	int s = run->req->strategy;
+
+	run->norder = 0;
+	if (s >= 0)
+		run->order[run->norder++] = s;
+	for (int i = 0; i < cfg->chain_len; i++)
+		if (cfg->chain[i] != s)
+			run->order[run->norder++] = cfg->chain[i];
+}
+
+/* The meta flags, valid once final_pid is known. */
+static void
+set_flags(struct run *run, int pid)
+{
+	struct rf_chain_result *r = run->r;
+
+	r->final_pid = pid;
+	r->fallback = r->attempted >= 0 && pid != r->attempted;
+	r->demo = run->w->cfg->providers[pid].def->builtin;
+	r->degraded = pid != run->order[0] || r->demo;
+}
+
+/* Tell the client about the previous tier's failure, now that we know who
+ * takes over.  Returns -1 when the client has gone. */
+static int
+announce(struct run *run, int to)
+{
+	const struct rf_stream_sink *s = run->sink;
+	int rc = 0;
+
+	if (s == NULL || run->pending_from < 0)
+		return 0;
+	if (run->pending_restart)
+		rc = s->restart(s->ud, run->pending_from, to, run->pending_code);
+	else
+		rc = s->fallback(s->ud, run->pending_from, to, run->pending_code);
+	run->pending_from = -1;
+	return rc;
+}
+
+/* ---- the buffered transport (chat) ----------------------------------- */
+
+static void
+fail(struct attempt *a, enum rf_err code, const char *details)
+{
+	rf_failure_set(&a->fail, code, details);
+	a->failed = true;
+}
+
+/* A safety block with no text: the provider withheld the answer. */
+static void
+fail_withheld(struct attempt *a)
+{
+	const char *why = a->r->res.safety_reason;
+
+	fail(a, RF_ERR_CONTENT_FILTERED, "upstream withheld the answer");
+	snprintf(a->fail.message, sizeof(a->fail.message),
+	    "The provider withheld the answer for safety (%s).",
+	    why[0] ? why : "content_filter");
+}
+
+/* A finished non-streamed transfer: a result or a failure. */
+static void
+read_reply(struct attempt *a)
+{
+	struct rf_up_reply *rep = &a->rep;
+	struct rf_result *res = &a->r->res;
+
 	switch (rep->end) {
 	case RF_UP_DONE:
 		break;
 	case RF_UP_TIMEOUT:
-		rf_failure_set(f, RF_ERR_PROVIDER_TIMEOUT, "timeout waiting for upstream");
-		return TIER_FAILED;
+		fail(a, RF_ERR_PROVIDER_TIMEOUT, "timeout waiting for upstream");
+		return;
 	case RF_UP_TOO_BIG:
-		rf_failure_set(f, RF_ERR_MALFORMED_RESPONSE, "upstream body too large");
-		return TIER_FAILED;
+		fail(a, RF_ERR_MALFORMED_RESPONSE, "upstream body too large");
+		return;
 	default:
-		rf_failure_set(f, RF_ERR_PROVIDER_UNAVAILABLE, rep->curl_err);
-		return TIER_FAILED;
+		fail(a, RF_ERR_PROVIDER_UNAVAILABLE, rep->curl_err);
+		return;
 	}
 	if (rep->status < 200 || rep->status >= 300) {
-		ops->classify_error(rep->status, rf_buf_str(&rep->body), rep->body.len, f);
-		return f->code == RF_ERR_CONTENT_FILTERED ? TIER_FINAL : TIER_FAILED;
+		a->ops->classify_error(rep->status, rf_buf_str(&rep->body),
+		    rep->body.len, &a->fail);
+		a->failed = true;
+	} else if (a->ops->parse_response(rf_buf_str(&rep->body),
+	    rep->body.len, res, &a->fail) != 0) {
+		a->failed = true;
+	} else if (res->text.len == 0 && res->safety_block) {
+		fail_withheld(a);
+	} else if (res->text.len == 0) {
+		fail(a, RF_ERR_MALFORMED_RESPONSE, "empty text in upstream response");
 	}
-	if (ops->parse_response(rf_buf_str(&rep->body), rep->body.len, res, f) != 0)
-		return TIER_FAILED;
-	if (res->text.len == 0) {
-		if (res->safety_block) {
-			rf_failure_set(f, RF_ERR_CONTENT_FILTERED, "upstream withheld the answer");
-			snprintf(f->message, sizeof(f->message),
-			    "The provider withheld the answer for safety (%s).",
-			    res->safety_reason[0] ? res->safety_reason : "content_filter");
-			return TIER_FINAL;
-		}
-		rf_failure_set(f, RF_ERR_MALFORMED_RESPONSE, "empty text in upstream response");
-		return TIER_FAILED;
-	}
-	return TIER_OK;
 }
 
-/* Should this failed try be repeated on the same provider?  Sleeps the
- * pause itself.  *used_429 / *used_5xx count what was spent. */
-static bool retry_same(struct run *run, const struct rf_up_reply *rep,
-    const struct rf_failure *f, bool *used_429, int *used_5xx)
+/* Build the upstream request; on failure the attempt says why. */
+static int
+build(struct attempt *a, bool stream, struct rf_up_req *rq)
 {
-	const struct rf_config *cfg = run->w->cfg;
-	int64_t ra = rep->retry_after_ms >= 0 ? rep->retry_after_ms : f->retry_after_ms;
+	const struct rf_provider_conf *pc = &a->run->w->cfg->providers[a->pid];
 
-	if (rep->status == 429 && !*used_429 && ra >= 0 && ra <= cfg->retry_after_max_ms) {
-		*used_429 = true;
-		rf_sleep_ms((long)ra);
-		return true;
-	}
-	if (*used_5xx < cfg->retries &&
-	    rf_chain_retryable(f->code, rep->status, rep->end == RF_UP_CONNECT)) {
-		(*used_5xx)++;
-		retry_pause();
-		return true;
-	}
-	return false;
+	if (a->ops->build(pc, &a->run->prompt, stream, rq) == 0)
+		return 0;
+	fail(a, RF_ERR_INTERNAL, "could not build the upstream request");
+	return -1;
 }
 
-/* A whole (non-streamed) call: build, send, read. */
-static enum tier_end call_once(struct run *run, int pid, struct rf_up_reply *rep,
-    struct rf_failure *f)
+static void
+buffered_remote(struct attempt *a)
 {
-	const struct rf_config *cfg = run->w->cfg;
-	const struct rf_provider_conf *pc = &cfg->providers[pid];
-	const struct rf_provider_ops *ops = pc->def->ops;
+	const struct rf_config *cfg = a->run->w->cfg;
 	struct rf_up_req rq;
-	enum tier_end end;
 
 	rf_up_req_init(&rq);
-	rf_result_reset(&run->r->res);
-	if (ops->build(pc, &run->prompt, false, &rq) != 0) {
-		rf_failure_set(f, RF_ERR_INTERNAL, "could not build the upstream request");
-		end = TIER_FAILED;
-		goto out;
+	if (build(a, false, &rq) == 0) {
+		struct rf_up_call call = {
+			.pid = a->pid, .req = &rq,
+			.connect_ms = cfg->connect_timeout_ms,
+			.timeout_ms = cfg->timeout_ms,
+		};
+		rf_up_perform(a->run->w->up, &call, &a->rep);
+		read_reply(a);
 	}
-	struct rf_up_call call = {
-		.pid = pid, .req = &rq,
-		.connect_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->timeout_ms,
-	};
-	rf_up_perform(run->w->up, &call, rep);
-	end = read_reply(ops, rep, &run->r->res, f);
-out:
 	rf_up_req_free(&rq);
-	return end;
 }
 
-/* Chat: one provider with its retries. */
-static enum tier_end chat_tier(struct run *run, int pid)
+static void
+buffered_local(struct attempt *a)
 {
-	struct rf_chain_result *r = run->r;
-	const struct rf_provider_ops *ops = run->w->cfg->providers[pid].def->ops;
-	bool used_429 = false;
-	int used_5xx = 0;
-	int retry = 0;
-
-	if (ops->answer != NULL) { /* in-process: no transfer, no retries */
-		int64_t t0 = rf_mono_ms();
-		rf_result_reset(&r->res);
-		ops->answer(&run->prompt, &r->res);
-		add_attempt(r, pid, RF_ATT_OK, RF_OK, NULL, 200, (long)(rf_mono_ms() - t0), 0);
-		return TIER_OK;
-	}
-	for (;;) {
-		struct rf_up_reply rep;
-		struct rf_failure f;
-		int64_t t0 = rf_mono_ms();
-		enum tier_end end;
-
-		rf_up_reply_init(&rep);
-		rf_failure_set(&f, RF_OK, "");
-		end = call_once(run, pid, &rep, &f);
-		add_attempt(r, pid, end == TIER_OK ? RF_ATT_OK : RF_ATT_FAILED, f.code,
-		    NULL, rep.status, (long)(rf_mono_ms() - t0), retry);
-		if (end == TIER_FAILED && retry_same(run, &rep, &f, &used_429, &used_5xx)) {
-			rf_up_reply_free(&rep);
-			retry++;
-			continue;
-		}
-		if (end == TIER_FAILED)
-			record_failure(run, pid, &f, rep.status, rep.retry_after_ms);
-		else if (end == TIER_OK)
-			record_ok(run, pid);
-		record_quota(run, pid, &rep);
-		if (end != TIER_OK) {
-			name_failure(&f, run->w->cfg->providers[pid].name);
-			r->fail = f;
-		}
-		rf_up_reply_free(&rep);
-		return end;
-	}
+	a->ops->answer(&a->run->prompt, &a->r->res);
+	a->rep.status = 200;
 }
 
-/* ---- streaming ------------------------------------------------------- */
+static const struct transport buffered = {
+	.remote = buffered_remote, .local = buffered_local,
+};
+
+/* ---- the streamed transport ------------------------------------------ */
 
 /* The first real text of this try: commit to its provider. */
-static int commit(struct stream_try *t)
+static int
+commit(struct attempt *a)
 {
-	struct run *run = t->run;
-	struct rf_chain_result *r = t->r;
+	struct run *run = a->run;
+	struct rf_chain_result *r = a->r;
 	size_t used;
 
-	t->committed = true;
+	a->committed = true;
 	if (run->any_committed)
 		r->restarts++;
 	run->any_committed = true;
-	set_flags(run, t->pid);
+	set_flags(run, a->pid);
 	if (r->ttft_ms < 0)
 		r->ttft_ms = (long)(rf_mono_ms() - r->started_mono);
 	used = strlen(r->streamed);
 	snprintf(r->streamed + used, sizeof(r->streamed) - used, "%s%s",
-	    used ? "," : "", run->w->cfg->providers[t->pid].id);
+	    used ? "," : "", run->w->cfg->providers[a->pid].id);
 	r->partial_chars = 0;
-	return t->sink->start(t->sink->ud, r);
+	return run->sink->start(run->sink->ud, r);
 }
 
 /* Relay a piece of text.  Returns 0, -1 (client gone) or 1 (stop). */
-static int emit_text(struct stream_try *t, const char *p, size_t n)
+static int
+emit_text(struct attempt *a, const char *p, size_t n)
 {
+	const struct rf_stream_sink *sink = a->run->sink;
+
 	if (n == 0)
 		return 0;
-	if (!t->committed && commit(t) != 0)
+	if (!a->committed && commit(a) != 0)
 		return -1;
-	if (rf_buf_append(&t->r->res.text, p, n) != 0) {
-		rf_failure_set(&t->fail, RF_ERR_MALFORMED_RESPONSE, "answer too long");
-		t->failed = true;
+	if (rf_buf_append(&a->r->res.text, p, n) != 0) {
+		fail(a, RF_ERR_MALFORMED_RESPONSE, "answer too long");
 		return 1;
 	}
-	t->r->partial_chars += (long)rf_utf8_len(p, n);
-	return t->sink->token(t->sink->ud, p, n);
+	a->r->partial_chars += (long)rf_utf8_len(p, n);
+	return sink->token(sink->ud, p, n);
 }
 
 /* One upstream SSE event.  Non-zero stops the transfer. */
-static int on_event(void *ud, const char *event, const char *data, size_t len)
+static int
+on_event(void *ud, const char *event, const char *data, size_t len)
 {
-	struct stream_try *t = ud;
+	struct attempt *a = ud;
 	int rc;
 
-	rf_buf_reset(&t->delta);
-	switch (t->ops->parse_chunk(event, data, len, &t->r->res, &t->delta, &t->fail)) {
+	rf_buf_reset(&a->delta);
+	switch (a->ops->parse_chunk(event, data, len, &a->r->res, &a->delta,
+	    &a->fail)) {
 	case RF_CHUNK_DONE:
-		t->done = true;
+		a->done = true;
 		return 0;
 	case RF_CHUNK_ERROR:
-		t->failed = true;
+		a->failed = true;
 		return 1;
 	case RF_CHUNK_MALFORMED:
-		t->r->skipped_chunks++;
-		if (++t->skipped < 4)
+		a->r->skipped_chunks++;
+		if (++a->skipped < 4)
 			return 0;
-		rf_failure_set(&t->fail, RF_ERR_MALFORMED_RESPONSE, "too many unparseable chunks");
-		t->failed = true;
+		fail(a, RF_ERR_MALFORMED_RESPONSE, "too many unparseable chunks");
 		return 1;
 	case RF_CHUNK_DATA:
 		break;
 	}
-	rc = emit_text(t, t->delta.data, t->delta.len);
+	rc = emit_text(a, a->delta.data, a->delta.len);
 	if (rc < 0)
-		t->client_gone = true;
+		a->client_gone = true;
 	return rc != 0;
 }
 
-static int on_stream_data(void *ud, const char *p, size_t n)
+static int
+on_stream_data(void *ud, const char *p, size_t n)
 {
-	struct stream_try *t = ud;
+	struct attempt *a = ud;
 	int rc;
 
-	t->last_data = rf_mono_ms();
-	rc = rf_sse_feed(&t->parser, p, n);
-	if (rc == -1) {
-		rf_failure_set(&t->fail, RF_ERR_MALFORMED_RESPONSE, "SSE line or event too long");
-		t->failed = true;
-	}
+	a->last_data = rf_mono_ms();
+	rc = rf_sse_feed(&a->parser, p, n);
+	if (rc == -1)
+		fail(a, RF_ERR_MALFORMED_RESPONSE, "SSE line or event too long");
 	return rc != 0;
 }
 
 /* Deadlines and keep-alives while waiting on the upstream. */
-static int on_stream_tick(void *ud)
+static int
+on_stream_tick(void *ud)
 {
-	struct stream_try *t = ud;
-	const struct rf_config *cfg = t->run->w->cfg;
+	struct attempt *a = ud;
+	const struct rf_config *cfg = a->run->w->cfg;
+	const struct rf_stream_sink *sink = a->run->sink;
 	int64_t now = rf_mono_ms();
 	const char *why = NULL;
 
-	if (!t->committed && now - t->t0 > cfg->first_token_timeout_ms)
+	if (!a->committed && now - a->t0 > cfg->first_token_timeout_ms)
 		why = "no text before the first-token timeout";
-	else if (t->committed && now - t->last_data > cfg->stream_idle_timeout_ms)
+	else if (a->committed && now - a->last_data > cfg->stream_idle_timeout_ms)
 		why = "stream idle timeout";
-	else if (now - t->t0 > cfg->stream_timeout_ms)
+	else if (now - a->t0 > cfg->stream_timeout_ms)
 		why = "stream timeout";
 	if (why != NULL) {
-		rf_failure_set(&t->fail, RF_ERR_PROVIDER_TIMEOUT, why);
-		t->failed = true;
+		fail(a, RF_ERR_PROVIDER_TIMEOUT, why);
 		return 1;
 	}
-	if (t->sink->tick(t->sink->ud) != 0) {
-		t->client_gone = true;
+	if (sink->tick(sink->ud) != 0) {
+		a->client_gone = true;
 		return 1;
 	}
 	return 0;
 }
 
 /* The end of a stream that closed without a transport error. */
-static void stream_eof(struct stream_try *t)
+static void
+stream_eof(struct attempt *a)
 {
 	const char *junk;
 
-	if (rf_sse_finish(&t->parser) == -1 && !t->failed) {
-		rf_failure_set(&t->fail, RF_ERR_MALFORMED_RESPONSE, "SSE line or event too long");
-		t->failed = true;
-	}
-	junk = rf_sse_junk(&t->parser);
-	if (!t->failed && !t->client_gone && strstr(junk, "\"error\"") != NULL) {
+	if (rf_sse_finish(&a->parser) == -1 && !a->failed)
+		fail(a, RF_ERR_MALFORMED_RESPONSE, "SSE line or event too long");
+	junk = rf_sse_junk(&a->parser);
+	if (!a->failed && !a->client_gone && strstr(junk, "\"error\"") != NULL) {
 		struct rf_buf scratch = { 0 };
-		if (t->ops->parse_chunk(NULL, junk, strlen(junk), &t->r->res, &scratch,
-		    &t->fail) == RF_CHUNK_ERROR)
-			t->failed = true;
+
+		if (a->ops->parse_chunk(NULL, junk, strlen(junk), &a->r->res,
+		    &scratch, &a->fail) == RF_CHUNK_ERROR)
+			a->failed = true;
 		rf_buf_free(&scratch);
 	}
-	if (t->failed || t->client_gone)
+	if (a->failed || a->client_gone)
 		return;
-	if (!t->committed) {
-		if (t->r->res.safety_block) {
-			rf_failure_set(&t->fail, RF_ERR_CONTENT_FILTERED, "upstream withheld the answer");
-			snprintf(t->fail.message, sizeof(t->fail.message),
-			    "The provider withheld the answer for safety (%s).",
-			    t->r->res.safety_reason[0] ? t->r->res.safety_reason : "content_filter");
-		} else {
-			rf_failure_set(&t->fail, RF_ERR_MALFORMED_RESPONSE, "stream ended without text");
-		}
-		t->failed = true;
-	} else if (!t->done && t->r->res.finish_reason[0] == '\0') {
-		rf_failure_set(&t->fail, RF_ERR_PROVIDER_UNAVAILABLE, "stream closed before completion");
-		t->failed = true;
+	if (!a->committed && a->r->res.safety_block)
+		fail_withheld(a);
+	else if (!a->committed)
+		fail(a, RF_ERR_MALFORMED_RESPONSE, "stream ended without text");
+	else if (!a->done && a->r->res.finish_reason[0] == '\0')
+		fail(a, RF_ERR_PROVIDER_UNAVAILABLE, "stream closed before completion");
+}
+
+/* A finished streamed transfer: how it ended. */
+static void
+read_stream(struct attempt *a)
+{
+	struct rf_up_reply *rep = &a->rep;
+
+	if (a->client_gone || a->failed)
+		return;
+	if (rep->end == RF_UP_DONE && rep->status >= 200 && rep->status < 300) {
+		stream_eof(a);
+	} else if (rep->end == RF_UP_DONE || rep->end == RF_UP_TOO_BIG) {
+		a->ops->classify_error(rep->status, rf_buf_str(&rep->body),
+		    rep->body.len, &a->fail);
+		a->failed = true;
+	} else if (rep->end == RF_UP_TIMEOUT) {
+		fail(a, RF_ERR_PROVIDER_TIMEOUT, "stream timeout");
+	} else {
+		fail(a, RF_ERR_PROVIDER_UNAVAILABLE, rep->curl_err);
 	}
 }
 
-/* Map a finished streamed transfer to a tier end. */
-static enum tier_end stream_outcome(struct stream_try *t, struct rf_up_reply *rep)
+static void
+streamed_remote(struct attempt *a)
 {
-	if (!t->client_gone && !t->failed) {
-		if (rep->end == RF_UP_DONE && rep->status >= 200 && rep->status < 300) {
-			stream_eof(t);
-		} else if (rep->end == RF_UP_DONE || rep->end == RF_UP_TOO_BIG) {
-			t->ops->classify_error(rep->status, rf_buf_str(&rep->body), rep->body.len, &t->fail);
-			t->failed = true;
-		} else if (rep->end == RF_UP_TIMEOUT) {
-			rf_failure_set(&t->fail, RF_ERR_PROVIDER_TIMEOUT, "stream timeout");
-			t->failed = true;
-		} else {
-			rf_failure_set(&t->fail, RF_ERR_PROVIDER_UNAVAILABLE, rep->curl_err);
-			t->failed = true;
-		}
-	}
-	if (t->client_gone)
-		return TIER_FINAL;
-	if (!t->failed)
-		return TIER_OK;
-	if (t->fail.code == RF_ERR_CONTENT_FILTERED && !t->committed)
-		return TIER_FINAL;
-	return t->committed ? TIER_BROKEN : TIER_FAILED;
-}
-
-static enum tier_end stream_call(struct stream_try *t, struct rf_up_reply *rep)
-{
-	struct run *run = t->run;
-	const struct rf_config *cfg = run->w->cfg;
-	const struct rf_provider_conf *pc = &cfg->providers[t->pid];
+	const struct rf_config *cfg = a->run->w->cfg;
 	struct rf_up_req rq;
-	enum tier_end end = TIER_FAILED;
 
 	rf_up_req_init(&rq);
-	if (t->ops->build(pc, &run->prompt, true, &rq) != 0) {
-		rf_failure_set(&t->fail, RF_ERR_INTERNAL, "could not build the upstream request");
-		t->failed = true;
-		goto out;
+	rf_sse_init(&a->parser, on_event, a);
+	rf_buf_init(&a->delta, RF_SSE_MAX_EVENT);
+	if (build(a, true, &rq) == 0) {
+		struct rf_up_call call = {
+			.pid = a->pid, .req = &rq,
+			.connect_ms = cfg->connect_timeout_ms,
+			.timeout_ms = cfg->stream_timeout_ms,
+			.on_data = on_stream_data, .on_tick = on_stream_tick,
+			.ud = a,
+		};
+		a->t0 = a->last_data = rf_mono_ms();
+		rf_up_perform(a->run->w->up, &call, &a->rep);
+		read_stream(a);
 	}
-	struct rf_up_call call = {
-		.pid = t->pid, .req = &rq,
-		.connect_ms = cfg->connect_timeout_ms, .timeout_ms = cfg->stream_timeout_ms,
-		.on_data = on_stream_data, .on_tick = on_stream_tick, .ud = t,
-	};
-	t->t0 = t->last_data = rf_mono_ms();
-	rf_up_perform(run->w->up, &call, rep);
-	end = stream_outcome(t, rep);
-out:
+	rf_sse_free(&a->parser);
+	rf_buf_free(&a->delta);
 	rf_up_req_free(&rq);
-	return end;
 }
 
-/* An in-process provider streams its answer token by token. */
-static enum tier_end stream_builtin(struct stream_try *t)
+/* An in-process provider streams its answer token by token, pacing them
+ * by RELAYFORGE_MOCK_DELAY_MS after the first. */
+static void
+streamed_local(struct attempt *a)
 {
+	struct rf_result *res = &a->r->res;
 	struct rf_result local;
 	size_t pos = 0, n;
 	const char *text;
-	enum tier_end end = TIER_OK;
 
 	rf_result_init(&local);
-	t->ops->answer(&t->run->prompt, &local);
-	snprintf(t->r->res.model, sizeof(t->r->res.model), "%s", local.model);
-	snprintf(t->r->res.finish_reason, sizeof(t->r->res.finish_reason), "%s", local.finish_reason);
-	t->r->res.usage = local.usage;
+	a->ops->answer(&a->run->prompt, &local);
+	snprintf(res->model, sizeof(res->model), "%s", local.model);
+	snprintf(res->finish_reason, sizeof(res->finish_reason), "%s",
+	    local.finish_reason);
+	res->usage = local.usage;
+	a->rep.status = 200;
 	text = rf_buf_str(&local.text);
-	while ((n = t->ops->next_token(text, &pos)) > 0) {
-		if (t->committed && t->run->w->cfg->mock_delay_ms > 0)
-			rf_sleep_ms(t->run->w->cfg->mock_delay_ms);
-		if (emit_text(t, text + pos - n, n) != 0) {
-			t->client_gone = true;
-			end = TIER_FINAL;
+	while ((n = a->ops->next_token(text, &pos)) > 0) {
+		if (a->committed && a->run->w->cfg->mock_delay_ms > 0)
+			rf_sleep_ms(a->run->w->cfg->mock_delay_ms);
+		if (emit_text(a, text + pos - n, n) != 0) {
+			a->client_gone = true;
 			break;
 		}
 	}
 	rf_result_free(&local);
-	return end;
 }
 
-/* Stream: one provider with its pre-commit retries. */
-static enum tier_end stream_tier(struct run *run, int pid)
+static const struct transport streamed = {
+	.remote = streamed_remote, .local = streamed_local,
+};
+
+/* ---- one tier -------------------------------------------------------- */
+
+/* The plain record the decision reads. */
+static void
+outcome_of(const struct attempt *a, struct rf_try_outcome *o)
 {
-	struct rf_chain_result *r = run->r;
-	bool used_429 = false;
-	int used_5xx = 0;
+	enum rf_err code = RF_OK;
+
+	if (a->client_gone)
+		code = RF_ERR_CLIENT_CLOSED;
+	else if (a->failed)
+		code = a->fail.code != RF_OK ? a->fail.code : RF_ERR_INTERNAL;
+	*o = (struct rf_try_outcome){
+		.code = code, .http_status = a->rep.status,
+		.before_response = a->rep.end == RF_UP_CONNECT,
+		.retry_after_ms = a->rep.retry_after_ms >= 0 ?
+		    a->rep.retry_after_ms : a->fail.retry_after_ms,
+		.auth = a->fail.auth, .committed = a->committed,
+	};
+}
+
+/* One provider, with the retries the decision allows.  Returns the last
+ * try's decision. */
+static struct rf_decision
+try_tier(struct run *run, int pid)
+{
+	const struct rf_provider_ops *ops = run->w->cfg->providers[pid].def->ops;
+	struct rf_retry_budget budget = { 0 };
+	struct rf_decision d;
 
 	for (int retry = 0;; retry++) {
-		struct stream_try t = { .run = run, .sink = run->sink, .r = r, .pid = pid,
-			.ops = run->w->cfg->providers[pid].def->ops };
-		struct rf_up_reply rep;
+		struct attempt a = { .run = run, .r = run->r, .ops = ops, .pid = pid };
+		struct rf_try_outcome o;
 		int64_t t0 = rf_mono_ms();
-		enum tier_end end;
 
-		rf_result_reset(&r->res);
-		rf_failure_set(&t.fail, RF_OK, "");
-		rf_up_reply_init(&rep);
-		rf_sse_init(&t.parser, on_event, &t);
-		rf_buf_init(&t.delta, RF_SSE_MAX_EVENT);
-		end = t.ops->answer != NULL ? stream_builtin(&t) : stream_call(&t, &rep);
-		if (t.ops->answer != NULL)
-			rep.status = 200;
-		rf_sse_free(&t.parser);
-		rf_buf_free(&t.delta);
-		if (t.client_gone)
+		rf_result_reset(&run->r->res);
+		rf_failure_set(&a.fail, RF_OK, "");
+		rf_up_reply_init(&a.rep);
+		if (ops->answer != NULL)
+			run->transport->local(&a);
+		else
+			run->transport->remote(&a);
+		outcome_of(&a, &o);
+		if (a.client_gone)
 			run->client_gone = true;
-		add_attempt(r, pid, end == TIER_OK ? RF_ATT_OK : RF_ATT_FAILED,
-		    t.client_gone ? RF_ERR_CLIENT_CLOSED : t.fail.code, NULL,
-		    rep.status, (long)(rf_mono_ms() - t0), retry);
-		if (end == TIER_FAILED && retry_same(run, &rep, &t.fail, &used_429, &used_5xx)) {
-			rf_up_reply_free(&rep);
+		add_attempt(run->r, pid, o.code == RF_OK ? RF_ATT_OK : RF_ATT_FAILED,
+		    o.code, NULL, a.rep.status, (long)(rf_mono_ms() - t0), retry);
+		rf_chain_decide(run->w->cfg, &o, run->req->restart, rf_now_ms(),
+		    &budget, &d);
+		if (d.step == RF_STEP_RETRY) {
+			rf_up_reply_free(&a.rep);
+			pause_between(d.pause_min_ms, d.pause_max_ms);
 			continue;
 		}
-		if (end == TIER_FAILED || end == TIER_BROKEN)
-			record_failure(run, pid, &t.fail, rep.status, rep.retry_after_ms);
-		else if (end == TIER_OK)
-			record_ok(run, pid);
-		record_quota(run, pid, &rep);
-		if (end != TIER_OK) {
-			name_failure(&t.fail, run->w->cfg->providers[pid].name);
-			r->fail = t.fail;
-		}
-		rf_up_reply_free(&rep);
-		return end;
+		apply(run, &a, &o, &d);
+		rf_up_reply_free(&a.rep);
+		return d;
 	}
 }
 
 /* ---- the run ----------------------------------------------------------- */
 
-static void load_states(struct run *run)
+static void
+load_states(struct run *run)
 {
 	const char *ids[RF_MAX_PROVIDERS];
 	int n = run->w->cfg->nproviders;
@@ -723,76 +804,92 @@ static void load_states(struct run *run)
 }
 
 /* Nothing could be called: every tier skipped. */
-static void nobody_called(struct run *run, int64_t soonest)
+static void
+nobody_called(struct run *run, int64_t soonest)
 {
 	struct rf_chain_result *r = run->r;
 	int64_t now = rf_now_ms();
 
 	if (soonest > 0) {
-		rf_failure_set(&r->fail, RF_ERR_PROVIDER_RATE_LIMITED, "every provider is cooling down");
+		rf_failure_set(&r->fail, RF_ERR_PROVIDER_RATE_LIMITED,
+		    "every provider is cooling down");
 		snprintf(r->fail.message, sizeof(r->fail.message),
-		    "Every provider of the chain is cooling down after rate limits or failures.");
+		    "Every provider of the chain is cooling down after rate "
+		    "limits or failures.");
 		r->retry_after_ms = soonest > now ? soonest - now : 1000;
 	} else {
-		rf_failure_set(&r->fail, RF_ERR_PROVIDER_UNAVAILABLE, "no provider is configured");
+		rf_failure_set(&r->fail, RF_ERR_PROVIDER_UNAVAILABLE,
+		    "no provider is configured");
 		snprintf(r->fail.message, sizeof(r->fail.message),
 		    "No provider of the chain is configured and the mock is off.");
 	}
 	r->err = r->fail.code;
 }
 
-/* Walk the order.  Returns how the last tier ended; *last = last called. */
-static enum tier_end walk(struct run *run, int *last, int64_t *soonest)
+/* Skip pid when it cannot be called (recorded as skipped); true = skip. */
+static bool
+skip(struct run *run, int pid, int64_t now, int64_t *soonest)
 {
-	const struct rf_config *cfg = run->w->cfg;
+	const struct rf_provider_conf *pc = &run->w->cfg->providers[pid];
+	int64_t cd = run->st[pid].cooldown_until_ms;
+
+	if (!pc->configured) {
+		add_attempt(run->r, pid, RF_ATT_SKIPPED, RF_OK, "unconfigured", 0,
+		    -1, 0);
+		return true;
+	}
+	if (pc->def->builtin || cd <= now)
+		return false;
+	add_attempt(run->r, pid, RF_ATT_SKIPPED, RF_OK, "cooling_down", 0, -1, 0);
+	if (*soonest == 0 || cd < *soonest)
+		*soonest = cd;
+	return true;
+}
+
+/* Walk the order.  Returns the last tier's step; *last = last called. */
+static enum rf_step
+walk(struct run *run, int *last, int64_t *soonest)
+{
 	struct rf_chain_result *r = run->r;
-	enum tier_end end = TIER_FAILED;
+	struct rf_decision d = { .step = RF_STEP_PROMOTE };
 	int64_t now = rf_now_ms();
 
 	for (int i = 0; i < run->norder; i++) {
 		int pid = run->order[i];
-		int64_t cd = run->st[pid].cooldown_until_ms;
 
 		if (*last >= 0 && !run->req->fallback)
 			break; /* the first provider called gave the final answer */
-		if (!cfg->providers[pid].configured) {
-			add_attempt(r, pid, RF_ATT_SKIPPED, RF_OK, "unconfigured", 0, -1, 0);
+		if (skip(run, pid, now, soonest))
 			continue;
-		}
-		if (!cfg->providers[pid].def->builtin && cd > now) {
-			add_attempt(r, pid, RF_ATT_SKIPPED, RF_OK, "cooling_down", 0, -1, 0);
-			if (*soonest == 0 || cd < *soonest)
-				*soonest = cd;
-			continue;
-		}
 		if (r->attempted < 0)
 			r->attempted = pid;
 		if (announce(run, pid) != 0) {
 			run->client_gone = true;
-			return TIER_FINAL;
+			return RF_STEP_FINAL;
 		}
 		*last = pid;
-		end = run->sink != NULL ? stream_tier(run, pid) : chat_tier(run, pid);
-		if (end == TIER_OK) {
+		d = try_tier(run, pid);
+		if (d.step == RF_STEP_OK)
 			set_flags(run, pid);
-			return end;
-		}
-		if (end == TIER_FINAL || (end == TIER_BROKEN && !run->req->restart))
-			return end;
+		if (d.step != RF_STEP_PROMOTE)
+			return d.step;
 		run->pending_from = pid;
 		run->pending_code = r->fail.code;
-		run->pending_restart = end == TIER_BROKEN;
+		run->pending_restart = d.restart;
 	}
-	return end;
+	return d.step;
 }
 
-void rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
+void
+rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
     const struct rf_stream_sink *sink, struct rf_chain_result *r)
 {
-	struct run run = { .w = w, .req = req, .sink = sink, .r = r, .pending_from = -1 };
+	struct run run = {
+		.w = w, .req = req, .sink = sink, .r = r, .pending_from = -1,
+		.transport = sink != NULL ? &streamed : &buffered,
+	};
 	int last = -1;
 	int64_t soonest = 0;
-	enum tier_end end;
 
 	r->stream = sink != NULL;
 	run.prompt = (struct rf_prompt){ .msgs = req->msgs, .nmsgs = req->nmsgs,
@@ -800,11 +897,11 @@ void rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
 		.temperature = req->temperature };
 	build_order(&run);
 	load_states(&run);
-	end = walk(&run, &last, &soonest);
-	if (end == TIER_OK) {
+	if (walk(&run, &last, &soonest) == RF_STEP_OK) {
 		r->err = RF_OK;
 		if (r->res.finish_reason[0] == '\0')
-			snprintf(r->res.finish_reason, sizeof(r->res.finish_reason), "stop");
+			snprintf(r->res.finish_reason,
+			    sizeof(r->res.finish_reason), "stop");
 	} else if (last < 0 && !run.client_gone) {
 		nobody_called(&run, soonest);
 	} else {

@@ -70,29 +70,126 @@ test_retryable(void **state)
 static void
 test_cooldown_arithmetic(void **state)
 {
-	struct rf_failure f;
+	struct rf_try_outcome o = { .code = RF_ERR_PROVIDER_RATE_LIMITED,
+	    .http_status = 429, .retry_after_ms = 30000 };
 	int64_t now = rf_now_ms();
 
 	(void)state;
 	assert_int_equal(now, 1700000000000LL);
-	rf_failure_set(&f, RF_ERR_PROVIDER_RATE_LIMITED, "");
-	/* Retry-After header wins */
-	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 429, 30000, now), now + 30000);
-	/* no header: Gemini's retryDelay from the body */
-	f.retry_after_ms = 34400;
-	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 429, -1, now), now + 34400);
+	/* Retry-After (header, else the body's hint such as Gemini's
+	 * retryDelay: the outcome carries whichever was found) */
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &o, now), now + 30000);
+	o.retry_after_ms = 34400;
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &o, now), now + 34400);
 	/* neither: RELAYFORGE_COOLDOWN_MS */
-	f.retry_after_ms = -1;
-	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 429, -1, now), now + cfg.cooldown_ms);
+	o.retry_after_ms = -1;
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &o, now), now + cfg.cooldown_ms);
 	/* capped at ten minutes */
-	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 429, 86399000, now), now + 600000);
+	o.retry_after_ms = 86399000;
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &o, now), now + 600000);
 	/* auth failures: ten minutes */
-	rf_failure_set(&f, RF_ERR_PROVIDER_AUTH, "");
-	f.auth = true;
-	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 401, -1, now), now + 600000);
+	o = (struct rf_try_outcome){ .code = RF_ERR_PROVIDER_AUTH,
+	    .http_status = 401, .retry_after_ms = -1, .auth = true };
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &o, now), now + 600000);
 	/* anything else: only the failure threshold (below) */
-	rf_failure_set(&f, RF_ERR_PROVIDER_UNAVAILABLE, "");
-	assert_int_equal(rf_chain_cooldown_until(&cfg, &f, 503, 5000, now), 0);
+	o = (struct rf_try_outcome){ .code = RF_ERR_PROVIDER_UNAVAILABLE,
+	    .http_status = 503, .retry_after_ms = 5000 };
+	assert_int_equal(rf_chain_cooldown_until(&cfg, &o, now), 0);
+}
+
+/* The tier loop's decision, driven by plain outcome records: what follows
+ * each kind of try, and what the budget allows. */
+static void
+test_decide(void **state)
+{
+	static const struct {
+		struct rf_try_outcome o;
+		bool restart;
+		enum rf_step step;
+		bool failure;
+	} cases[] = {
+		/* answered */
+		{ { RF_OK, 200, false, -1, false, false }, false, RF_STEP_OK, false },
+		/* reset before any byte, 500/502/503/504: retried */
+		{ { RF_ERR_PROVIDER_UNAVAILABLE, 0, true, -1, false, false }, false, RF_STEP_RETRY, false },
+		{ { RF_ERR_PROVIDER_UNAVAILABLE, 503, false, -1, false, false }, false, RF_STEP_RETRY, false },
+		{ { RF_ERR_PROVIDER_TIMEOUT, 504, false, -1, false, false }, false, RF_STEP_RETRY, false },
+		/* a short Retry-After on a 429: waited for once */
+		{ { RF_ERR_PROVIDER_RATE_LIMITED, 429, false, 1500, false, false }, false, RF_STEP_RETRY, false },
+		/* a long one, a timeout, a 4xx, an auth failure: promote */
+		{ { RF_ERR_PROVIDER_RATE_LIMITED, 429, false, 30000, false, false }, false, RF_STEP_PROMOTE, true },
+		{ { RF_ERR_PROVIDER_TIMEOUT, 0, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
+		{ { RF_ERR_PROVIDER_BAD_REQUEST, 400, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
+		{ { RF_ERR_PROVIDER_AUTH, 401, false, -1, true, false }, false, RF_STEP_PROMOTE, true },
+		{ { RF_ERR_MALFORMED_RESPONSE, 200, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
+		/* a safety block, a client that hung up: final, not a failure */
+		{ { RF_ERR_CONTENT_FILTERED, 400, false, -1, false, false }, false, RF_STEP_FINAL, false },
+		{ { RF_ERR_CLIENT_CLOSED, 200, false, -1, false, true }, true, RF_STEP_FINAL, false },
+		/* broken after its first token: final, or a restart */
+		{ { RF_ERR_PROVIDER_UNAVAILABLE, 200, false, -1, false, true }, false, RF_STEP_FINAL, true },
+		{ { RF_ERR_PROVIDER_UNAVAILABLE, 503, false, -1, false, true }, true, RF_STEP_PROMOTE, true },
+		{ { RF_ERR_CONTENT_FILTERED, 200, false, -1, false, true }, false, RF_STEP_FINAL, true },
+	};
+	int64_t now = rf_now_ms();
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rf_retry_budget b = { 0 };
+		struct rf_decision d;
+
+		rf_chain_decide(&cfg, &cases[i].o, cases[i].restart, now, &b, &d);
+		if (d.step != cases[i].step || d.failure != cases[i].failure)
+			fail_msg("case %zu: step %d failure %d", i, (int)d.step,
+			    (int)d.failure);
+		assert_int_equal(d.restart, cases[i].o.committed &&
+		    cases[i].restart && d.step == RF_STEP_PROMOTE);
+	}
+}
+
+/* What a retry costs and how often: the budget runs out. */
+static void
+test_decide_budget(void **state)
+{
+	struct rf_try_outcome o = { RF_ERR_PROVIDER_UNAVAILABLE, 502, false, -1,
+	    false, false };
+	struct rf_retry_budget b = { 0 };
+	struct rf_decision d;
+	int64_t now = rf_now_ms();
+
+	(void)state;
+	assert_int_equal(cfg.retries, 1);
+	rf_chain_decide(&cfg, &o, false, now, &b, &d);
+	assert_int_equal(d.step, RF_STEP_RETRY);
+	assert_int_equal(d.pause_min_ms, 100);
+	assert_int_equal(d.pause_max_ms, 300);
+	rf_chain_decide(&cfg, &o, false, now, &b, &d);
+	assert_int_equal(d.step, RF_STEP_PROMOTE);
+	assert_true(d.failure);
+	assert_int_equal(d.cooldown_until_ms, 0); /* the threshold decides */
+
+	/* 429: exactly the Retry-After, once; then its own cooldown */
+	o = (struct rf_try_outcome){ RF_ERR_PROVIDER_RATE_LIMITED, 429, false,
+	    1200, false, false };
+	b = (struct rf_retry_budget){ 0 };
+	rf_chain_decide(&cfg, &o, false, now, &b, &d);
+	assert_int_equal(d.step, RF_STEP_RETRY);
+	assert_int_equal(d.pause_min_ms, 1200);
+	assert_int_equal(d.pause_max_ms, 1200);
+	rf_chain_decide(&cfg, &o, false, now, &b, &d);
+	assert_int_equal(d.step, RF_STEP_PROMOTE);
+	assert_int_equal(d.cooldown_until_ms, now + 1200);
+
+	/* RELAYFORGE_RETRIES=0: a 503 promotes at once */
+	{
+		struct rf_config c = cfg;
+
+		c.retries = 0;
+		o = (struct rf_try_outcome){ RF_ERR_PROVIDER_UNAVAILABLE, 503,
+		    false, -1, false, false };
+		b = (struct rf_retry_budget){ 0 };
+		rf_chain_decide(&c, &o, false, now, &b, &d);
+		assert_int_equal(d.step, RF_STEP_PROMOTE);
+	}
 }
 
 /* The threshold rule the store used to apply: the shared streak reaching
@@ -341,6 +438,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_retryable, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cooldown_arithmetic, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decide, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_decide_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threshold_cooldown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_cooldown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mock_only_chat, setup, teardown),
