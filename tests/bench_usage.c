@@ -31,7 +31,8 @@
 static uint64_t rng = 88172645463325252ULL;
 
 /* xorshift64: deterministic, so two runs build the same store. */
-static uint64_t next_rand(void)
+static uint64_t
+next_rand(void)
 {
 	rng ^= rng << 13;
 	rng ^= rng >> 7;
@@ -40,7 +41,8 @@ static uint64_t next_rand(void)
 }
 
 /* A latency with a long tail: mostly 100..1100 ms, some up to 20 s. */
-static long fake_latency(void)
+static long
+fake_latency(void)
 {
 	uint64_t r = next_rand();
 
@@ -49,7 +51,8 @@ static long fake_latency(void)
 	return 1000 + (long)(r >> 8) % 19000;
 }
 
-static void fake_entry(struct rf_log_entry *e, struct rf_log_attempt *a,
+static void
+fake_entry(struct rf_log_entry *e, struct rf_log_attempt *a,
     int64_t ts, long i)
 {
 	static const char *const prov[] = { "groq", "groq", "groq",
@@ -77,7 +80,8 @@ static void fake_entry(struct rf_log_entry *e, struct rf_log_attempt *a,
 	a[1].latency_ms = e->latency_ms;
 }
 
-static long count_rows(struct rf_store *s, int64_t now)
+static long
+count_rows(struct rf_store *s, int64_t now)
 {
 	struct rf_usage_report r;
 	int64_t to = now - now % DAY_MS + DAY_MS;
@@ -90,7 +94,8 @@ static long count_rows(struct rf_store *s, int64_t now)
 	return n;
 }
 
-static int fill(struct rf_store *s, long count, int64_t now)
+static int
+fill(struct rf_store *s, long count, int64_t now)
 {
 	struct rf_log_entry e;
 	struct rf_log_attempt a[2];
@@ -109,7 +114,8 @@ static int fill(struct rf_store *s, long count, int64_t now)
 	return 0;
 }
 
-static int cmp_double(const void *a, const void *b)
+static int
+cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
 
@@ -117,7 +123,8 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Milliseconds of one call, from a monotonic clock with microseconds. */
-static double now_us(void)
+static double
+now_us(void)
 {
 	struct timespec ts;
 
@@ -125,7 +132,8 @@ static double now_us(void)
 	return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
-static void time_window(struct rf_store *s, const char *name, int64_t bucket,
+static void
+time_window(struct rf_store *s, const char *name, int64_t bucket,
     int64_t window, int64_t now)
 {
 	double t[RUNS];
@@ -150,7 +158,8 @@ static void time_window(struct rf_store *s, const char *name, int64_t bucket,
 
 /* The status report and a few log pages on the same store (not a SPEC
  * figure, but they must not fall over at this size either). */
-static void time_reads(struct rf_store *s, int64_t now)
+static void
+time_reads(struct rf_store *s, int64_t now)
 {
 	static const char *const ids[] = { "groq", "sambanova", "cerebras",
 	    "gemini", "openrouter", "mock" };
@@ -183,14 +192,16 @@ static void time_reads(struct rf_store *s, int64_t now)
 
 /* ---- the whole handler, output discarded ---- */
 
-static const char *no_param(void *ctx, const char *name)
+static const char *
+no_param(void *ctx, const char *name)
 {
 	(void)ctx;
 	(void)name;
 	return NULL;
 }
 
-static long no_read(void *ctx, char *buf, size_t n)
+static long
+no_read(void *ctx, char *buf, size_t n)
 {
 	(void)ctx;
 	(void)buf;
@@ -198,20 +209,23 @@ static long no_read(void *ctx, char *buf, size_t n)
 	return 0;
 }
 
-static int sink_write(void *ctx, const char *p, size_t n)
+static int
+sink_write(void *ctx, const char *p, size_t n)
 {
 	*(size_t *)ctx += n;
 	(void)p;
 	return 0;
 }
 
-static int sink_flush(void *ctx)
+static int
+sink_flush(void *ctx)
 {
 	(void)ctx;
 	return 0;
 }
 
-static void time_handler(struct rf_store *s, const struct rf_config *cfg)
+static void
+time_handler(struct rf_store *s, const struct rf_config *cfg)
 {
 	struct rf_worker w = { .cfg = cfg, .store = s };
 	double t[RUNS];
@@ -233,12 +247,14 @@ static void time_handler(struct rf_store *s, const struct rf_config *cfg)
 	    t[RUNS - 1], bytes / RUNS);
 }
 
-static struct rf_store *open_store(const char *path, char *err, size_t n)
+static struct rf_store *
+open_store(const char *path, char *err, size_t n)
 {
 	return rf_store_open(path, err, n);
 }
 
-static void remove_db(const char *path)
+static void
+remove_db(const char *path)
 {
 	static const char *const sfx[] = { "", "-wal", "-shm" };
 	char p[1024];
@@ -249,7 +265,8 @@ static void remove_db(const char *path)
 	}
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *path = argc > 1 ? argv[1] : "build/bench-usage.db";
 	long count = argc > 2 ? strtol(argv[2], NULL, 10) : 1000000;

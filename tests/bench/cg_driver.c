@@ -38,7 +38,8 @@ struct mem {
 	struct rf_buf out;
 };
 
-static const char *mem_param(void *ctx, const char *name)
+static const char *
+mem_param(void *ctx, const char *name)
 {
 	struct mem *m = ctx;
 	static const char *const fixed[][2] = {
@@ -59,7 +60,8 @@ static const char *mem_param(void *ctx, const char *name)
 	return NULL;
 }
 
-static long mem_read(void *ctx, char *buf, size_t n)
+static long
+mem_read(void *ctx, char *buf, size_t n)
 {
 	struct mem *m = ctx;
 	size_t left = sizeof(body) - 1 - m->off;
@@ -71,19 +73,22 @@ static long mem_read(void *ctx, char *buf, size_t n)
 	return (long)n;
 }
 
-static int mem_write(void *ctx, const char *p, size_t n)
+static int
+mem_write(void *ctx, const char *p, size_t n)
 {
 	return rf_buf_append(&((struct mem *)ctx)->out, p, n);
 }
 
-static int mem_flush(void *ctx)
+static int
+mem_flush(void *ctx)
 {
 	(void)ctx;
 	return 0;
 }
 
 /* Serve one chat request; 0 when it answered 200. */
-static int serve_one(struct rf_worker *w, struct mem *m)
+static int
+serve_one(struct rf_worker *w, struct mem *m)
 {
 	struct rf_request rq = {
 		.param = mem_param, .read = mem_read, .ctx = m,
@@ -109,7 +114,8 @@ __attribute__((noinline)) int cg_measured(struct rf_worker *w, struct mem *m,
 	return failed;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	static struct rf_config cfg;
 	struct rf_worker w = { .cfg = &cfg };

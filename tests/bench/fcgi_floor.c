@@ -20,7 +20,8 @@ static pthread_mutex_t accept_lock = PTHREAD_MUTEX_INITIALIZER;
 static char answer[2048];
 static int answer_len;
 
-static void *worker(void *arg)
+static void *
+worker(void *arg)
 {
 	FCGX_Request r;
 	char buf[8192];
@@ -44,7 +45,8 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 8;
 	char body[1024];

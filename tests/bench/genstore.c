@@ -44,7 +44,8 @@ struct row {
 	char id[40];
 };
 
-static const char *pick_provider(int64_t i)
+static const char *
+pick_provider(int64_t i)
 {
 	int64_t r = (i * 7919) % 100;
 
@@ -53,7 +54,8 @@ static const char *pick_provider(int64_t i)
 }
 
 /* Row i of n, arriving in [t0, t0 + 30 days - 1 minute). */
-static void make_row(int64_t i, int64_t n, int64_t t0, struct row *r)
+static void
+make_row(int64_t i, int64_t n, int64_t t0, struct row *r)
 {
 	const char *final = pick_provider(i);
 	bool err = (i * 104729 + 17) % 1000 < 30;
@@ -89,7 +91,8 @@ static void make_row(int64_t i, int64_t n, int64_t t0, struct row *r)
 
 /* ---- the product path ------------------------------------------------ */
 
-static int via_product(const char *path, int64_t n, int64_t t0)
+static int
+via_product(const char *path, int64_t n, int64_t t0)
 {
 	char err[256];
 	struct rf_store *s = rf_store_open(path, err, sizeof(err));
@@ -124,7 +127,8 @@ static const char insert_attempt_sql[] =
     "INSERT INTO attempts (request_id, seq, provider, outcome, reason,"
     " http_status, latency_ms, retry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
 
-static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
+static void
+bind_opt(sqlite3_stmt *st, int i, int64_t v)
 {
 	if (v < 0)
 		sqlite3_bind_null(st, i);
@@ -132,7 +136,8 @@ static void bind_opt(sqlite3_stmt *st, int i, int64_t v)
 		sqlite3_bind_int64(st, i, v);
 }
 
-static int step_reset(sqlite3_stmt *st)
+static int
+step_reset(sqlite3_stmt *st)
 {
 	int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
 
@@ -141,7 +146,8 @@ static int step_reset(sqlite3_stmt *st)
 	return rc;
 }
 
-static int put_request(sqlite3_stmt *st, const struct rf_log_entry *e)
+static int
+put_request(sqlite3_stmt *st, const struct rf_log_entry *e)
 {
 	sqlite3_bind_text(st, 1, e->request_id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, e->ts_ms);
@@ -170,7 +176,8 @@ static int put_request(sqlite3_stmt *st, const struct rf_log_entry *e)
 	return step_reset(st);
 }
 
-static int put_attempt(sqlite3_stmt *st, int64_t rowid, int seq,
+static int
+put_attempt(sqlite3_stmt *st, int64_t rowid, int seq,
     const struct rf_log_attempt *a)
 {
 	sqlite3_bind_int64(st, 1, rowid);
@@ -188,7 +195,8 @@ static int put_attempt(sqlite3_stmt *st, int64_t rowid, int seq,
 }
 
 /* rf_hist_bucket() of src/hist.c as SQL, over the column expression L. */
-static int bucket_sql(char *out, size_t len, const char *l)
+static int
+bucket_sql(char *out, size_t len, const char *l)
 {
 	size_t off = 0;
 	int n = snprintf(out, len, "CASE WHEN %s < 8 THEN %s", l, l);
@@ -207,7 +215,8 @@ static int bucket_sql(char *out, size_t len, const char *l)
 
 /* The rollup of one period length, as upsert_rollup() builds it row by
  * row: latency and tokens below 0 (unknown) count as 0. */
-static int rollup(sqlite3 *db, const char *table, const char *key,
+static int
+rollup(sqlite3 *db, const char *table, const char *key,
     int64_t period)
 {
 	char bucket[4096], *sql = NULL;
@@ -245,7 +254,8 @@ out:
 	return rc;
 }
 
-static int bulk_rows(sqlite3 *db, int64_t n, int64_t t0)
+static int
+bulk_rows(sqlite3 *db, int64_t n, int64_t t0)
 {
 	sqlite3_stmt *rq = NULL, *at = NULL;
 	struct row r;
@@ -274,7 +284,8 @@ out:
 	return rc;
 }
 
-static int via_bulk(const char *path, int64_t n, int64_t t0)
+static int
+via_bulk(const char *path, int64_t n, int64_t t0)
 {
 	char err[256];
 	struct rf_store *s = rf_store_open(path, err, sizeof(err));
@@ -306,7 +317,8 @@ out:
 /* ---- verification ----------------------------------------------------- */
 
 /* Compare one table of two files row by row; 0 when equal. */
-static int same_table(sqlite3 *a, sqlite3 *b, const char *table)
+static int
+same_table(sqlite3 *a, sqlite3 *b, const char *table)
 {
 	char sql[256];
 	sqlite3_stmt *sa = NULL, *sb = NULL;
@@ -342,7 +354,8 @@ out:
 	return rc;
 }
 
-static int same_files(const char *pa, const char *pb)
+static int
+same_files(const char *pa, const char *pb)
 {
 	sqlite3 *a = NULL, *b = NULL;
 	sqlite3_stmt *t = NULL;
@@ -369,7 +382,8 @@ out:
 	return rc;
 }
 
-static void remove_db(const char *path)
+static void
+remove_db(const char *path)
 {
 	char p[4200];
 
@@ -380,7 +394,8 @@ static void remove_db(const char *path)
 	unlink(p);
 }
 
-static int verify(int64_t n, int64_t t0)
+static int
+verify(int64_t n, int64_t t0)
 {
 	char pa[64], pb[64];
 	int rc;
@@ -396,7 +411,8 @@ static int verify(int64_t n, int64_t t0)
 	return rc;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *db = NULL, *via = "auto";
 	int64_t rows = 1000000, t0 = 0;

@@ -18,7 +18,8 @@
 #include <time.h>
 #include <unistd.h>
 
-int64_t hc_now_us(void)
+int64_t
+hc_now_us(void)
 {
 	struct timespec ts;
 
@@ -26,7 +27,8 @@ int64_t hc_now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int hc_url_parse(const char *url, struct hc_url *u)
+int
+hc_url_parse(const char *url, struct hc_url *u)
 {
 	const char *h, *colon, *slash;
 	size_t hl;
@@ -54,7 +56,8 @@ int hc_url_parse(const char *url, struct hc_url *u)
 	return 0;
 }
 
-int hc_connect(const struct hc_url *u, bool nonblock)
+int
+hc_connect(const struct hc_url *u, bool nonblock)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 	    .sin_port = htons((uint16_t)u->port) };
@@ -76,7 +79,8 @@ int hc_connect(const struct hc_url *u, bool nonblock)
 	return fd;
 }
 
-long hc_format_request(char *out, size_t len, const struct hc_url *u,
+long
+hc_format_request(char *out, size_t len, const struct hc_url *u,
     const char *body, size_t blen)
 {
 	int n;
@@ -97,7 +101,8 @@ long hc_format_request(char *out, size_t len, const struct hc_url *u,
 	return n;
 }
 
-char *hc_read_file(const char *path, size_t *len)
+char *
+hc_read_file(const char *path, size_t *len)
 {
 	FILE *f = fopen(path, "rb");
 	char *buf = NULL;
@@ -121,7 +126,8 @@ out:
 	return buf;
 }
 
-void hc_resp_init(struct hc_resp *r, hc_body_fn on_body, void *ud)
+void
+hc_resp_init(struct hc_resp *r, hc_body_fn on_body, void *ud)
 {
 	r->state = HC_HEAD;
 	r->status = 0;
@@ -134,7 +140,8 @@ void hc_resp_init(struct hc_resp *r, hc_body_fn on_body, void *ud)
 }
 
 /* The value of a header in the NUL-terminated head, or NULL. */
-static const char *head_value(const char *head, const char *name)
+static const char *
+head_value(const char *head, const char *name)
 {
 	size_t nl = strlen(name);
 	const char *l = strstr(head, "\r\n");
@@ -153,7 +160,8 @@ static const char *head_value(const char *head, const char *name)
 }
 
 /* The head is complete: decide how the body is delimited. */
-static int head_done(struct hc_resp *r)
+static int
+head_done(struct hc_resp *r)
 {
 	const char *v;
 
@@ -184,7 +192,8 @@ static int head_done(struct hc_resp *r)
 }
 
 /* Bytes of the head; stops after the blank line. */
-static long feed_head(struct hc_resp *r, const char *p, size_t n)
+static long
+feed_head(struct hc_resp *r, const char *p, size_t n)
 {
 	size_t i;
 
@@ -203,7 +212,8 @@ static long feed_head(struct hc_resp *r, const char *p, size_t n)
 }
 
 /* A chunk-size line or the CRLF after chunk data, or trailer lines. */
-static long feed_line(struct hc_resp *r, const char *p, size_t n)
+static long
+feed_line(struct hc_resp *r, const char *p, size_t n)
 {
 	size_t i;
 
@@ -232,7 +242,8 @@ static long feed_line(struct hc_resp *r, const char *p, size_t n)
 	return (long)n;
 }
 
-static long feed_data(struct hc_resp *r, const char *p, size_t n)
+static long
+feed_data(struct hc_resp *r, const char *p, size_t n)
 {
 	size_t take = n;
 
@@ -248,7 +259,8 @@ static long feed_data(struct hc_resp *r, const char *p, size_t n)
 	return (long)take;
 }
 
-long hc_resp_feed(struct hc_resp *r, const char *p, size_t n)
+long
+hc_resp_feed(struct hc_resp *r, const char *p, size_t n)
 {
 	size_t used = 0;
 
@@ -275,7 +287,8 @@ long hc_resp_feed(struct hc_resp *r, const char *p, size_t n)
 	return (long)used;
 }
 
-int hc_resp_eof(struct hc_resp *r)
+int
+hc_resp_eof(struct hc_resp *r)
 {
 	if (r->state == HC_BODY_EOF) {
 		r->state = HC_DONE;

@@ -59,12 +59,14 @@ static struct {
 	struct st_series lat, svc, lag;
 } g;
 
-static int64_t due_at(long i)
+static int64_t
+due_at(long i)
 {
 	return g.t0 + (int64_t)((double)i * 1e6 / g.rate);
 }
 
-static void arm_timer(void)
+static void
+arm_timer(void)
 {
 	struct itimerspec its = { 0 };
 	int64_t t;
@@ -77,7 +79,8 @@ static void arm_timer(void)
 	timerfd_settime(g.tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-static void close_conn(struct conn *c)
+static void
+close_conn(struct conn *c)
 {
 	if (c->fd >= 0) {
 		epoll_ctl(g.ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -87,7 +90,8 @@ static void close_conn(struct conn *c)
 	c->busy = false;
 }
 
-static void record(struct conn *c, bool ok, int64_t now)
+static void
+record(struct conn *c, bool ok, int64_t now)
 {
 	int64_t due = due_at(c->idx);
 
@@ -108,7 +112,8 @@ static void record(struct conn *c, bool ok, int64_t now)
 }
 
 /* Send request idx on c (connecting first when needed).  0 or -1. */
-static int send_on(struct conn *c, long idx)
+static int
+send_on(struct conn *c, long idx)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
 	size_t off = 0;
@@ -140,7 +145,8 @@ static int send_on(struct conn *c, long idx)
 }
 
 /* Hand due requests to idle connections (opening new ones up to C). */
-static void pump(void)
+static void
+pump(void)
 {
 	for (long i = 0; i < g.nconn && g.next_send < g.due_upto; i++) {
 		struct conn *c = &g.c[i];
@@ -155,7 +161,8 @@ static void pump(void)
 	}
 }
 
-static void on_timer(void)
+static void
+on_timer(void)
 {
 	uint64_t exp;
 	int64_t now = hc_now_us();
@@ -168,7 +175,8 @@ static void on_timer(void)
 	pump();
 }
 
-static void on_readable(struct conn *c)
+static void
+on_readable(struct conn *c)
 {
 	char buf[65536];
 	ssize_t n = read(c->fd, buf, sizeof(buf));
@@ -198,7 +206,8 @@ static void on_readable(struct conn *c)
 	}
 }
 
-static int parse_args(int argc, char **argv, const char **url,
+static int
+parse_args(int argc, char **argv, const char **url,
     const char **body, double *dur)
 {
 	g.conns_max = 64;
@@ -227,7 +236,8 @@ static int parse_args(int argc, char **argv, const char **url,
 	return *url && g.rate > 0 && g.count > 0 && g.conns_max > 0 ? 0 : -1;
 }
 
-static int setup(const char *bodyf)
+static int
+setup(const char *bodyf)
 {
 	char *body = NULL;
 	size_t blen = 0;
@@ -258,7 +268,8 @@ static int setup(const char *bodyf)
 	return epoll_ctl(g.ep, EPOLL_CTL_ADD, g.tfd, &ev);
 }
 
-static void print_result(void)
+static void
+print_result(void)
 {
 	double secs = (double)g.count / g.rate;
 
@@ -274,7 +285,8 @@ static void print_result(void)
 	printf("}\n");
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *url = NULL, *bodyf = NULL;
 	double dur = 0;

@@ -105,13 +105,15 @@ static struct {
 
 static volatile sig_atomic_t g_stop;
 
-static void on_signal(int sig)
+static void
+on_signal(int sig)
 {
 	(void)sig;
 	g_stop = 1;
 }
 
-static int64_t now_us(void)
+static int64_t
+now_us(void)
 {
 	struct timespec ts;
 
@@ -121,7 +123,8 @@ static int64_t now_us(void)
 
 /* ---- timer heap (min-heap of connections by due_us) ----------------- */
 
-static void heap_swap(size_t a, size_t b)
+static void
+heap_swap(size_t a, size_t b)
 {
 	struct conn *t = g.heap[a];
 
@@ -131,7 +134,8 @@ static void heap_swap(size_t a, size_t b)
 	g.heap[b]->heap_i = (int)b;
 }
 
-static void heap_up(size_t i)
+static void
+heap_up(size_t i)
 {
 	while (i > 0 && g.heap[(i - 1) / 2]->due_us > g.heap[i]->due_us) {
 		heap_swap(i, (i - 1) / 2);
@@ -139,7 +143,8 @@ static void heap_up(size_t i)
 	}
 }
 
-static void heap_down(size_t i)
+static void
+heap_down(size_t i)
 {
 	for (;;) {
 		size_t l = 2 * i + 1, r = l + 1, m = i;
@@ -155,7 +160,8 @@ static void heap_down(size_t i)
 	}
 }
 
-static int heap_push(struct conn *c)
+static int
+heap_push(struct conn *c)
 {
 	if (g.nheap == g.capheap) {
 		size_t n = g.capheap ? g.capheap * 2 : 1024;
@@ -172,7 +178,8 @@ static int heap_push(struct conn *c)
 	return 0;
 }
 
-static void heap_remove(struct conn *c)
+static void
+heap_remove(struct conn *c)
 {
 	size_t i = (size_t)c->heap_i;
 
@@ -187,7 +194,8 @@ static void heap_remove(struct conn *c)
 	heap_down((size_t)g.heap[i]->heap_i);
 }
 
-static int schedule(struct conn *c, int64_t due)
+static int
+schedule(struct conn *c, int64_t due)
 {
 	heap_remove(c);
 	c->due_us = due;
@@ -196,7 +204,8 @@ static int schedule(struct conn *c, int64_t due)
 
 /* ---- connections and output ----------------------------------------- */
 
-static void conn_close(struct conn *c)
+static void
+conn_close(struct conn *c)
 {
 	if (c->phase == PH_STREAM)
 		g.active_streams--;
@@ -208,7 +217,8 @@ static void conn_close(struct conn *c)
 	g.open--;
 }
 
-static void arm_out(struct conn *c, bool on)
+static void
+arm_out(struct conn *c, bool on)
 {
 	struct epoll_event ev = { .events = EPOLLIN | (on ? EPOLLOUT : 0u),
 	    .data.ptr = c };
@@ -220,7 +230,8 @@ static void arm_out(struct conn *c, bool on)
 }
 
 /* Write what is queued.  -1 when the connection broke. */
-static int flush_out(struct conn *c)
+static int
+flush_out(struct conn *c)
 {
 	while (c->outoff < c->outlen) {
 		ssize_t n = write(c->fd, c->out + c->outoff, c->outlen - c->outoff);
@@ -240,7 +251,8 @@ static int flush_out(struct conn *c)
 }
 
 /* Queue bytes and try to send them at once.  -1 on overflow or error. */
-static int send_bytes(struct conn *c, const char *p, size_t n)
+static int
+send_bytes(struct conn *c, const char *p, size_t n)
 {
 	if (c->outlen + n > OUT_MAX)
 		return -1;
@@ -262,7 +274,8 @@ static int send_bytes(struct conn *c, const char *p, size_t n)
 
 /* ---- reply builders --------------------------------------------------- */
 
-static const char *reason(int status)
+static const char *
+reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
@@ -290,7 +303,8 @@ static const char ratelimit_headers[] =
     "x-ratelimit-reset-tokens: 1s\r\n";
 
 /* A complete response with Content-Length. */
-static int send_full(struct conn *c, int status, const char *ctype,
+static int
+send_full(struct conn *c, int status, const char *ctype,
     const char *extra, const char *body, size_t blen)
 {
 	char head[1024];
@@ -312,7 +326,8 @@ static int send_full(struct conn *c, int status, const char *ctype,
 }
 
 /* The text of token i (0-based) into out; its length. */
-static size_t token_text(const struct params *p, int i, char *out, size_t len)
+static size_t
+token_text(const struct params *p, int i, char *out, size_t len)
 {
 	int n;
 
@@ -326,7 +341,8 @@ static size_t token_text(const struct params *p, int i, char *out, size_t len)
 }
 
 /* The non-stream chat answer. */
-static int send_chat(struct conn *c)
+static int
+send_chat(struct conn *c)
 {
 	static char body[4096 * 32 + 1024]; /* up to 4096 tokens */
 	size_t off, cap = sizeof(body) - 512;
@@ -346,7 +362,8 @@ static int send_chat(struct conn *c)
 	return send_full(c, 200, "application/json", NULL, body, off);
 }
 
-static int send_error(struct conn *c)
+static int
+send_error(struct conn *c)
 {
 	char body[256], extra[64] = "";
 	const char *type = c->p.status == 429 ? "rate_limit_exceeded" :
@@ -363,7 +380,8 @@ static int send_error(struct conn *c)
 }
 
 /* One SSE event as one HTTP chunk. */
-static int send_event(struct conn *c, const char *data, size_t n)
+static int
+send_event(struct conn *c, const char *data, size_t n)
 {
 	char buf[1024];
 	int len = snprintf(buf, sizeof(buf), "%zx\r\ndata: %.*s\n\n\r\n",
@@ -374,7 +392,8 @@ static int send_event(struct conn *c, const char *data, size_t n)
 	return send_bytes(c, buf, (size_t)len);
 }
 
-static int send_delta(struct conn *c, const char *role, const char *text,
+static int
+send_delta(struct conn *c, const char *role, const char *text,
     size_t n)
 {
 	char ev[768];
@@ -391,7 +410,8 @@ static int send_delta(struct conn *c, const char *role, const char *text,
 }
 
 /* Finish chunk, usage chunk (stream_options.include_usage), [DONE], end. */
-static int send_stream_end(struct conn *c)
+static int
+send_stream_end(struct conn *c)
 {
 	char ev[512];
 	int n = snprintf(ev, sizeof(ev), "{\"id\":\"chatcmpl-bench\","
@@ -417,7 +437,8 @@ static int send_stream_end(struct conn *c)
 	return 0;
 }
 
-static int stream_start(struct conn *c)
+static int
+stream_start(struct conn *c)
 {
 	static const char head[] = "HTTP/1.1 200 OK\r\n"
 	    "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -438,7 +459,8 @@ static int stream_start(struct conn *c)
 }
 
 /* The timer of a streaming connection fired: its next token(s). */
-static int stream_tick(struct conn *c)
+static int
+stream_tick(struct conn *c)
 {
 	char t[64];
 
@@ -455,7 +477,8 @@ static int stream_tick(struct conn *c)
 	return schedule(c, c->due_us + (int64_t)c->p.gap_ms * 1000);
 }
 
-static int timer_fire(struct conn *c)
+static int
+timer_fire(struct conn *c)
 {
 	if (c->phase == PH_DELAY) {
 		c->phase = PH_IDLE;
@@ -468,12 +491,14 @@ static int timer_fire(struct conn *c)
 
 /* ---- requests --------------------------------------------------------- */
 
-static int clamp(long v, int lo, int hi)
+static int
+clamp(long v, int lo, int hi)
 {
 	return v < lo ? lo : v > hi ? hi : (int)v;
 }
 
-static void parse_params(const char *path, size_t n, struct params *p)
+static void
+parse_params(const char *path, size_t n, struct params *p)
 {
 	char buf[512];
 	char *save = NULL, *tok;
@@ -515,7 +540,8 @@ static void parse_params(const char *path, size_t n, struct params *p)
 }
 
 /* true when the JSON body holds "stream": true (any spacing). */
-static bool body_streams(const char *b, size_t n)
+static bool
+body_streams(const char *b, size_t n)
 {
 	const char *end = b + n, *k = b;
 
@@ -533,7 +559,8 @@ static bool body_streams(const char *b, size_t n)
 	return false;
 }
 
-static int handle_stats(struct conn *c)
+static int
+handle_stats(struct conn *c)
 {
 	char body[384];
 	int n = snprintf(body, sizeof(body), "{\"accepted\":%" PRIu64
@@ -545,7 +572,8 @@ static int handle_stats(struct conn *c)
 	return send_full(c, 200, "application/json", NULL, body, (size_t)n);
 }
 
-static int handle_chat(struct conn *c, const char *path, size_t plen,
+static int
+handle_chat(struct conn *c, const char *path, size_t plen,
     const char *body, size_t blen)
 {
 	bool stream;
@@ -562,7 +590,8 @@ static int handle_chat(struct conn *c, const char *path, size_t plen,
 }
 
 /* The value of header name in [h, end), or NULL. */
-static const char *header(const char *h, const char *end, const char *name,
+static const char *
+header(const char *h, const char *end, const char *name,
     size_t *vlen)
 {
 	size_t nl = strlen(name);
@@ -586,7 +615,8 @@ static const char *header(const char *h, const char *end, const char *name,
 }
 
 /* Route one complete request.  -1 closes the connection. */
-static int route(struct conn *c, const char *line, size_t llen,
+static int
+route(struct conn *c, const char *line, size_t llen,
     const char *body, size_t blen)
 {
 	const char *sp1 = memchr(line, ' ', llen), *sp2, *path;
@@ -612,7 +642,8 @@ static int route(struct conn *c, const char *line, size_t llen,
 
 /* Serve every complete request in the input buffer, one at a time.
  * Returns -1 to close the connection. */
-static int process(struct conn *c)
+static int
+process(struct conn *c)
 {
 	while (c->phase == PH_IDLE && !c->closing && c->inlen > 0) {
 		const char *end = memmem(c->in, c->inlen, "\r\n\r\n", 4);
@@ -643,13 +674,15 @@ static int process(struct conn *c)
 }
 
 /* After any progress: serve what is buffered next, close when done. */
-static void settle(struct conn *c)
+static void
+settle(struct conn *c)
 {
 	if (process(c) != 0 || (c->closing && c->outlen == 0))
 		conn_close(c);
 }
 
-static void on_readable(struct conn *c)
+static void
+on_readable(struct conn *c)
 {
 	for (;;) {
 		ssize_t n;
@@ -670,7 +703,8 @@ static void on_readable(struct conn *c)
 	settle(c);
 }
 
-static void on_accept(void)
+static void
+on_accept(void)
 {
 	for (;;) {
 		int fd = accept4(g.lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -702,7 +736,8 @@ static void on_accept(void)
 
 /* ---- the loop --------------------------------------------------------- */
 
-static void run_timers(void)
+static void
+run_timers(void)
 {
 	int64_t now = now_us();
 
@@ -717,7 +752,8 @@ static void run_timers(void)
 	}
 }
 
-static int next_timeout_ms(void)
+static int
+next_timeout_ms(void)
 {
 	int64_t d;
 
@@ -729,7 +765,8 @@ static int next_timeout_ms(void)
 	return (int)((d + 999) / 1000); /* never early */
 }
 
-static void dispatch(struct epoll_event *ev)
+static void
+dispatch(struct epoll_event *ev)
 {
 	struct conn *c = ev->data.ptr;
 
@@ -753,7 +790,8 @@ static void dispatch(struct epoll_event *ev)
 		on_readable(c);
 }
 
-static int listen_on(const char *host, int port)
+static int
+listen_on(const char *host, int port)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET,
 	    .sin_port = htons((uint16_t)port) };
@@ -775,7 +813,8 @@ static int listen_on(const char *host, int port)
 	return fd;
 }
 
-static void raise_nofile(void)
+static void
+raise_nofile(void)
 {
 	struct rlimit rl;
 
@@ -785,7 +824,8 @@ static void raise_nofile(void)
 	}
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	struct epoll_event evs[MAX_EVENTS];
 	struct epoll_event lev = { .events = EPOLLIN, .data.ptr = NULL };

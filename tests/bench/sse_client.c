@@ -72,7 +72,8 @@ static struct {
 } g;
 
 /* The "@<digits>" stamp in s, or -1. */
-static int64_t find_stamp(const char *s)
+static int64_t
+find_stamp(const char *s)
 {
 	for (const char *a = strchr(s, '@'); a; a = strchr(a + 1, '@'))
 		if (a[1] >= '0' && a[1] <= '9')
@@ -80,7 +81,8 @@ static int64_t find_stamp(const char *s)
 	return -1;
 }
 
-static void on_token(struct slot *s, const char *data)
+static void
+on_token(struct slot *s, const char *data)
 {
 	int64_t stamp = find_stamp(data);
 	int64_t relay = stamp >= 0 ? g.now - stamp : -1;
@@ -101,7 +103,8 @@ static void on_token(struct slot *s, const char *data)
 	s->tokens++;
 }
 
-static void on_data(struct slot *s, const char *data)
+static void
+on_data(struct slot *s, const char *data)
 {
 	if (g.mode == MODE_OPENAI) {
 		if (strcmp(data, "[DONE]") == 0)
@@ -120,7 +123,8 @@ static void on_data(struct slot *s, const char *data)
 		s->done_ok = strstr(data, "true") != NULL;
 }
 
-static void on_line(struct slot *s)
+static void
+on_line(struct slot *s)
 {
 	char *l = s->line;
 
@@ -143,7 +147,8 @@ static void on_line(struct slot *s)
 }
 
 /* Body bytes: split into SSE lines (bounded). */
-static void on_body(void *ud, const char *p, size_t n)
+static void
+on_body(void *ud, const char *p, size_t n)
 {
 	struct slot *s = ud;
 
@@ -157,7 +162,8 @@ static void on_body(void *ud, const char *p, size_t n)
 	}
 }
 
-static void close_fd(struct slot *s)
+static void
+close_fd(struct slot *s)
 {
 	if (s->fd < 0)
 		return;
@@ -168,7 +174,8 @@ static void close_fd(struct slot *s)
 }
 
 /* The stream of slot s ended; err < 0 when it was not cut short. */
-static void finish(struct slot *s, int err)
+static void
+finish(struct slot *s, int err)
 {
 	int st = s->resp.status;
 
@@ -193,7 +200,8 @@ static void finish(struct slot *s, int err)
 	g.finished++;
 }
 
-static int start(struct slot *s)
+static int
+start(struct slot *s)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = s };
 	size_t off = 0;
@@ -233,7 +241,8 @@ static int start(struct slot *s)
 	return 0;
 }
 
-static void on_readable(struct slot *s)
+static void
+on_readable(struct slot *s)
 {
 	char buf[65536];
 	ssize_t n = read(s->fd, buf, sizeof(buf));
@@ -267,7 +276,8 @@ static void on_readable(struct slot *s)
 }
 
 /* Start streams on idle slots; time out stuck ones. */
-static void tend(struct slot *slots)
+static void
+tend(struct slot *slots)
 {
 	int64_t now = hc_now_us();
 
@@ -283,7 +293,8 @@ static void tend(struct slot *slots)
 	}
 }
 
-static void print_result(int64_t wall_us)
+static void
+print_result(int64_t wall_us)
 {
 	printf("{\"streams\":%d,\"ok\":%d,\"concurrency\":%d,\"peak_open\":%d,"
 	    "\"peak_streaming\":%d,\"wall_ms\":%.1f,\"errors\":{", g.finished,
@@ -304,7 +315,8 @@ static void print_result(int64_t wall_us)
 	printf("}\n");
 }
 
-static int parse_args(int argc, char **argv, const char **url,
+static int
+parse_args(int argc, char **argv, const char **url,
     const char **body)
 {
 	g.conc = 1;
@@ -333,7 +345,8 @@ static int parse_args(int argc, char **argv, const char **url,
 	return *url && *body && g.conc > 0 && g.total > 0 ? 0 : -1;
 }
 
-int main(int argc, char **argv)
+int
+main(int argc, char **argv)
 {
 	const char *url = NULL, *bodyf = NULL;
 	struct rlimit rl;

@@ -8,7 +8,8 @@
 
 #define ST_MAX 50000000u
 
-int st_add(struct st_series *s, int64_t v)
+int
+st_add(struct st_series *s, int64_t v)
 {
 	if (s->n == s->cap) {
 		size_t cap = s->cap ? s->cap * 2 : 1024;
@@ -24,14 +25,16 @@ int st_add(struct st_series *s, int64_t v)
 	return 0;
 }
 
-static int cmp64(const void *a, const void *b)
+static int
+cmp64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return (x > y) - (x < y);
 }
 
-int64_t st_pct(struct st_series *s, double p)
+int64_t
+st_pct(struct st_series *s, double p)
 {
 	size_t rank;
 
@@ -49,7 +52,8 @@ int64_t st_pct(struct st_series *s, double p)
 	return s->v[rank - 1];
 }
 
-void st_json(FILE *f, const char *name, struct st_series *s)
+void
+st_json(FILE *f, const char *name, struct st_series *s)
 {
 	double sum = 0;
 
@@ -61,7 +65,8 @@ void st_json(FILE *f, const char *name, struct st_series *s)
 	    st_pct(s, 90), st_pct(s, 99), st_pct(s, 100));
 }
 
-void st_free(struct st_series *s)
+void
+st_free(struct st_series *s)
 {
 	free(s->v);
 	s->v = NULL;

@@ -37,7 +37,8 @@ struct fixture {
 static const char *const key_env[] = { "GROQ_API_KEY", "SAMBANOVA_API_KEY",
 	"CEREBRAS_API_KEY", "GEMINI_API_KEY", "OPENROUTER_API_KEY" };
 
-static int setup(void **state)
+static int
+setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	char err[256];
@@ -69,7 +70,8 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
+static int
+teardown(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const sfx[] = { "", "-wal", "-shm" };
@@ -94,14 +96,16 @@ struct answer {
 	json_object *data; /* body.data or body.error (borrowed) */
 };
 
-static const char *no_param(void *ctx, const char *name)
+static const char *
+no_param(void *ctx, const char *name)
 {
 	(void)ctx;
 	(void)name;
 	return NULL;
 }
 
-static long no_read(void *ctx, char *buf, size_t n)
+static long
+no_read(void *ctx, char *buf, size_t n)
 {
 	(void)ctx;
 	(void)buf;
@@ -109,12 +113,14 @@ static long no_read(void *ctx, char *buf, size_t n)
 	return 0;
 }
 
-static int buf_write(void *ctx, const char *p, size_t n)
+static int
+buf_write(void *ctx, const char *p, size_t n)
 {
 	return rf_buf_append(ctx, p, n);
 }
 
-static int buf_flush(void *ctx)
+static int
+buf_flush(void *ctx)
 {
 	(void)ctx;
 	return 0;
@@ -122,7 +128,8 @@ static int buf_flush(void *ctx)
 
 typedef void (*handler_fn)(struct rf_worker *, struct rf_request *);
 
-static struct answer call(struct rf_worker *w, handler_fn h,
+static struct answer
+call(struct rf_worker *w, handler_fn h,
     const char *query)
 {
 	struct rf_buf out;
@@ -148,7 +155,8 @@ static struct answer call(struct rf_worker *w, handler_fn h,
 	return a;
 }
 
-static json_object *get(json_object *o, const char *key)
+static json_object *
+get(json_object *o, const char *key)
 {
 	json_object *v = NULL;
 
@@ -156,14 +164,16 @@ static json_object *get(json_object *o, const char *key)
 	return v;
 }
 
-static const char *get_str(json_object *o, const char *key)
+static const char *
+get_str(json_object *o, const char *key)
 {
 	json_object *v = get(o, key);
 
 	return v != NULL ? json_object_get_string(v) : NULL;
 }
 
-static int64_t get_int(json_object *o, const char *key)
+static int64_t
+get_int(json_object *o, const char *key)
 {
 	json_object *v = get(o, key);
 
@@ -171,13 +181,15 @@ static int64_t get_int(json_object *o, const char *key)
 	return json_object_get_int64(v);
 }
 
-static bool is_null(json_object *o, const char *key)
+static bool
+is_null(json_object *o, const char *key)
 {
 	return get(o, key) == NULL;
 }
 
 /* A 400 validation_error naming field. */
-static void expect_bad(struct fixture *f, handler_fn h, const char *query,
+static void
+expect_bad(struct fixture *f, handler_fn h, const char *query,
     const char *field)
 {
 	struct answer a = call(&f->w, h, query);
@@ -190,7 +202,8 @@ static void expect_bad(struct fixture *f, handler_fn h, const char *query,
 
 /* ---- helpers that write the store ---- */
 
-static void log_one(struct fixture *f, int64_t ts, const char *provider,
+static void
+log_one(struct fixture *f, int64_t ts, const char *provider,
     bool ok, long latency, const char *endpoint)
 {
 	struct rf_log_attempt a = { provider, ok ? "ok" : "provider_timeout",
@@ -210,7 +223,8 @@ static void log_one(struct fixture *f, int64_t ts, const char *provider,
 
 /* ---- status ---- */
 
-static json_object *status_of(json_object *data, const char *id)
+static json_object *
+status_of(json_object *data, const char *id)
 {
 	json_object *list = get(data, "providers");
 
@@ -223,7 +237,8 @@ static json_object *status_of(json_object *data, const char *id)
 	return NULL;
 }
 
-static void test_status_states(void **state)
+static void
+test_status_states(void **state)
 {
 	struct fixture *f = *state;
 	int64_t now = rf_now_ms();
@@ -326,7 +341,8 @@ static void test_status_states(void **state)
 	json_object_put(a.body);
 }
 
-static void test_no_store(void **state)
+static void
+test_no_store(void **state)
 {
 	struct fixture *f = *state;
 	struct rf_worker w = { .cfg = &f->cfg, .store = NULL };
@@ -346,7 +362,8 @@ static void test_no_store(void **state)
 
 /* ---- logs ---- */
 
-static void test_logs_validation(void **state)
+static void
+test_logs_validation(void **state)
 {
 	struct fixture *f = *state;
 	static const char *const bad[][2] = {
@@ -375,7 +392,8 @@ static void test_logs_validation(void **state)
 	json_object_put(a.body);
 }
 
-static void test_logs_items(void **state)
+static void
+test_logs_items(void **state)
 {
 	struct fixture *f = *state;
 	int64_t now = rf_now_ms();
@@ -432,7 +450,8 @@ static void test_logs_items(void **state)
 
 /* ---- usage ---- */
 
-static void test_usage_windows(void **state)
+static void
+test_usage_windows(void **state)
 {
 	struct fixture *f = *state;
 	static const struct { const char *q, *name; int64_t bucket, n; } w[] = {
@@ -490,7 +509,8 @@ static void test_usage_windows(void **state)
 	expect_bad(f, rf_handle_usage, "window=30D", "window");
 }
 
-static void test_usage_empty(void **state)
+static void
+test_usage_empty(void **state)
 {
 	struct fixture *f = *state;
 	struct answer a = call(&f->w, rf_handle_usage, "window=1h");
@@ -505,7 +525,8 @@ static void test_usage_empty(void **state)
 	json_object_put(a.body);
 }
 
-int main(void)
+int
+main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_status_states, setup, teardown),
