@@ -13,8 +13,9 @@
  * before it calls a slot; a connection is used by one thread at a time.
  *
  * Every slot returns 0 on success and -1 on failure (with the reason on
- * stderr, "relayforge: <function>: <engine message>", never a value that
- * may hold a prompt or a password) unless its comment says otherwise.
+ * stderr through the log module: the function and the engine's message,
+ * never a value that may hold a prompt or a password) unless its comment
+ * says otherwise.
  */
 #ifndef RF_STORE_BACKEND_H
 #define RF_STORE_BACKEND_H

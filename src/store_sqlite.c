@@ -19,8 +19,8 @@
  * snapshot.  Usage reads the per-minute / per-hour rollups that every
  * logged request updates in its own transaction, never the requests.
  *
- * Errors go to stderr as "relayforge: <function>: <sqlite message>" --
- * never SQL values, which may hold prompt previews.
+ * Errors go to stderr through the log module (the function and SQLite's
+ * message) -- never SQL values, which may hold prompt previews.
  */
 #include "store_backend.h"
 
