@@ -42,6 +42,7 @@ endif
 LIB_SRC :=
 LIB_SRC += src/util.c            # capped buffer, clocks, request ids, UTF-8
 LIB_SRC += src/error.c           # the error enum: wire code, HTTP status, text
+LIB_SRC += src/scrub.c           # upstream strings: secrets, identifiers, UTF-8
 LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted
 LIB_SRC += src/config.c          # settings from env and file, per provider too
 LIB_SRC += src/contract.c        # request bodies in: parse and validate
@@ -174,7 +175,7 @@ check: deps node-deps
 FUZZ_TIME    ?= 15
 FUZZ_TARGETS := sse openai contract
 FUZZ_SRC     := $(filter src/provider%.c src/util.c src/error.c src/config.c \
-                  src/catalog.c src/log.c,$(LIB_SRC))
+                  src/catalog.c src/log.c src/scrub.c,$(LIB_SRC))
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -std=c11 -D_DEFAULT_SOURCE -Iinclude
 fuzz:

@@ -10,10 +10,11 @@
  * "..."), and leaves in one write(2), so lines of concurrent threads and
  * processes never interleave.  Control characters in the request id, the
  * provider and the message become '?', so a value cannot forge a second
- * line.  Registered secrets are replaced by "[redacted]" wherever 8 or
- * more of their consecutive bytes show up (a key cut short is still a
- * key).  Callers still never pass an API key, a token or an upstream
- * body: redaction is the net, not the rule.  errno is preserved.
+ * line.  Secrets registered with rf_scrub_add_secret (scrub.h) are
+ * replaced by "[redacted]" wherever 8 or more of their consecutive bytes
+ * show up (a key cut short is still a key).  Callers still never pass an
+ * API key, a token or an upstream body: redaction is the net, not the
+ * rule.  errno is preserved.
  * Prefix: rf_log_.
  */
 #ifndef RF_LOG_H
@@ -36,14 +37,5 @@ void rf_log_write(enum rf_log_level level, const char *func, const char *rid,
 	rf_log_write(RF_LOG_LEVEL_WARN, __func__, (rid), (provider), __VA_ARGS__)
 #define RF_LOG_INFO(rid, provider, ...) \
 	rf_log_write(RF_LOG_LEVEL_INFO, __func__, (rid), (provider), __VA_ARGS__)
-
-/* Register a secret (an API key, a token) to redact from every later line.
- * The string is copied and kept for the life of the process; registering
- * the same one twice is harmless.  A secret shorter than 8 bytes is
- * redacted only where it appears whole.  NULL or "" is ignored (0).
- * Safe from any thread.  Returns 0, or -1 when RF_LOG_SECRETS_MAX are
- * already registered or memory ran out (nothing registered). */
-#define RF_LOG_SECRETS_MAX 32
-int rf_log_add_secret(const char *s);
 
 #endif

@@ -25,6 +25,7 @@
 #include "logq.h"
 #include "request.h"
 #include "router.h"
+#include "scrub.h"
 #include "store.h"
 #include "upstream.h"
 
@@ -273,18 +274,19 @@ out:
 	return started > 0 ? 0 : 1;
 }
 
-/* Every key and token the process holds: the log redacts them (and long
- * pieces of them) if one ever reaches a line. */
+/* Every key and token the process holds, registered once before any
+ * thread starts: the log and the scrubber of upstream strings redact them
+ * (and long pieces of them) wherever one shows up. */
 static void
 register_secrets(const struct rf_config *cfg)
 {
 	for (int i = 0; i < cfg->nproviders; i++)
 		if (cfg->providers[i].key != NULL)
-			rf_log_add_secret(cfg->providers[i].key);
+			rf_scrub_add_secret(cfg->providers[i].key);
 	if (cfg->api_token != NULL)
-		rf_log_add_secret(cfg->api_token);
+		rf_scrub_add_secret(cfg->api_token);
 	if (cfg->admin_token != NULL)
-		rf_log_add_secret(cfg->admin_token);
+		rf_scrub_add_secret(cfg->admin_token);
 }
 
 int

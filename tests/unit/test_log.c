@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "scrub.h"
 
 #define CAP_MAX (1024 * 1024)
 
@@ -200,10 +201,10 @@ test_secret_redacted(void **state)
 	const char *got;
 
 	(void)state;
-	assert_int_equal(rf_log_add_secret(key), 0);
-	assert_int_equal(rf_log_add_secret(key), 0); /* again: harmless */
-	assert_int_equal(rf_log_add_secret(NULL), 0);
-	assert_int_equal(rf_log_add_secret(""), 0);
+	assert_int_equal(rf_scrub_add_secret(key), 0);
+	assert_int_equal(rf_scrub_add_secret(key), 0); /* again: harmless */
+	assert_int_equal(rf_scrub_add_secret(NULL), 0);
+	assert_int_equal(rf_scrub_add_secret(""), 0);
 	cap_begin();
 	RF_LOG_ERR("r", "groq", "sent Bearer %s!", key);
 	expect_line(cap_end(), "error test_secret_redacted: [rid=r] "
@@ -231,8 +232,8 @@ static void
 test_short_and_odd_secrets(void **state)
 {
 	(void)state;
-	assert_int_equal(rf_log_add_secret("tok42"), 0);
-	assert_int_equal(rf_log_add_secret("line1\nline2"), 0);
+	assert_int_equal(rf_scrub_add_secret("tok42"), 0);
+	assert_int_equal(rf_scrub_add_secret("line1\nline2"), 0);
 	cap_begin();
 	RF_LOG_INFO(NULL, NULL, "a tok42 b tok4 c %s", "line1\nline2");
 	expect_line(cap_end(), "info test_short_and_odd_secrets: "
@@ -341,13 +342,13 @@ test_secret_table_full(void **state)
 	int rc = 0, i;
 
 	(void)state;
-	for (i = 0; i < RF_LOG_SECRETS_MAX + 1 && rc == 0; i++) {
+	for (i = 0; i < RF_SCRUB_SECRETS_MAX + 1 && rc == 0; i++) {
 		snprintf(s, sizeof(s), "secret-number-%04d", i);
-		rc = rf_log_add_secret(s);
+		rc = rf_scrub_add_secret(s);
 	}
 	assert_int_equal(rc, -1);
 	/* the ones that fitted still work; already known ones are fine */
-	assert_int_equal(rf_log_add_secret("secret-number-0000"), 0);
+	assert_int_equal(rf_scrub_add_secret("secret-number-0000"), 0);
 	cap_begin();
 	RF_LOG_INFO(NULL, NULL, "%s", "secret-number-0000");
 	expect_line(cap_end(), "info test_secret_table_full: [redacted]\n");
