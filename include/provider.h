@@ -59,6 +59,11 @@ struct rf_result {
 void rf_result_init(struct rf_result *r);  /* usage -1, text capped 1 MiB */
 void rf_result_reset(struct rf_result *r); /* for the next attempt */
 void rf_result_free(struct rf_result *r);
+/* Where an adapter's result enters the engine (scrub.h): model and safety
+ * reason kept only as identifiers without a secret (else ""), the finish
+ * reason mapped to the known set.  The text is not touched.  false when
+ * the model or the safety reason was rejected. */
+bool rf_result_scrub(struct rf_result *r);
 
 /* Why an attempt failed (filled by adapters and the upstream module). */
 struct rf_failure {
@@ -70,6 +75,9 @@ struct rf_failure {
 };
 
 void rf_failure_set(struct rf_failure *f, enum rf_err code, const char *details);
+/* Where a failure enters the engine: details and message with every
+ * secret run redacted, valid UTF-8 (scrub.h). */
+void rf_failure_scrub(struct rf_failure *f);
 
 /* What one parsed stream event meant. */
 enum rf_chunk {
@@ -176,7 +184,7 @@ bool rf_adapter_long(struct json_object *o, const char *path, long *out);
 /* Copy src (NULL = "") keeping only printable ASCII, truncated to dstlen. */
 void rf_adapter_copy(char *dst, size_t dstlen, const char *src);
 /* true for a short error code fit for technicalDetails: 1..48 of
- * [A-Za-z0-9_.-]. */
+ * [A-Za-z0-9_.-], no piece of a secret (rf_scrub_code_ok). */
 bool rf_adapter_safe_code(const char *s);
 /* true when s contains word, ignoring ASCII case (NULL s: false). */
 bool rf_adapter_has(const char *s, const char *word);

@@ -20,6 +20,10 @@
  * failure still falls back (with a "fallback" meta event).  After it, a
  * failure ends the stream -- or, with streamRecovery "restart", the next
  * tier streams its whole answer after a "restart" meta event.
+ *
+ * What an upstream sent enters the result only through the wire boundary
+ * (wire_response, wire_chunk, take_result, and rf_failure_scrub at the end
+ * of each try): from there on every string is scrubbed (scrub.h).
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +31,8 @@
 #include <string.h>
 
 #include "chain.h"
+#include "log.h"
+#include "scrub.h"
 #include "sse.h"
 #include "store.h"
 #include "upstream.h"
@@ -64,6 +70,7 @@ struct attempt {
 	bool client_gone;  /* the client hung up (streams) */
 	bool committed;    /* streams: real text arrived from this provider */
 	bool done;         /* streams: [DONE] seen */
+	bool warned;       /* a rejected identifier was logged for this try */
 	int skipped;       /* streams: unparseable chunks of this try */
 	struct rf_sse_parser parser;
 	struct rf_buf delta;
@@ -410,7 +417,14 @@ announce(struct run *run, int to)
 	return rc;
 }
 
-/* ---- the buffered transport (chat) ----------------------------------- */
+/* ---- the wire boundary ------------------------------------------------
+ *
+ * Everything an adapter read from an upstream enters the request's result
+ * here: the identifiers after every answer and every chunk (a stream's
+ * start event shows the model), the answer text made valid UTF-8 where it
+ * enters (the whole text for chat, each delta for a stream), and the try's
+ * failure once, when the try ends (try_tier).  Render, SSE, the log row,
+ * the store and stderr downstream only ever see scrubbed values. */
 
 static void
 fail(struct attempt *a, enum rf_err code, const char *details)
@@ -418,6 +432,53 @@ fail(struct attempt *a, enum rf_err code, const char *details)
 	rf_failure_set(&a->fail, code, details);
 	a->failed = true;
 }
+
+/* The result's identifiers, after every write of the wire into it. */
+static void
+take_result(struct attempt *a)
+{
+	if (rf_result_scrub(&a->r->res) || a->warned)
+		return;
+	a->warned = true;
+	RF_LOG_WARN(a->r->request_id, a->run->w->cfg->providers[a->pid].id,
+	    "upstream model id or safety reason dropped: not an identifier, "
+	    "or it holds a secret");
+}
+
+static int
+wire_response(struct attempt *a)
+{
+	struct rf_result *res = &a->r->res;
+	int rc;
+
+	rc = a->ops->parse_response(rf_buf_str(&a->rep.body), a->rep.body.len,
+	    res, &a->fail);
+	take_result(a);
+	if (rc == 0 && rf_scrub_utf8(&res->text) != 0) {
+		rf_failure_set(&a->fail, RF_ERR_MALFORMED_RESPONSE,
+		    "answer too long");
+		rc = -1;
+	}
+	return rc;
+}
+
+static enum rf_chunk
+wire_chunk(struct attempt *a, const char *event, const char *data,
+    size_t len, struct rf_buf *delta)
+{
+	enum rf_chunk k;
+
+	k = a->ops->parse_chunk(event, data, len, &a->r->res, delta, &a->fail);
+	take_result(a);
+	if (k == RF_CHUNK_DATA && rf_scrub_utf8(delta) != 0) {
+		rf_failure_set(&a->fail, RF_ERR_MALFORMED_RESPONSE,
+		    "stream text too large");
+		k = RF_CHUNK_ERROR;
+	}
+	return k;
+}
+
+/* ---- the buffered transport (chat) ----------------------------------- */
 
 /* A safety block with no text: the provider withheld the answer. */
 static void
@@ -455,8 +516,7 @@ read_reply(struct attempt *a)
 		a->ops->classify_error(rep->status, rf_buf_str(&rep->body),
 		    rep->body.len, &a->fail);
 		a->failed = true;
-	} else if (a->ops->parse_response(rf_buf_str(&rep->body),
-	    rep->body.len, res, &a->fail) != 0) {
+	} else if (wire_response(a) != 0) {
 		a->failed = true;
 	} else if (res->text.len == 0 && res->safety_block) {
 		fail_withheld(a);
@@ -500,6 +560,7 @@ static void
 buffered_local(struct attempt *a)
 {
 	a->ops->answer(&a->run->prompt, &a->r->res);
+	take_result(a);
 	a->rep.status = 200;
 }
 
@@ -557,8 +618,7 @@ on_event(void *ud, const char *event, const char *data, size_t len)
 	int rc;
 
 	rf_buf_reset(&a->delta);
-	switch (a->ops->parse_chunk(event, data, len, &a->r->res, &a->delta,
-	    &a->fail)) {
+	switch (wire_chunk(a, event, data, len, &a->delta)) {
 	case RF_CHUNK_DONE:
 		a->done = true;
 		return 0;
@@ -632,8 +692,8 @@ stream_eof(struct attempt *a)
 	if (!a->failed && !a->client_gone && strstr(junk, "\"error\"") != NULL) {
 		struct rf_buf scratch = { 0 };
 
-		if (a->ops->parse_chunk(NULL, junk, strlen(junk), &a->r->res,
-		    &scratch, &a->fail) == RF_CHUNK_ERROR)
+		if (wire_chunk(a, NULL, junk, strlen(junk), &scratch) ==
+		    RF_CHUNK_ERROR)
 			a->failed = true;
 		rf_buf_free(&scratch);
 	}
@@ -710,6 +770,7 @@ streamed_local(struct attempt *a)
 	snprintf(res->finish_reason, sizeof(res->finish_reason), "%s",
 	    local.finish_reason);
 	res->usage = local.usage;
+	take_result(a);
 	a->rep.status = 200;
 	text = rf_buf_str(&local.text);
 	while ((n = a->ops->next_token(text, &pos)) > 0) {
@@ -769,6 +830,7 @@ try_tier(struct run *run, int pid)
 			run->transport->local(&a);
 		else
 			run->transport->remote(&a);
+		rf_failure_scrub(&a.fail);
 		outcome_of(&a, &o);
 		if (a.client_gone)
 			run->client_gone = true;

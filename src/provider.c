@@ -15,6 +15,7 @@
 #include <json-c/json.h>
 
 #include "provider.h"
+#include "scrub.h"
 
 /* An answer longer than this is not something a chat client should get. */
 #define RF_RESULT_MAX_TEXT (1024 * 1024)
@@ -49,6 +50,23 @@ rf_result_free(struct rf_result *r)
 	memset(r, 0, sizeof(*r));
 	r->usage.prompt_tokens = -1;
 	r->usage.completion_tokens = -1;
+}
+
+bool
+rf_result_scrub(struct rf_result *r)
+{
+	bool model = rf_scrub_model(r->model);
+	bool safety = rf_scrub_code(r->safety_reason);
+
+	rf_scrub_finish(r->finish_reason, sizeof(r->finish_reason));
+	return model && safety;
+}
+
+void
+rf_failure_scrub(struct rf_failure *f)
+{
+	rf_scrub_text(f->details, sizeof(f->details));
+	rf_scrub_text(f->message, sizeof(f->message));
 }
 
 void
@@ -172,13 +190,7 @@ rf_adapter_copy(char *dst, size_t dstlen, const char *src)
 bool
 rf_adapter_safe_code(const char *s)
 {
-	size_t n;
-
-	if (s == NULL)
-		return false;
-	n = strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-	    "0123456789_.-");
-	return n > 0 && n <= 48 && s[n] == '\0';
+	return rf_scrub_code_ok(s);
 }
 
 bool
