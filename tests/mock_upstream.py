@@ -34,6 +34,24 @@ Behaviours (dicts, "kind" selects):
   safety    OpenAI: finish_reason content_filter and null content;
             Gemini: promptFeedback.blockReason PROHIBITED_CONTENT
   policy400 400 {"error": {... "code": "content_policy_violation"}}
+  error200  200 whose body is an error object (OpenAI {"error": {...}},
+            Gemini {"error": {"code": 500, ...}})
+
+A hostile upstream: any behaviour may add "echo": "key" | "header" | "all".
+The mock then writes what it was sent into every string field of its
+answer: the key alone ("key"), the whole Authorization or x-goog-api-key
+value ("header"), or both headers and the key ("all").  It goes into the
+model / modelVersion and finish_reason / finishReason of answers and of
+every stream chunk, the error code, message, type and param (OpenAI) or
+status, message and details[].reason (Gemini) of errors, in-body errors,
+in-stream errors and error events, a Gemini blockReason, response ids, and
+a few response headers.  A content-policy 400 keeps a policy word in front
+of its code ("content_policy_<echo>") so it is still read as one.  The
+answer text is the product and is left alone.
+
+Bytes that are not UTF-8: an "ok" behaviour with "raw_hex": "<hex>" sends
+those bytes raw (not JSON-escaped) wherever "@@RAW@@" appears in its text or
+tokens.
 
 Non-stream answers carry Content-Length and keep the connection alive (the
 gateway reuses connections); streams carry no length and end by closing.
@@ -162,6 +180,81 @@ def default_error_body(gemini, status):
 
 POLICY_400 = {"error": {"message": "flagged", "type": "invalid_request_error",
                         "code": "content_policy_violation"}}
+
+
+def encode(obj, beh):
+    """JSON bytes of obj, with "raw_hex" bytes put in place of @@RAW@@."""
+    raw = json.dumps(obj).encode()
+    if beh.get("raw_hex"):
+        raw = raw.replace(b"@@RAW@@", bytes.fromhex(beh["raw_hex"]))
+    return raw
+
+
+def echo_of(beh, call):
+    """The string a hostile upstream reflects (None without "echo")."""
+    mode = beh.get("echo")
+    if not mode:
+        return None
+    h = call["headers"]
+    auth = h.get("authorization", "")
+    goog = h.get("x-goog-api-key", "")
+    key = auth[7:] if auth.startswith("Bearer ") else goog
+    if mode == "key":
+        return key
+    if mode == "header":
+        return auth or goog
+    return "authorization=%s x-goog-api-key=%s key=%s" % (auth, goog, key)
+
+
+def echo_error(gemini, status, echo):
+    """An error object with echo in every string field."""
+    if gemini:
+        return {"error": {"code": status, "message": echo, "status": echo,
+                          "details": [{"@type": "type.googleapis.com/"
+                                       "google.rpc.ErrorInfo",
+                                       "reason": echo, "domain": echo,
+                                       "metadata": {"key": echo}}]}}
+    return {"error": {"message": echo, "type": echo, "code": echo,
+                      "param": echo}}
+
+
+def echo_policy(gemini, echo):
+    """A content-policy 400 that still reads as one, echo everywhere."""
+    if gemini:
+        return {"error": {"code": 400, "status": echo,
+                          "message": "content policy violation " + echo,
+                          "details": [{"reason": echo}]}}
+    return {"error": {"message": echo, "type": echo, "param": echo,
+                      "code": "content_policy_" + echo}}
+
+
+def echo_answer(obj, gemini, echo, finish=True):
+    """Put echo into the identifiers of an answer or chunk (in place)."""
+    if echo is None:
+        return obj
+    if gemini:
+        obj["modelVersion"] = echo
+        obj["responseId"] = echo
+        for c in obj.get("candidates") or []:
+            if finish and c.get("finishReason"):
+                c["finishReason"] = echo
+        if "promptFeedback" in obj:
+            obj["promptFeedback"]["blockReason"] = echo
+        return obj
+    obj["model"] = echo
+    obj["id"] = echo
+    for c in obj.get("choices") or []:
+        if finish and c.get("finish_reason") not in (None, "content_filter"):
+            c["finish_reason"] = echo
+    return obj
+
+
+def echo_headers(beh, echo):
+    hdrs = dict(beh.get("headers") or {})
+    if echo is not None:
+        hdrs.update({"X-Request-Id": echo, "Retry-After": echo,
+                     "x-ratelimit-reset-requests": echo})
+    return hdrs
 
 
 # ---------------------------------------------------------------- handler
@@ -313,6 +406,9 @@ class Handler(BaseHTTPRequestHandler):
         kind = beh.get("kind", "ok")
         model = beh.get("model") or (body.get("model") if isinstance(body, dict)
                                      else None) or "m1"
+        echo = echo_of(beh, call)
+        if echo is not None:
+            beh["headers"] = echo_headers(beh, echo)
         if kind == "hang":
             self.wait(float(beh.get("seconds", 5)), call)
             kind = "ok"
@@ -320,11 +416,17 @@ class Handler(BaseHTTPRequestHandler):
             return self.rst()
         if kind == "status":
             status = int(beh.get("status", 500))
-            err = beh.get("body", default_error_body(gemini, status))
+            err = beh.get("body", default_error_body(gemini, status)
+                          if echo is None else echo_error(gemini, status, echo))
             return self.send_json(status, err, beh.get("headers"))
         if kind == "policy400":
-            return self.send_json(400, beh.get("body", POLICY_400),
-                                  beh.get("headers"))
+            err = beh.get("body", POLICY_400 if echo is None
+                          else echo_policy(gemini, echo))
+            return self.send_json(400, err, beh.get("headers"))
+        if kind == "error200":
+            err = (echo_error(gemini, 500, echo or "mock in-body error")
+                   if echo is not None else default_error_body(gemini, 500))
+            return self.send_json(200, beh.get("body", err), beh.get("headers"))
         if kind == "malformed":
             return self.send_json(200, b"not json", beh.get("headers"))
         text = beh.get("text", "Hello from %s" % name)
@@ -338,7 +440,8 @@ class Handler(BaseHTTPRequestHandler):
             text = "".join(tokens)
         usage = beh.get("usage") or [9, max(1, len(tokens))]
         if stream:
-            return self.stream(beh, kind, gemini, model, tokens, usage, call)
+            return self.stream(beh, kind, gemini, model, tokens, usage, call,
+                               echo)
         if kind == "safety":
             obj = ({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
                     "usageMetadata": {"promptTokenCount": usage[0],
@@ -350,9 +453,11 @@ class Handler(BaseHTTPRequestHandler):
             obj = gemini_response(text, model, usage)
         else:
             obj = openai_completion(text, model, usage)
-        return self.send_json(200, obj, beh.get("headers"))
+        echo_answer(obj, gemini, echo)
+        return self.send_json(200, encode(obj, beh), beh.get("headers"))
 
-    def stream(self, beh, kind, gemini, model, tokens, usage, call):
+    def stream(self, beh, kind, gemini, model, tokens, usage, call,
+               echo=None):
         """Write the stream event by event; see the module comment."""
         self.close_connection = True
         self.send_response(200)
@@ -366,7 +471,8 @@ class Handler(BaseHTTPRequestHandler):
         sep = b"\r\n\r\n" if gemini else b"\n\n"
 
         def data(obj):
-            return b"data: " + json.dumps(obj).encode() + sep
+            echo_answer(obj, gemini, echo)
+            return b"data: " + encode(obj, beh) + sep
 
         if kind == "safety":
             obj = ({"promptFeedback": {"blockReason": "PROHIBITED_CONTENT"},
@@ -383,7 +489,7 @@ class Handler(BaseHTTPRequestHandler):
         first = float(beh.get("first_delay_ms", 0)) / 1000.0
         n = len(tokens)
         for i, tok in enumerate(tokens + [None]):
-            if self.stream_interrupt(beh, i, gemini, sep, call):
+            if self.stream_interrupt(beh, i, gemini, sep, call, echo):
                 return
             if tok is None:
                 break
@@ -406,7 +512,7 @@ class Handler(BaseHTTPRequestHandler):
         if not beh.get("no_done"):
             self.send_event(b"data: [DONE]\n\n", call)
 
-    def stream_interrupt(self, beh, i, gemini, sep, call):
+    def stream_interrupt(self, beh, i, gemini, sep, call, echo=None):
         """Apply the break/stall/error options due after i tokens.
         Returns True when the stream is over."""
         if beh.get("break_after") == i:
@@ -422,11 +528,15 @@ class Handler(BaseHTTPRequestHandler):
             if gemini:
                 err = {"error": {"code": 500, "message": "mock stream error",
                                  "status": "INTERNAL"}}
+            if echo is not None:
+                err = echo_error(gemini, 500, echo)
             self.send_event(b"data: " + json.dumps(err).encode() + sep, call)
             return True
         if beh.get("error_event_after") == i:
             err = {"error": {"message": "mock error event",
                              "type": "server_error"}}
+            if echo is not None:
+                err = echo_error(gemini, 500, echo)
             self.send_event(b"event: error\ndata: " +
                             json.dumps(err).encode() + sep, call)
             return True
