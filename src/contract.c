@@ -9,7 +9,7 @@
  * The UTF-8 check is ours, not json-c's: JSON_TOKENER_VALIDATE_UTF8 checks
  * only the shape of a sequence and lets overlong forms, UTF-16 surrogates
  * encoded in UTF-8 and code points above U+10FFFF through, and json-c
- * turns a lone \ud800 escape into text of its own.  Such text would reach
+ * silently turns a lone \ud800 escape into U+FFFD.  Such text would reach
  * a provider, which may answer 400 -- so scan_text() walks the raw bytes
  * of every string after json-c accepted the grammar, follows the path of
  * objects and arrays on the way, and refuses the first bad string with a
