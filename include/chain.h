@@ -20,7 +20,14 @@
 #include "store.h"   /* struct rf_log_attempt, struct rf_log_entry */
 
 struct rf_quota;
-#define RF_MAX_ATTEMPTS 32
+/* The most same-provider retries on resets and 5xx a tier spends, whatever
+ * RELAYFORGE_RETRIES asks (config.c bounds it to the same 5). */
+#define RF_CHAIN_MAX_RETRIES 5
+/* The attempt trail's size: every tier of the order (a chain lists a
+ * provider once) with its first try, its retries and the one wait on a
+ * 429 -- one entry when skipped.  The entry of the provider that answered
+ * always fits. */
+#define RF_MAX_ATTEMPTS (RF_MAX_PROVIDERS * (1 + RF_CHAIN_MAX_RETRIES + 1))
 
 /* How an attempt ended, for add_attempt; the trail itself is kept in the
  * log's form (struct rf_log_attempt, store.h): the meta, the error, the
@@ -103,15 +110,20 @@ struct rf_retry_budget {
 /* ok: it answered; retry: try the same provider again after a pause;
  * promote: the next tier may take over; final: never promote (a safety
  * block, a client that hung up, a stream broken after its first token
- * without streamRecovery "restart"). */
+ * without streamRecovery "restart").  A promote after an upstream
+ * 400/404/413/422 that is not a safety block or a bad key is no failure
+ * of the provider: the request itself was refused, and any client could
+ * send such requests until the provider cooled down for everyone. */
 enum rf_step { RF_STEP_OK, RF_STEP_RETRY, RF_STEP_PROMOTE, RF_STEP_FINAL };
 
 struct rf_decision {
 	enum rf_step step;
 	long pause_min_ms;       /* retry: wait a uniform time in [min, max] */
 	long pause_max_ms;
-	bool failure;            /* the provider failed: count it toward the
-	                          * threshold and persist cooldown_until_ms */
+	bool failure;            /* the provider failed (connection, 5xx,
+	                          * timeout, 429, auth, a broken answer): count
+	                          * it toward the threshold and persist
+	                          * cooldown_until_ms */
 	int64_t cooldown_until_ms; /* its own cooldown (429, auth); 0 = none */
 	bool restart;            /* promote after text was relayed: the next
 	                          * tier restarts the stream */

@@ -1,8 +1,9 @@
 /*
  * router: the front door's rules (SPEC section 4, "Common rules").  Reads
  * the request target (REQUEST_URI, or SCRIPT_NAME + PATH_INFO), picks the
- * surface whose prefix occurs in the decoded path and the route of that
- * surface, then refuses in this order before any handler runs: 404, 405
+ * surface whose prefix starts the decoded path or what follows the mount
+ * point (SCRIPT_NAME), and the route of that surface (the whole rest),
+ * then refuses in this order before any handler runs: 404, 405
  * (+ Allow), OPTIONS preflight (204), 401 (tokens), 415, 413 (the body is
  * read here, capped), 429 (the per-client limit shared through the store).
  * Each surface renders its own refusals.  Prefix: rf_router_.
@@ -41,8 +42,8 @@ typedef void (*rf_refuse_fn)(struct rf_request *rq, enum rf_err code,
 
 /* One API surface: a path prefix, its routes, and how it talks. */
 struct rf_surface {
-	const char *prefix;         /* "/api/v1/": found anywhere in the path,
-	                             * so any mount point works */
+	const char *prefix;         /* "/api/v1/": at the start of the path,
+	                             * or right after the mount point */
 	const struct rf_route *routes;
 	size_t nroutes;
 	rf_refuse_fn refuse;
@@ -59,9 +60,9 @@ struct rf_surface {
 void rf_router_serve(struct rf_worker *w, struct rf_request *rq);
 
 /* The same with a given table of surfaces, tried in order: the first whose
- * prefix occurs in the path owns the request; a path no surface claims is
- * refused 404 by surfaces[0].  For tests and for a caller that composes its
- * own table. */
+ * prefix starts the path (or what follows SCRIPT_NAME in it) owns the
+ * request; a path no surface claims is refused 404 by surfaces[0].  For
+ * tests and for a caller that composes its own table. */
 void rf_router_serve_with(const struct rf_surface *const *surfaces,
     size_t nsurfaces, struct rf_worker *w, struct rf_request *rq);
 

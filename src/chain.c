@@ -147,8 +147,10 @@ add_attempt(struct rf_chain_result *r, int pid, enum rf_att_kind kind,
 {
 	struct rf_log_attempt *a;
 
+	/* RF_MAX_ATTEMPTS holds every try the decision allows; were it ever
+	 * full, the newest entry (perhaps the answer) replaces the last. */
 	if (r->nattempts == RF_MAX_ATTEMPTS)
-		return;
+		r->nattempts--;
 	a = &r->attempts[r->nattempts++];
 	a->provider = rf_config_id(pid);
 	a->outcome = kind == RF_ATT_OK ? "ok" :
@@ -224,7 +226,7 @@ decide_retry(const struct rf_config *cfg, const struct rf_try_outcome *o,
 		d->pause_min_ms = d->pause_max_ms = (long)ra;
 		return true;
 	}
-	if (b->used_5xx < cfg->retries &&
+	if (b->used_5xx < cfg->retries && b->used_5xx < RF_CHAIN_MAX_RETRIES &&
 	    rf_chain_retryable(o->code, o->http_status, o->before_response)) {
 		b->used_5xx++;
 		d->pause_min_ms = 100;
@@ -232,6 +234,20 @@ decide_retry(const struct rf_config *cfg, const struct rf_try_outcome *o,
 		return true;
 	}
 	return false;
+}
+
+/* The upstream refused the request itself: 400, 404, 413 or 422 read as
+ * a bad request (a safety block is final before this is asked; a bad key
+ * -- Gemini's API_KEY_INVALID is a 400 -- and a 400 whose body names the
+ * provider's own fault were classified otherwise).  Other 4xx say that
+ * our call is wrong for every request (URL, method): the provider's. */
+static bool
+request_caused(const struct rf_try_outcome *o)
+{
+	long s = o->http_status;
+
+	return !o->auth && o->code == RF_ERR_PROVIDER_BAD_REQUEST &&
+	    (s == 400 || s == 404 || s == 413 || s == 422);
 }
 
 void
@@ -254,8 +270,11 @@ rf_chain_decide(const struct rf_config *cfg, const struct rf_try_outcome *o,
 	} else if (decide_retry(cfg, o, b, d)) {
 		d->step = RF_STEP_RETRY;
 	} else {
+		/* The next tier may answer a refused request (it may allow
+		 * what this one did not), but only the provider's own
+		 * failures count toward its cooldown. */
 		d->step = RF_STEP_PROMOTE;
-		d->failure = true;
+		d->failure = !request_caused(o);
 	}
 	if (d->failure)
 		d->cooldown_until_ms = rf_chain_cooldown_until(cfg, o, now_ms);
@@ -809,6 +828,22 @@ outcome_of(const struct attempt *a, struct rf_try_outcome *o)
 	};
 }
 
+/* This worker has no upstream handle (rf_up_new failed): a network tier
+ * cannot be called.  It is recorded as a provider_unavailable try and
+ * passed over, at no cost to the provider: the fault is the gateway's. */
+static struct rf_decision
+no_upstream(struct run *run, int pid)
+{
+	struct rf_failure f;
+
+	rf_failure_set(&f, RF_ERR_PROVIDER_UNAVAILABLE,
+	    "no upstream connection handle in this worker");
+	add_attempt(run->r, pid, RF_ATT_FAILED, f.code, NULL, 0, 0, 0);
+	name_failure(&f, run->w->cfg->providers[pid].name);
+	run->r->fail = f;
+	return (struct rf_decision){ .step = RF_STEP_PROMOTE };
+}
+
 /* One provider, with the retries the decision allows.  Returns the last
  * try's decision. */
 static struct rf_decision
@@ -818,6 +853,8 @@ try_tier(struct run *run, int pid)
 	struct rf_retry_budget budget = { 0 };
 	struct rf_decision d;
 
+	if (ops->answer == NULL && run->w->up == NULL)
+		return no_upstream(run, pid);
 	for (int retry = 0;; retry++) {
 		struct attempt a = { .run = run, .r = run->r, .ops = ops, .pid = pid };
 		struct rf_try_outcome o;

@@ -1,9 +1,20 @@
 /*
  * contract: the front door for request bodies (SPEC section 4).  A body
- * is parsed with a bounded depth, strict grammar and UTF-8 validation, then checked key by key against small tables; the first
- * broken rule is reported with the field it names.  After this module,
- * nothing reads raw request JSON: struct rf_chat_req borrows its strings
- * from the parsed tree, which it owns until rf_contract_free().
+ * is parsed with a bounded depth and a strict grammar, its text checked
+ * to be well-formed UTF-8, then checked key by key against small tables;
+ * the first broken rule is reported with the field it names.  After this
+ * module, nothing reads raw request JSON: struct rf_chat_req borrows its
+ * strings from the parsed tree, which it owns until rf_contract_free().
+ *
+ * The UTF-8 check is ours, not json-c's: JSON_TOKENER_VALIDATE_UTF8 checks
+ * only the shape of a sequence and lets overlong forms, UTF-16 surrogates
+ * encoded in UTF-8 and code points above U+10FFFF through, and json-c
+ * silently turns a lone \ud800 escape into U+FFFD.  Such text would reach
+ * a provider, which may answer 400 -- so scan_text() walks the raw bytes
+ * of every string after json-c accepted the grammar, follows the path of
+ * objects and arrays on the way, and refuses the first bad string with a
+ * validation_error on the field that holds it.  Bytes that are not UTF-8
+ * outside any string break the grammar: invalid_json, from json-c.
  */
 #include "contract.h"
 
@@ -18,6 +29,37 @@
 
 #define RF_SOURCE_MAX 64
 
+/* A field or message cut by its buffer may end inside a character: drop
+ * the partial sequence, so every refusal is well-formed UTF-8 (the field
+ * echoes a key the client sent). */
+static void
+trim_partial(char *s)
+{
+	size_t n = strlen(s), i = n, need;
+	unsigned char c;
+
+	while (i > 0 && n - i < 4 && ((unsigned char)s[i - 1] & 0xc0) == 0x80)
+		i--;
+	if (i == 0)
+		return;
+	c = (unsigned char)s[i - 1];
+	need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+	if (need > 1 && n - (i - 1) < need)
+		s[i - 1] = '\0';
+}
+
+static int
+vrefuse(struct rf_field_err *fe, enum rf_err code, const char *field,
+    const char *fmt, va_list ap)
+{
+	fe->code = code;
+	snprintf(fe->field, sizeof(fe->field), "%s", field ? field : "");
+	vsnprintf(fe->message, sizeof(fe->message), fmt, ap);
+	trim_partial(fe->field);
+	trim_partial(fe->message);
+	return -1;
+}
+
 /* Fill fe and return -1, so a check can end with `return refuse(...)`. */
 static int __attribute__((format(printf, 4, 5)))
 refuse(struct rf_field_err *fe, enum rf_err code, const char *field,
@@ -25,10 +67,8 @@ refuse(struct rf_field_err *fe, enum rf_err code, const char *field,
 {
 	va_list ap;
 
-	fe->code = code;
-	snprintf(fe->field, sizeof(fe->field), "%s", field ? field : "");
 	va_start(ap, fmt);
-	vsnprintf(fe->message, sizeof(fe->message), fmt, ap);
+	vrefuse(fe, code, field, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -38,16 +78,283 @@ invalid(struct rf_field_err *fe, const char *field, const char *fmt, ...)
 {
 	va_list ap;
 
-	fe->code = RF_ERR_VALIDATION;
-	snprintf(fe->field, sizeof(fe->field), "%s", field);
 	va_start(ap, fmt);
-	vsnprintf(fe->message, sizeof(fe->message), fmt, ap);
+	vrefuse(fe, RF_ERR_VALIDATION, field, fmt, ap);
 	va_end(ap);
 	return -1;
 }
 
-/* Parse the whole buffer as one JSON value: strict grammar, valid UTF-8,
- * at most RF_JSON_MAX_DEPTH levels, nothing but whitespace after it.
+/* ---- well-formed text ------------------------------------------------ */
+
+/* The length of the well-formed UTF-8 sequence at s (at most n bytes), or
+ * 0.  Unicode's table 3-7: the second byte's range excludes overlong
+ * forms (E0, F0), surrogates (ED) and code points above U+10FFFF (F4);
+ * C0, C1 and F5..FF never start a sequence. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (c == 0xe0)
+		lo = 0xa0;
+	else if (c == 0xed)
+		hi = 0x9f;
+	else if (c == 0xf0)
+		lo = 0x90;
+	else if (c == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return len;
+}
+
+static int
+hexval_of(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+
+/* The code unit of the \uXXXX escape at p ("\u" included), or -1. */
+static long
+escape_unit(const unsigned char *p, const unsigned char *end)
+{
+	long v = 0;
+	int i, h;
+
+	if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+		return -1;
+	for (i = 2; i < 6; i++) {
+		if ((h = hexval_of(p[i])) < 0)
+			return -1;
+		v = v * 16 + h;
+	}
+	return v;
+}
+
+/* cp as UTF-8 into out; its length. */
+static size_t
+utf8_put(unsigned long cp, char out[4])
+{
+	if (cp < 0x80) {
+		out[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		out[0] = (char)(0xc0 | cp >> 6);
+		out[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		out[0] = (char)(0xe0 | cp >> 12);
+		out[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		out[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	out[0] = (char)(0xf0 | cp >> 18);
+	out[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	out[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	out[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+#define TEXT_KEY_MAX 48
+#define TEXT_LEVELS (RF_JSON_MAX_DEPTH + 1)
+
+/* One open object or array on the path to the string being read. */
+struct level {
+	bool array;
+	bool want_key;            /* object: the next string is a key */
+	bool key_full;            /* the key did not fit: the rest is dropped */
+	size_t index;             /* array: the element being read */
+	size_t key_len;
+	char key[TEXT_KEY_MAX];   /* object: the key being read, decoded */
+};
+
+struct scan {
+	const unsigned char *p, *end;
+	struct level lv[TEXT_LEVELS];
+	int depth;                /* open containers; lv holds the first ones */
+};
+
+enum text_err { TEXT_OK, TEXT_BYTES, TEXT_SURROGATE };
+
+/* Add a whole character to the key, or stop adding (never half of one). */
+static void
+key_add(struct level *l, const char *c, size_t n)
+{
+	if (l->key_full || l->key_len + n >= sizeof(l->key)) {
+		l->key_full = true;
+		return;
+	}
+	memcpy(l->key + l->key_len, c, n);
+	l->key_len += n;
+	l->key[l->key_len] = '\0';
+}
+
+/* The escape at *pp (its backslash), decoded into c / *n.  A \u escape of
+ * a high surrogate must be followed by one of a low surrogate. */
+static enum text_err
+read_escape(const unsigned char **pp, const unsigned char *end, char c[4],
+    size_t *n)
+{
+	static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
+	const unsigned char *p = *pp;
+	const char *at;
+	long u, lo;
+
+	if (end - p >= 2 && p[1] != 'u' && p[1] != '\0' &&
+	    (at = strchr(from, p[1])) != NULL) {
+		c[0] = to[at - from];
+		*n = 1;
+		*pp = p + 2;
+		return TEXT_OK;
+	}
+	if ((u = escape_unit(p, end)) < 0)
+		return TEXT_BYTES; /* json-c accepted it: cannot happen */
+	p += 6;
+	if (u >= 0xdc00 && u <= 0xdfff)
+		return TEXT_SURROGATE;
+	if (u >= 0xd800 && u <= 0xdbff) {
+		lo = escape_unit(p, end);
+		if (lo < 0xdc00 || lo > 0xdfff)
+			return TEXT_SURROGATE;
+		p += 6;
+		u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+	}
+	*n = u == 0 ? 0 : utf8_put((unsigned long)u, c); /* keys drop NUL */
+	*pp = p;
+	return TEXT_OK;
+}
+
+/* One string, from just after its opening quote to just after its closing
+ * one; a key is decoded into key (NULL for a value) on the way. */
+static enum text_err
+scan_string(struct scan *sc, struct level *key)
+{
+	const unsigned char *p = sc->p, *end = sc->end;
+	enum text_err e;
+	char c[4];
+	size_t n;
+
+	while (p < end && *p != '"') {
+		if (*p == '\\') {
+			if ((e = read_escape(&p, end, c, &n)) != TEXT_OK)
+				return e;
+		} else {
+			if ((n = utf8_seq(p, (size_t)(end - p))) == 0)
+				return TEXT_BYTES;
+			memcpy(c, p, n);
+			p += n;
+		}
+		if (key != NULL)
+			key_add(key, c, n);
+	}
+	sc->p = p < end ? p + 1 : p;
+	return TEXT_OK;
+}
+
+/* The path through the first n levels ("messages[1].content"), or "body"
+ * when there is none. */
+static void
+path_of(const struct scan *sc, int n, char *out, size_t len)
+{
+	size_t o = 0;
+	int i, w;
+
+	out[0] = '\0';
+	for (i = 0; i < n && i < TEXT_LEVELS && o < len; i++) {
+		const struct level *l = &sc->lv[i];
+
+		w = l->array ? snprintf(out + o, len - o, "[%zu]", l->index) :
+		    snprintf(out + o, len - o, "%s%s", i > 0 ? "." : "", l->key);
+		if (w < 0)
+			break;
+		o += (size_t)w;
+	}
+	if (out[0] == '\0')
+		snprintf(out, len, "body");
+}
+
+static int
+text_refused(struct rf_field_err *fe, const char *field, enum text_err e)
+{
+	if (e == TEXT_SURROGATE)
+		return invalid(fe, field, "%s holds a \\u escape of half a UTF-16 "
+		    "surrogate pair; text must be well-formed UTF-8.", field);
+	return invalid(fe, field, "%s must be well-formed UTF-8 (no overlong "
+	    "forms, surrogates, code points above U+10FFFF or cut sequences).",
+	    field);
+}
+
+static void
+open_level(struct scan *sc, bool array)
+{
+	if (sc->depth < TEXT_LEVELS)
+		sc->lv[sc->depth] = (struct level){ .array = array,
+		    .want_key = !array };
+	sc->depth++;
+}
+
+/* Walk the raw body json-c accepted (so its grammar is sound), following
+ * the path of objects and arrays; refuse the first string that is not
+ * well-formed text on the field that holds it (the object around it when
+ * the string is a key). */
+static int
+scan_text(const char *body, size_t len, struct rf_field_err *fe)
+{
+	struct scan sc = { .p = (const unsigned char *)body,
+	    .end = (const unsigned char *)body + len };
+	struct level *top;
+	enum text_err e;
+	char field[sizeof(fe->field)];
+	bool key;
+
+	while (sc.p < sc.end) {
+		unsigned char c = *sc.p++;
+
+		top = sc.depth > 0 && sc.depth <= TEXT_LEVELS ?
+		    &sc.lv[sc.depth - 1] : NULL;
+		if (c == '{' || c == '[')
+			open_level(&sc, c == '[');
+		else if ((c == '}' || c == ']') && sc.depth > 0)
+			sc.depth--;
+		else if (c == ',' && top != NULL && top->array)
+			top->index++;
+		else if (c == ',' && top != NULL)
+			top->want_key = true;
+		else if (c == '"') {
+			if ((key = top != NULL && !top->array && top->want_key))
+				*top = (struct level){ .array = false };
+			if ((e = scan_string(&sc, key ? top : NULL)) == TEXT_OK)
+				continue;
+			path_of(&sc, key ? sc.depth - 1 : sc.depth, field,
+			    sizeof(field));
+			return text_refused(fe, field, e);
+		}
+	}
+	return 0;
+}
+
+/* Parse the whole buffer as one JSON value: strict grammar, at most
+ * RF_JSON_MAX_DEPTH levels, nothing but whitespace after it.
  * *out may be NULL on success (the body was `null`). */
 static int
 parse_json(const char *body, size_t len, json_object **out,
@@ -66,8 +373,8 @@ parse_json(const char *body, size_t len, json_object **out,
 		    "The request body contains a NUL byte.");
 	if ((tok = json_tokener_new_ex(RF_JSON_MAX_DEPTH)) == NULL)
 		return refuse(fe, RF_ERR_INTERNAL, NULL, "Out of memory.");
-	json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
-	    JSON_TOKENER_VALIDATE_UTF8);
+	/* Text is checked by scan_text, more strictly than json-c would. */
+	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	o = json_tokener_parse_ex(tok, body, (int)len);
 	/* A bare number has no end of its own: say the input is over. */
 	if ((jerr = json_tokener_get_error(tok)) == json_tokener_continue) {
@@ -464,6 +771,8 @@ rf_contract_parse(const struct rf_config *cfg, const char *body,
 	if (parse_json(body, len, &root, fe) == -1)
 		goto fail;
 	req->owner = root;
+	if (scan_text(body, len, fe) == -1)
+		goto fail;
 	if (!json_object_is_type(root, json_type_object)) {
 		invalid(fe, "body", "The request body must be a JSON object.");
 		goto fail;

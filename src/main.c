@@ -40,7 +40,12 @@
 #define WORKER_STACK (512 * 1024)
 
 static struct rf_config g_cfg;
-static volatile sig_atomic_t g_stop;
+/* Set by the signal handler on the main thread, read by every worker:
+ * a volatile sig_atomic_t is only safe within one thread, so an atomic
+ * (lock-free, hence safe to store from a handler). */
+_Static_assert(ATOMIC_BOOL_LOCK_FREE == 2,
+    "g_stop is stored by a signal handler");
+static atomic_bool g_stop;
 static pthread_mutex_t g_accept_lock = PTHREAD_MUTEX_INITIALIZER;
 static atomic_bool g_store_warned;
 
@@ -48,7 +53,7 @@ static void
 on_signal(int sig)
 {
 	(void)sig;
-	g_stop = 1;
+	atomic_store(&g_stop, true);
 }
 
 /* The process's store: one pool of SQLite connections shared by every
@@ -109,9 +114,10 @@ nap(int s)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += s;
 	pthread_mutex_lock(&g_stop_lock);
-	while (!g_stop && pthread_cond_timedwait(&g_stop_cond, &g_stop_lock, &ts) == 0)
+	while (!atomic_load(&g_stop) &&
+	    pthread_cond_timedwait(&g_stop_cond, &g_stop_lock, &ts) == 0)
 		;
-	stop = g_stop;
+	stop = atomic_load(&g_stop);
 	pthread_mutex_unlock(&g_stop_lock);
 	return stop;
 }
@@ -132,7 +138,7 @@ janitor_main(void *arg)
 			n = rf_store_prune(w.store, cutoff, PRUNE_BATCH);
 			if (n == PRUNE_BATCH)
 				rf_sleep_ms(50); /* let request writers in */
-		} while (n == PRUNE_BATCH && !g_stop);
+		} while (n == PRUNE_BATCH && !atomic_load(&g_stop));
 		rf_store_maintain(w.store);
 	}
 	return NULL;
@@ -147,18 +153,26 @@ worker_main(void *arg)
 	struct rf_fcgi_conn *conn = rf_fcgi_conn_new();
 	struct rf_request rq;
 
-	w->up = rf_up_new();
+	/* Without an upstream handle (out of memory) the worker still serves:
+	 * the chain passes network tiers over at no cost to the providers,
+	 * and the handle is tried again before each request. */
+	if ((w->up = rf_up_new()) == NULL)
+		RF_LOG_ERR(NULL, NULL, "no upstream handle for this worker "
+		    "(out of memory): network tiers are passed over");
 	for (;;) {
 		int rc;
 
 		/* Without a connection (out of memory) this worker ends; the
 		 * others go on serving. */
 		pthread_mutex_lock(&g_accept_lock);
-		rc = g_stop || conn == NULL ? -1 : rf_fcgi_accept(conn, &rq);
+		rc = atomic_load(&g_stop) || conn == NULL ? -1 :
+		    rf_fcgi_accept(conn, &rq);
 		pthread_mutex_unlock(&g_accept_lock);
 		if (rc < 0)
 			break;
 		worker_store(w);
+		if (w->up == NULL)
+			w->up = rf_up_new();
 		rf_router_serve(w, &rq);
 		rf_fcgi_finish(conn);
 	}
@@ -259,7 +273,7 @@ serve_fastcgi(void)
 	if (started > 0 && pthread_create(&janitor, NULL, janitor_main, NULL) == 0)
 		have_janitor = true;
 	/* Still blocked here, so no signal slips in between test and wait. */
-	while (!g_stop && started > 0)
+	while (!atomic_load(&g_stop) && started > 0)
 		sigsuspend(&old);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	wake_all();

@@ -2,9 +2,16 @@
  * router: the front door's rules (SPEC section 4, "Common rules").
  *
  * Routing reads REQUEST_URI (the path before '?', percent-decoded by us;
- * SCRIPT_NAME + PATH_INFO when a server sends no REQUEST_URI) and routes
- * on what follows a surface's prefix wherever it occurs in the path, so
- * the API answers the same however the web server mounts the responder.
+ * SCRIPT_NAME + PATH_INFO when a server sends no REQUEST_URI).  A surface
+ * owns the request when its prefix starts the path, or starts what
+ * follows the mount point the server reports (SCRIPT_NAME, at a segment
+ * boundary); the route is the whole rest, matched exactly.  So every
+ * shipped deployment answers at /api/v1/... -- lighttpd's "/api" key
+ * (SCRIPT_NAME /api), nginx with or without its path split, an Apache
+ * Alias, /cgi-bin/relayforge.fcgi/api/v1/... -- while /api/foo/api/v1/logs
+ * is not /api/v1/logs: a rule a web server puts on /api/v1/logs cannot
+ * be walked around.  An encoded slash (%2f) is never a separator: such a
+ * path is 404 (it was never a route).
  * A surface is a prefix, a static route table and a refusal renderer:
  * today there is one, /api/v1/, answering in the error shape of SPEC
  * section 6; another surface (SPEC section 13's /v1/, with its own error
@@ -16,6 +23,7 @@
  * RELAYFORGE_MAX_BODY_BYTES), 429 (the per-client limit, counted in the
  * store so every process shares it).  Refused requests are never logged.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,42 +151,78 @@ param(struct rf_request *rq, const char *name)
 	return rq->param(rq->ctx, name);
 }
 
-/* Path and query from REQUEST_URI (SCRIPT_NAME + PATH_INFO as a fallback). */
+/* The raw path of REQUEST_URI, decoded; -1 (a 404) for a bad escape or an
+ * encoded slash, which would otherwise join two segments into one. */
+static int
+decode_target(const char *raw, size_t n, char *dst, size_t dstlen)
+{
+	for (size_t i = 0; i + 2 < n; i++)
+		if (raw[i] == '%' && raw[i + 1] == '2' &&
+		    (raw[i + 2] == 'f' || raw[i + 2] == 'F'))
+			return -1;
+	return rf_router_decode_path(raw, n, dst, dstlen);
+}
+
+/* Path and query from REQUEST_URI (SCRIPT_NAME + PATH_INFO as a fallback,
+ * taken as they are: the server has decoded them already). */
 static int
 parse_target(struct rf_request *rq)
 {
 	const char *uri = param(rq, "REQUEST_URI");
-	char joined[1024];
 	const char *q;
+	int n;
 
 	if (uri == NULL || *uri == '\0') {
 		const char *sn = param(rq, "SCRIPT_NAME"), *pi = param(rq, "PATH_INFO");
-		snprintf(joined, sizeof(joined), "%s%s", sn ? sn : "", pi ? pi : "");
-		uri = joined;
+
 		rq->query = param(rq, "QUERY_STRING");
 		if (rq->query == NULL)
 			rq->query = "";
-		return rf_router_decode_path(uri, strlen(uri), rq->path, sizeof(rq->path));
+		n = snprintf(rq->path, sizeof(rq->path), "%s%s", sn ? sn : "",
+		    pi ? pi : "");
+		return n < 0 || (size_t)n >= sizeof(rq->path) ? -1 : 0;
 	}
 	q = strchr(uri, '?');
 	rq->query = q ? q + 1 : "";
-	return rf_router_decode_path(uri, q ? (size_t)(q - uri) : strlen(uri),
+	return decode_target(uri, q ? (size_t)(q - uri) : strlen(uri),
 	    rq->path, sizeof(rq->path));
 }
 
-/* The first surface whose prefix occurs in the path; rq->route is what
- * follows that prefix.  NULL (and rq->route NULL) when none does. */
+/* What follows the mount point the server reports (SCRIPT_NAME, without a
+ * trailing slash) when the path starts with it at a segment boundary;
+ * NULL otherwise. */
+static const char *
+after_mount(struct rf_request *rq)
+{
+	const char *sn = param(rq, "SCRIPT_NAME");
+	size_t n = sn != NULL ? strlen(sn) : 0;
+
+	while (n > 0 && sn[n - 1] == '/')
+		n--;
+	if (n == 0 || strncmp(rq->path, sn, n) != 0 || rq->path[n] != '/')
+		return NULL;
+	return rq->path + n;
+}
+
+/* The first surface whose prefix starts the path, or what follows the
+ * mount point; rq->route is the rest.  NULL (and rq->route NULL) when
+ * none does. */
 static const struct rf_surface *
 find_surface(const struct rf_surface *const *sv, size_t n, struct rf_request *rq)
 {
+	const char *mounted = after_mount(rq);
+
 	rq->route = NULL;
 	for (size_t i = 0; i < n; i++) {
-		const char *p = strstr(rq->path, sv[i]->prefix);
+		size_t plen = strlen(sv[i]->prefix);
 
-		if (p != NULL) {
-			rq->route = p + strlen(sv[i]->prefix);
+		if (strncmp(rq->path, sv[i]->prefix, plen) == 0)
+			rq->route = rq->path + plen;
+		else if (mounted != NULL &&
+		    strncmp(mounted, sv[i]->prefix, plen) == 0)
+			rq->route = mounted + plen;
+		if (rq->route != NULL)
 			return sv[i];
-		}
 	}
 	return NULL;
 }
@@ -269,30 +313,84 @@ token_ok(const struct rf_surface *s, struct rf_request *rq, const char *want)
 	return same_secret(key, strlen(key), want);
 }
 
-/* application/json, optionally with charset=utf-8. */
+/* ---- Content-Type (RFC 9110 section 8.3) ---- */
+
+static const char *
+ows(const char *p)
+{
+	while (*p == ' ' || *p == '\t')
+		p++;
+	return p;
+}
+
+/* The end of the token at p (p itself when there is none). */
+static const char *
+token_end(const char *p)
+{
+	while (*p != '\0' && (isalnum((unsigned char)*p) ||
+	    strchr("!#$%&'*+-.^_`|~", *p) != NULL))
+		p++;
+	return p;
+}
+
+/* A parameter value at p, a token or a quoted-string, into v (cut at
+ * vlen - 1; *n is its whole length).  The end, or NULL when malformed. */
+static const char *
+param_value(const char *p, char *v, size_t vlen, size_t *n)
+{
+	const char *e;
+
+	*n = 0;
+	if (*p != '"') {
+		if ((e = token_end(p)) == p)
+			return NULL;
+		for (; p < e; p++, (*n)++)
+			if (*n + 1 < vlen)
+				v[*n] = *p;
+	} else {
+		for (p++; *p != '"'; p++, (*n)++) {
+			if (*p == '\\' && p[1] != '\0')
+				p++; /* a quoted-pair */
+			if (*p == '\0')
+				return NULL;
+			if (*n + 1 < vlen)
+				v[*n] = *p;
+		}
+		e = p + 1;
+	}
+	v[*n + 1 < vlen ? *n : vlen - 1] = '\0';
+	return e;
+}
+
+/* application/json in any case, its parameters in any order, names in any
+ * case, values quoted or not; a charset must be utf-8, other parameters
+ * are ignored (RFC 8259 defines none).  Anything malformed is not JSON. */
 static bool
 is_json_type(const char *ct)
 {
-	const char *semi;
+	const char *p, *name;
+	char v[16];
+	size_t vn;
 
 	if (ct == NULL)
 		return false;
-	while (*ct == ' ')
-		ct++;
-	if (strncasecmp(ct, "application/json", 16) != 0)
+	p = ows(ct);
+	if (strncasecmp(p, "application/json", 16) != 0 || token_end(p + 16) !=
+	    p + 16)
 		return false;
-	semi = ct + 16;
-	while (*semi == ' ')
-		semi++;
-	if (*semi == '\0')
-		return true;
-	if (*semi != ';')
-		return false;
-	semi++;
-	while (*semi == ' ')
-		semi++;
-	return *semi == '\0' || strncasecmp(semi, "charset=utf-8", 13) == 0 ||
-	    strncasecmp(semi, "charset=\"utf-8\"", 15) == 0;
+	for (p = ows(p + 16); *p == ';'; p = ows(p)) {
+		p = ows(p + 1);
+		if (*p == ';' || *p == '\0')
+			continue; /* an empty parameter */
+		name = p;
+		if ((p = token_end(p)) == name || *p != '=' ||
+		    (p = param_value(p + 1, v, sizeof(v), &vn)) == NULL)
+			return false;
+		if (p - name > 8 && strncasecmp(name, "charset=", 8) == 0 &&
+		    (vn != 5 || strcasecmp(v, "utf-8") != 0))
+			return false;
+	}
+	return *p == '\0';
 }
 
 /* Read the body: CONTENT_LENGTH bytes when set, else to EOF; capped.

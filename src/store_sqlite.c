@@ -24,12 +24,14 @@
  */
 #include "store_backend.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "hist.h"
 #include "log.h"
@@ -476,6 +478,27 @@ sq_close(struct rf_store_conn *s)
 	free(s);
 }
 
+/* Create the file owner-only before SQLite does.  SQLite would create it
+ * 0644 less the umask -- readable by every local user, with prompt
+ * previews and client sources in it -- and gives -wal and -shm the
+ * database file's own mode, so they follow.  A file that exists keeps
+ * the mode its operator gave it, and is not even opened here: closing
+ * any descriptor of the file drops the POSIX locks every connection of
+ * this process holds on it (O_EXCL).  ":memory:" and "file:" names are
+ * SQLite's to interpret. */
+static void
+create_private(const char *db)
+{
+	int fd;
+
+	if (db[0] == '\0' || strcmp(db, ":memory:") == 0 ||
+	    strncmp(db, "file:", 5) == 0)
+		return;
+	fd = open(db, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+	if (fd >= 0)
+		close(fd); /* else it exists, or SQLite's open says why not */
+}
+
 /* db is a file path: it holds no secret, so the message may name it. */
 static struct rf_store_conn *
 sq_open(const char *db, char *err, size_t errlen)
@@ -487,6 +510,7 @@ sq_open(const char *db, char *err, size_t errlen)
 		set_err(err, errlen, "rf_store_open", NULL);
 		return NULL;
 	}
+	create_private(db);
 	if (sqlite3_open_v2(db, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		/* Usually a missing parent directory or no permission. */

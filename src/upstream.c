@@ -47,6 +47,7 @@ struct xfer {
 	CURL *easy;
 	bool aborted;  /* a callback asked to stop */
 	bool too_big;
+	CURLMcode merr; /* the multi handle failed: the transfer is over */
 	struct quota_pair q[RF_UP_QUOTA_MAX];
 	int nq;
 };
@@ -360,6 +361,8 @@ map_end(CURLcode rc, const struct xfer *x, long status)
 		return RF_UP_TOO_BIG;
 	if (x->aborted)
 		return RF_UP_ABORTED;
+	if (x->merr != CURLM_OK)
+		return RF_UP_ERROR;
 	switch (rc) {
 	case CURLE_OK:
 		return RF_UP_DONE;
@@ -379,7 +382,10 @@ map_end(CURLcode rc, const struct xfer *x, long status)
 	}
 }
 
-/* Drive the transfer in short slices; returns the curl result. */
+/* Drive the transfer in short slices; returns the curl result.  A failure
+ * of the multi handle itself (perform or poll) ends the transfer with
+ * x->merr set: looping on would spin, and stopping silently would pass
+ * for a completed transfer without a status. */
 static CURLcode
 drive(struct rf_up *up, CURL *e, const struct rf_up_call *c, struct xfer *x)
 {
@@ -388,16 +394,19 @@ drive(struct rf_up *up, CURL *e, const struct rf_up_call *c, struct xfer *x)
 	CURLMsg *m;
 
 	while (running) {
-		if (curl_multi_perform(up->multi, &running) != CURLM_OK)
+		if ((x->merr = curl_multi_perform(up->multi, &running)) !=
+		    CURLM_OK || !running)
 			break;
-		if (!running)
+		if ((x->merr = curl_multi_poll(up->multi, NULL, 0,
+		    RF_UP_SLICE_MS, NULL)) != CURLM_OK)
 			break;
-		curl_multi_poll(up->multi, NULL, 0, RF_UP_SLICE_MS, NULL);
 		if (c->on_tick != NULL && c->on_tick(c->ud) != 0) {
 			x->aborted = true;
 			return CURLE_ABORTED_BY_CALLBACK;
 		}
 	}
+	if (x->merr != CURLM_OK)
+		return CURLE_OK; /* map_end reports merr */
 	while ((m = curl_multi_info_read(up->multi, &left)) != NULL)
 		if (m->msg == CURLMSG_DONE && m->easy_handle == e)
 			rc = m->data.result;
@@ -425,6 +434,10 @@ rf_up_perform(struct rf_up *up, const struct rf_up_call *c,
 		not_started(r, "bad provider");
 		goto out;
 	}
+	if (up == NULL) {
+		not_started(r, "no upstream handle");
+		goto out;
+	}
 	if (up->easy == NULL)
 		up->easy = curl_easy_init();
 	if (up->easy == NULL || header_list(c->req, &hdrs) != 0) {
@@ -433,14 +446,19 @@ rf_up_perform(struct rf_up *up, const struct rf_up_call *c,
 	}
 	x.easy = up->easy;
 	setup(x.easy, c, hdrs, &x);
-	curl_multi_add_handle(up->multi, x.easy);
+	if ((x.merr = curl_multi_add_handle(up->multi, x.easy)) != CURLM_OK) {
+		not_started(r, curl_multi_strerror(x.merr));
+		goto out;
+	}
 	rc = drive(up, x.easy, c, &x);
 	curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_easy_getinfo(x.easy, CURLINFO_NUM_CONNECTS, &n);
 	curl_multi_remove_handle(up->multi, x.easy);
 	up->connects += n;
 	r->end = map_end(rc, &x, r->status);
-	snprintf(r->curl_err, sizeof(r->curl_err), "%s", curl_easy_strerror(rc));
+	/* curl's own error names are fixed strings: safe to pass on. */
+	snprintf(r->curl_err, sizeof(r->curl_err), "%s", x.merr != CURLM_OK ?
+	    curl_multi_strerror(x.merr) : curl_easy_strerror(rc));
 	fold_quota(&x);
 out:
 	curl_slist_free_all(hdrs);

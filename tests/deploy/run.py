@@ -1138,8 +1138,23 @@ def case_stream(s, ctx):
     return "%d tokens over %.1f s" % (len(toks), toks[-1][0] - toks[0][0])
 
 
+def case_mount(s, ctx):
+    good = s.api("health")
+    base = good[:-len("/api/v1/health")]
+    mount = base or "/api"
+    out = []
+    for path in (mount + "/foo/api/v1/health", mount + "/x/api/v1/logs",
+                 base + "/api/v1%2fhealth", base + "/api%2Fv1/health"):
+        st, _, data = s.request("GET", path)
+        out.append("%s=%d" % (path, st))
+        check(st == 404, "%s: HTTP %d %r" % (path, st, data[:200]))
+    st, _, data = s.request("GET", good)
+    check(st in (200, 503), "%s: HTTP %d" % (good, st))
+    return " ".join(out)
+
+
 def cases_of(s):
-    names = ["chat", "auth", "share", "hangup", "bodylimit"]
+    names = ["chat", "auth", "share", "hangup", "bodylimit", "mount"]
     if s.fastcgi and s.env_allowed:
         names.append("env")
     names += s.extra_cases

@@ -458,15 +458,16 @@ def test_hang_times_out_without_retry_then_fallback():
 
 
 def test_failure_threshold_puts_provider_in_cooldown():
-    H.use(dict(TWO, RELAYFORGE_FAILURE_THRESHOLD="2"))
-    H.mock_default("groq", {"kind": "status", "status": 400})
+    # A 400 is the request's fault and never counts (test_edges.py).
+    H.use(dict(TWO, RELAYFORGE_FAILURE_THRESHOLD="2", RELAYFORGE_RETRIES="0"))
+    H.mock_default("groq", {"kind": "status", "status": 503})
     st, hd, body = H.chat("bad request 1")
     meta = ok_meta(st, body, hd)
     assert sub(meta["attempts"][0], {"provider": "groq",
-                                     "outcome": "provider_bad_request",
-                                     "httpStatus": 400}), meta["attempts"]
+                                     "outcome": "provider_unavailable",
+                                     "httpStatus": 503}), meta["attempts"]
     assert meta["finalProvider"] == "sambanova"
-    assert len(H.mock_calls("groq")) == 1, "a 400 was retried"
+    assert len(H.mock_calls("groq")) == 1, "a 503 was retried"
     st0 = H.provider_state("groq")
     assert st0 is not None and st0["cooldown_until_ms"] <= now_ms(), st0
     st, hd, body = H.chat("bad request 2")

@@ -119,9 +119,24 @@ test_decide(void **state)
 		/* a long one, a timeout, a 4xx, an auth failure: promote */
 		{ { RF_ERR_PROVIDER_RATE_LIMITED, 429, false, 30000, false, false }, false, RF_STEP_PROMOTE, true },
 		{ { RF_ERR_PROVIDER_TIMEOUT, 0, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
-		{ { RF_ERR_PROVIDER_BAD_REQUEST, 400, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
 		{ { RF_ERR_PROVIDER_AUTH, 401, false, -1, true, false }, false, RF_STEP_PROMOTE, true },
+		{ { RF_ERR_PROVIDER_AUTH, 403, false, -1, true, false }, false, RF_STEP_PROMOTE, true },
 		{ { RF_ERR_MALFORMED_RESPONSE, 200, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
+		/* the request itself was refused (400/404/413/422): the next
+		 * tier may answer, but the provider did not fail -- any client
+		 * could send such requests until it cooled down for everyone */
+		{ { RF_ERR_PROVIDER_BAD_REQUEST, 400, false, -1, false, false }, false, RF_STEP_PROMOTE, false },
+		{ { RF_ERR_PROVIDER_BAD_REQUEST, 404, false, -1, false, false }, false, RF_STEP_PROMOTE, false },
+		{ { RF_ERR_PROVIDER_BAD_REQUEST, 413, false, -1, false, false }, false, RF_STEP_PROMOTE, false },
+		{ { RF_ERR_PROVIDER_BAD_REQUEST, 422, false, -1, false, false }, false, RF_STEP_PROMOTE, false },
+		/* ... unless it says the key is bad (Gemini's API_KEY_INVALID is
+		 * a 400), or the provider named its own fault in a 400 */
+		{ { RF_ERR_PROVIDER_AUTH, 400, false, -1, true, false }, false, RF_STEP_PROMOTE, true },
+		{ { RF_ERR_PROVIDER_UNAVAILABLE, 400, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
+		/* other 4xx say our call is wrong (URL, method): the provider's
+		 * entry is broken for every request */
+		{ { RF_ERR_PROVIDER_BAD_REQUEST, 405, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
+		{ { RF_ERR_PROVIDER_BAD_REQUEST, 410, false, -1, false, false }, false, RF_STEP_PROMOTE, true },
 		/* a safety block, a client that hung up: final, not a failure */
 		{ { RF_ERR_CONTENT_FILTERED, 400, false, -1, false, false }, false, RF_STEP_FINAL, false },
 		{ { RF_ERR_CLIENT_CLOSED, 200, false, -1, false, true }, true, RF_STEP_FINAL, false },
@@ -143,7 +158,49 @@ test_decide(void **state)
 			    (int)d.failure);
 		assert_int_equal(d.restart, cases[i].o.committed &&
 		    cases[i].restart && d.step == RF_STEP_PROMOTE);
+		/* no failure, no cooldown of its own */
+		if (!d.failure)
+			assert_int_equal(d.cooldown_until_ms, 0);
 	}
+}
+
+/* The attempt trail holds the worst case: every tier of the order (one
+ * entry each when skipped) with its first try, the one wait on a 429 and
+ * every retry the decision allows -- also when RELAYFORGE_RETRIES asks
+ * for more than the engine spends. */
+static void
+test_trail_bound(void **state)
+{
+	static const int asked[] = { 0, 1, 5, 50 };
+	int64_t now = rf_now_ms();
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(asked) / sizeof(asked[0]); k++) {
+		struct rf_config c = cfg;
+		struct rf_retry_budget b = { 0 };
+		struct rf_try_outcome limited = { RF_ERR_PROVIDER_RATE_LIMITED, 429,
+		    false, 0, false, false };
+		struct rf_try_outcome down = { RF_ERR_PROVIDER_UNAVAILABLE, 503,
+		    false, -1, false, false };
+		struct rf_decision d;
+		int tries = 1;
+
+		c.retries = asked[k];
+		rf_chain_decide(&c, &limited, false, now, &b, &d);
+		assert_int_equal(d.step, RF_STEP_RETRY);
+		for (;;) {
+			tries++;
+			rf_chain_decide(&c, &down, false, now, &b, &d);
+			if (d.step != RF_STEP_RETRY)
+				break;
+		}
+		assert_int_equal(d.step, RF_STEP_PROMOTE);
+		assert_true(tries <= 2 + RF_CHAIN_MAX_RETRIES);
+		assert_int_equal(tries, 2 + (asked[k] < RF_CHAIN_MAX_RETRIES ?
+		    asked[k] : RF_CHAIN_MAX_RETRIES));
+	}
+	assert_true(RF_MAX_ATTEMPTS >= RF_MAX_PROVIDERS *
+	    (2 + RF_CHAIN_MAX_RETRIES));
 }
 
 /* What a retry costs and how often: the budget runs out. */
@@ -343,6 +400,39 @@ test_nobody_configured_without_mock(void **state)
 	rf_chain_result_free(&r);
 }
 
+/* A worker whose upstream handle could not be made (rf_up_new failed):
+ * network tiers fail as provider_unavailable without a call, the mock
+ * still answers. */
+static void
+test_no_upstream_handle(void **state)
+{
+	struct rf_worker w = { .cfg = &cfg, .store = NULL, .up = NULL };
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+	char err[256];
+
+	(void)state;
+	rf_config_free(&cfg);
+	setenv("GROQ_API_KEY", "k-test", 1);
+	setenv("RELAYFORGE_GROQ_URL", "http://127.0.0.1:9/never", 1);
+	assert_int_equal(rf_config_load(&cfg, err, sizeof(err)), 0);
+	unsetenv("RELAYFORGE_GROQ_URL");
+	run_prompt(&req, "hello");
+	rf_chain_result_init(&r);
+	r.started_ms = rf_now_ms();
+	r.started_mono = rf_mono_ms();
+	rf_chain_run(&w, &req, NULL, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_int_equal(r.final_pid, MOCK_PID);
+	assert_true(r.fallback);
+	assert_string_equal(r.attempts[0].provider, "groq");
+	assert_string_equal(r.attempts[0].outcome, "provider_unavailable");
+	assert_int_equal(r.attempts[0].retry, 0);
+	assert_string_equal(r.attempts[r.nattempts - 1].outcome, "ok");
+	assert_int_equal(r.nattempts, 6);
+	rf_chain_result_free(&r);
+}
+
 /* A sink that records the event order and can hang up after n tokens. */
 struct rec {
 	char log[4096];
@@ -440,6 +530,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cooldown_arithmetic, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decide, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_decide_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_trail_bound, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_no_upstream_handle, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threshold_cooldown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_quota_cooldown, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mock_only_chat, setup, teardown),

@@ -59,8 +59,9 @@ static const struct {
 	{ "{\"prompt\":\"hi\"}{}", RF_ERR_INVALID_JSON, "" },
 	{ "{'prompt':'hi'}", RF_ERR_INVALID_JSON, "" },
 	{ "{\"prompt\":\"hi\",}", RF_ERR_INVALID_JSON, "" },
-	{ "{\"prompt\":\"\xff\xfe\"}", RF_ERR_INVALID_JSON, "" },
-	{ "{\"prompt\":\"\xc3\"}", RF_ERR_INVALID_JSON, "" },
+	/* bytes that are not UTF-8 outside any string: a grammar error */
+	{ "{\"prompt\":\"hi\"}\xc3\xa9", RF_ERR_INVALID_JSON, "" },
+	{ "\xef\xbb\xbf{\"prompt\":\"hi\"}", RF_ERR_INVALID_JSON, "" },
 	/* JSON, not an object */
 	{ "[]", RF_ERR_VALIDATION, "body" },
 	{ "\"hi\"", RF_ERR_VALIDATION, "body" },
@@ -171,6 +172,151 @@ static const struct {
 	    "123456789012345678901234567890123456789012345\"}}",
 	    RF_ERR_VALIDATION, "metadata.source" },
 };
+
+/* Text that is not well-formed UTF-8 (Unicode table 3-7), or a \u escape
+ * that is half of a UTF-16 pair: a validation_error on the field whose
+ * string holds it (the object around it for a key, "body" for the root). */
+static const struct {
+	const char *body;
+	const char *field;
+} bad_text[] = {
+	/* invalid bytes json-c used to reject as invalid_json */
+	{ "{\"prompt\":\"\xff\xfe\"}", "prompt" },
+	{ "{\"prompt\":\"\xc3\"}", "prompt" },
+	/* overlong forms */
+	{ "{\"prompt\":\"a\xc0\x80\"}", "prompt" },
+	{ "{\"prompt\":\"\xc1\xbf\"}", "prompt" },
+	{ "{\"prompt\":\"\xe0\x80\x80\"}", "prompt" },
+	{ "{\"prompt\":\"\xe0\x9f\xbf\"}", "prompt" },
+	{ "{\"prompt\":\"\xf0\x80\x80\x80\"}", "prompt" },
+	{ "{\"prompt\":\"\xf0\x8f\xbf\xbf\"}", "prompt" },
+	/* UTF-16 surrogates encoded in UTF-8 */
+	{ "{\"prompt\":\"\xed\xa0\x80\"}", "prompt" },
+	{ "{\"prompt\":\"\xed\xbf\xbf\"}", "prompt" },
+	{ "{\"prompt\":\"\xed\xa0\xbd\xed\xb8\x80\"}", "prompt" },
+	/* above U+10FFFF, and lead bytes that cannot start anything */
+	{ "{\"prompt\":\"\xf4\x90\x80\x80\"}", "prompt" },
+	{ "{\"prompt\":\"\xf5\x80\x80\x80\"}", "prompt" },
+	{ "{\"prompt\":\"\xf8\x88\x80\x80\x80\"}", "prompt" },
+	{ "{\"prompt\":\"\xfe\"}", "prompt" },
+	/* truncated sequences, a continuation byte alone */
+	{ "{\"prompt\":\"\xe6\x97\"}", "prompt" },
+	{ "{\"prompt\":\"\xf0\x9f\x98 x\"}", "prompt" },
+	{ "{\"prompt\":\"x\x80\"}", "prompt" },
+	{ "{\"prompt\":\"\xc3\xa9\xa9\"}", "prompt" },
+	/* lone surrogate escapes */
+	{ "{\"prompt\":\"\\ud800\"}", "prompt" },
+	{ "{\"prompt\":\"\\ud800x\"}", "prompt" },
+	{ "{\"prompt\":\"\\uD800\\u0041\"}", "prompt" },
+	{ "{\"prompt\":\"\\udbff\\udbff\"}", "prompt" },
+	{ "{\"prompt\":\"\\udc00\"}", "prompt" },
+	{ "{\"prompt\":\"a\\uDFFF\"}", "prompt" },
+	{ "{\"prompt\":\"\\ude00\\ud83d\"}", "prompt" },
+	/* every field that holds text, and keys */
+	{ "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"},"
+	    "{\"role\":\"assistant\",\"content\":\"\xc0\x80\"},"
+	    "{\"role\":\"user\",\"content\":\"hi\"}]}", "messages[1].content" },
+	{ "{\"messages\":[{\"role\":\"us\\udc00er\",\"content\":\"hi\"}]}",
+	    "messages[0].role" },
+	{ "{\"prompt\":\"hi\",\"system\":\"\xed\xa0\x80\"}", "system" },
+	{ "{\"prompt\":\"hi\",\"metadata\":{\"source\":\"web\\ud800\"}}",
+	    "metadata.source" },
+	{ "{\"prompt\":\"hi\",\"metadata\":{\"source\":\"\xf4\x90\x80\x80\"}}",
+	    "metadata.source" },
+	{ "{\"prompt\":\"hi\",\"options\":{\"strategy\":\"gr\xc0\xafq\"}}",
+	    "options.strategy" },
+	{ "{\"prompt\":\"hi\",\"metadata\":{\"\xc0\x80\":\"x\"}}", "metadata" },
+	{ "{\"pr\\ud800\":\"hi\"}", "body" },
+	{ "{\"foo\":[1,{\"b\\u00e9\":[\"x\",\"\xe0\x80\xaf\"]}]}",
+	    "foo[1].b\xc3\xa9[1]" },
+	/* the root itself */
+	{ "\"\xc0\x80\"", "body" },
+	/* the first bad string is the one reported */
+	{ "{\"system\":\"\xc0\x80\",\"prompt\":\"\\ud800\"}", "system" },
+};
+
+static void
+test_bad_text(void **state)
+{
+	struct rf_chat_req req;
+	struct rf_field_err fe;
+	size_t i;
+	int rc;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad_text) / sizeof(bad_text[0]); i++) {
+		rc = rf_contract_parse(&cfg, bad_text[i].body,
+		    strlen(bad_text[i].body), &req, &fe);
+		if (rc != -1 || fe.code != RF_ERR_VALIDATION ||
+		    strcmp(fe.field, bad_text[i].field) != 0)
+			fail_msg("case %zu: rc %d code %s field \"%s\" (%s)", i, rc,
+			    rf_err_code(fe.code), fe.field, fe.message);
+		assert_non_null(strstr(fe.message, "UTF"));
+		assert_null(req.owner);
+	}
+}
+
+/* The edges of well-formed text are accepted, escapes included. */
+static void
+test_good_text(void **state)
+{
+	static const struct {
+		const char *body;
+		const char *text; /* the prompt as decoded */
+	} good[] = {
+		{ "{\"prompt\":\"\xc2\x80\xdf\xbf\"}", "\xc2\x80\xdf\xbf" },
+		{ "{\"prompt\":\"\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80\"}",
+		    "\xe0\xa0\x80\xed\x9f\xbf\xee\x80\x80" },
+		{ "{\"prompt\":\"\xef\xbf\xbf\xef\xbb\xbf\"}",
+		    "\xef\xbf\xbf\xef\xbb\xbf" },
+		{ "{\"prompt\":\"\xf0\x90\x80\x80\xf4\x8f\xbf\xbf\"}",
+		    "\xf0\x90\x80\x80\xf4\x8f\xbf\xbf" },
+		{ "{\"prompt\":\"\\ud83d\\ude00\"}", "\xf0\x9f\x98\x80" },
+		{ "{\"prompt\":\"\\uDBFF\\uDFFF!\"}", "\xf4\x8f\xbf\xbf!" },
+		{ "{\"prompt\":\"\\ud7ff\\ue000\"}", "\xed\x9f\xbf\xee\x80\x80" },
+		{ "{\"prompt\":\"\\\\ud800\"}", "\\ud800" },
+		{ "{\"prompt\":\"\\\"\\\\\\/\\b\\f\\n\\r\\tx\"}", "\"\\/\b\f\n\r\tx" },
+	};
+	struct rf_chat_req req;
+	struct rf_field_err fe;
+	size_t i;
+
+	(void)state;
+	cfg.max_prompt_chars = 100;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (rf_contract_parse(&cfg, good[i].body, strlen(good[i].body),
+		    &req, &fe) != 0)
+			fail_msg("case %zu: %s %s (%s)", i, rf_err_code(fe.code),
+			    fe.field, fe.message);
+		assert_string_equal(req.msgs[0].content, good[i].text);
+		rf_contract_free(&req);
+	}
+}
+
+/* A refusal echoes the client's key in its field: cut by the field's
+ * buffer, it still ends on a whole character. */
+static void
+test_field_cut_whole(void **state)
+{
+	struct rf_buf b;
+	struct rf_chat_req req;
+	struct rf_field_err fe;
+	size_t n;
+	int i;
+
+	(void)state;
+	rf_buf_init(&b, 0);
+	rf_buf_puts(&b, "{\"prompt\":\"hi\",\"");
+	for (i = 0; i < 40; i++)
+		rf_buf_puts(&b, "\xc3\xa9"); /* 80 bytes: more than the field holds */
+	rf_buf_puts(&b, "\":1}");
+	assert_int_equal(rf_contract_parse(&cfg, b.data, b.len, &req, &fe), -1);
+	assert_int_equal(fe.code, RF_ERR_VALIDATION);
+	n = strlen(fe.field);
+	assert_true(n >= 60 && n % 2 == 0);
+	assert_int_equal(memcmp(fe.field, b.data + 16, n), 0);
+	rf_buf_free(&b);
+}
 
 static void
 test_refused_bodies(void **state)
@@ -426,6 +572,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(test_refused_bodies, setup),
+		cmocka_unit_test_setup(test_bad_text, setup),
+		cmocka_unit_test_setup(test_good_text, setup),
+		cmocka_unit_test_setup(test_field_cut_whole, setup),
 		cmocka_unit_test_setup(test_too_many_messages, setup),
 		cmocka_unit_test_setup(test_defaults, setup),
 		cmocka_unit_test_setup(test_all_options, setup),

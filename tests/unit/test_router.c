@@ -136,7 +136,8 @@ test_routing_errors(void **state)
 	assert_non_null(strstr(o, "Cache-Control: no-store\r\n"));
 	free(o);
 
-	struct fake mf = { .params = { "REQUEST_METHOD", "GET", "REQUEST_URI", "/prefix/api/v1/chat", NULL } };
+	struct fake mf = { .params = { "REQUEST_METHOD", "GET", "REQUEST_URI", "/prefix/api/v1/chat",
+		"SCRIPT_NAME", "/prefix", NULL } };
 	o = serve(&mf);
 	assert_non_null(strstr(o, "Status: 405 Method Not Allowed\r\n"));
 	assert_non_null(strstr(o, "Allow: POST, OPTIONS\r\n"));
@@ -177,6 +178,160 @@ test_guards(void **state)
 	assert_non_null(strstr(o, "X-RelayForge-Provider: mock\r\n"));
 	assert_non_null(strstr(o, "\"demoMode\":true"));
 	free(o);
+}
+
+/* Where the API answers: the surface prefix at the start of the path, or
+ * right after the mount point the server reports (SCRIPT_NAME); the route
+ * is what follows, matched exactly; an encoded slash is no separator.
+ * A GET of chat is 405 when routed, 404 when not. */
+static void
+test_mount_rules(void **state)
+{
+	static const struct {
+		const char *uri, *script, *path_info;
+		bool routed;
+	} cases[] = {
+		/* lighttpd, key "/api" (deploy/lighttpd.conf, mod_cgi alias) */
+		{ "/api/v1/chat", "/api", "/v1/chat", true },
+		{ "/api/v1/chat?a=1", "/api", "/v1/chat", true },
+		/* lighttpd, key "/api/" or "/api/v1"; nginx with plain
+		 * fastcgi_params; no SCRIPT_NAME at all */
+		{ "/api/v1/chat", "/api/v1", "/chat", true },
+		{ "/api/v1/chat", "/api/v1/chat", NULL, true },
+		{ "/api/v1/chat", NULL, NULL, true },
+		/* cgi-bin/.htaccess; an Alias or ScriptAlias elsewhere */
+		{ "/cgi-bin/relayforge.fcgi/api/v1/chat", "/cgi-bin/relayforge.fcgi",
+		    "/api/v1/chat", true },
+		{ "/gw/api/v1/chat", "/gw", "/api/v1/chat", true },
+		{ "/gw/api/v1/chat", "/gw/", "api/v1/chat", true },
+		/* an encoded letter is the letter */
+		{ "/api/v1/%63hat", "/api", "/v1/chat", true },
+		{ "/cgi-bin/relayforge%2efcgi/api/v1/chat",
+		    "/cgi-bin/relayforge.fcgi", "/api/v1/chat", true },
+		/* the prefix anywhere else */
+		{ "/api/foo/api/v1/chat", "/api", "/foo/api/v1/chat", false },
+		{ "/api/foo/api/v1/logs", "/api", "/foo/api/v1/logs", false },
+		{ "/x/api/v1/chat", NULL, NULL, false },
+		{ "/x/api/v1/chat", "/api", NULL, false },
+		{ "/gw/x/api/v1/chat", "/gw", "/x/api/v1/chat", false },
+		{ "/cgi-bin/relayforge.fcgi/x/api/v1/chat",
+		    "/cgi-bin/relayforge.fcgi", "/x/api/v1/chat", false },
+		{ "/cgi-bin/relayforge.fcgix/api/v1/chat",
+		    "/cgi-bin/relayforge.fcgi", NULL, false },
+		{ "//api/v1/chat", NULL, NULL, false },
+		/* an encoded slash is not a separator */
+		{ "/api/v1%2fchat", "/api", "/v1/chat", false },
+		{ "/api/v1%2Fchat", "/api", "/v1/chat", false },
+		{ "/api%2fv1/chat", "/api", "/v1/chat", false },
+		{ "/gw%2fapi/v1/chat", "/gw", NULL, false },
+		/* the route is the whole rest */
+		{ "/api/v1/chat/x", "/api", "/v1/chat/x", false },
+		{ "/api/v1/./chat", "/api", "/v1/./chat", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fake f = { .params = { "REQUEST_METHOD", "GET",
+			"REQUEST_URI", cases[i].uri,
+			"SCRIPT_NAME", cases[i].script,
+			"PATH_INFO", cases[i].path_info, NULL } };
+		char *o;
+
+		/* an absent variable ends the list early */
+		if (cases[i].script == NULL)
+			f.params[4] = NULL;
+		else if (cases[i].path_info == NULL)
+			f.params[6] = NULL;
+		o = serve(&f);
+		if (strstr(o, cases[i].routed ? "Status: 405 " : "Status: 404 ") ==
+		    NULL)
+			fail_msg("case %zu (%s, SCRIPT_NAME %s): %.40s", i,
+			    cases[i].uri, cases[i].script ? cases[i].script : "-", o);
+		free(o);
+	}
+}
+
+/* Without REQUEST_URI the server's own split is used as it is (it has
+ * already decoded both halves). */
+static void
+test_mount_without_request_uri(void **state)
+{
+	struct fake a = { .params = { "REQUEST_METHOD", "GET",
+		"SCRIPT_NAME", "/cgi-bin/r.fcgi", "PATH_INFO", "/api/v1/chat", NULL } };
+	struct fake b = { .params = { "REQUEST_METHOD", "GET",
+		"SCRIPT_NAME", "/api", "PATH_INFO", "/v1/chat", NULL } };
+	struct fake c = { .params = { "REQUEST_METHOD", "GET",
+		"SCRIPT_NAME", "/api", "PATH_INFO", "/foo/api/v1/chat", NULL } };
+	char *o;
+
+	(void)state;
+	o = serve(&a);
+	assert_non_null(strstr(o, "Status: 405 "));
+	free(o);
+	o = serve(&b);
+	assert_non_null(strstr(o, "Status: 405 "));
+	free(o);
+	o = serve(&c);
+	assert_non_null(strstr(o, "Status: 404 "));
+	free(o);
+}
+
+/* Content-Type is parsed (RFC 9110 section 8.3): application/json in any
+ * case, parameters in any order, quoted or not, names in any case; a
+ * charset must be utf-8; anything malformed is 415. */
+static void
+test_content_types(void **state)
+{
+	static const struct {
+		const char *ct;
+		bool ok;
+	} cases[] = {
+		{ "application/json", true },
+		{ "Application/JSON", true },
+		{ "application/json; charset=utf-8", true },
+		{ "application/json;charset=UTF-8", true },
+		{ "application/json ; charset=utf-8", true },
+		{ "application/json;\tcharset=utf-8", true },
+		{ "application/json; CharSet=\"utf-8\"", true },
+		{ "application/json; foo=bar; charset=utf-8", true },
+		{ "application/json; charset=utf-8; foo=\"a;b\\\"c\"", true },
+		{ "application/json; foo=bar", true },
+		{ "application/json;", true },
+		{ "  application/json  ", true },
+		{ "application/jsonx", false },
+		{ "application/json+x", false },
+		{ "application/json/x", false },
+		{ "application/json-seq", false },
+		{ "application/json charset=utf-8", false },
+		{ "application/json; charset=latin1", false },
+		{ "application/json; charset=\"latin1\"", false },
+		{ "application/json; charset=utf-8x", false },
+		{ "application/json; charset=utf-8;charset=latin1", false },
+		{ "application/json; charset=\"utf-8\"x", false },
+		{ "application/json; charset=\"utf-8", false },
+		{ "application/json; charset=", false },
+		{ "application/json; charset", false },
+		{ "application/json; =utf-8", false },
+		{ "application/json; charset = utf-8", false },
+		{ "application/json; charset=utf-8 x", false },
+		{ "text/json", false },
+		{ "application /json", false },
+		{ "", false },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct fake f = { .params = { "REQUEST_METHOD", "POST",
+			"REQUEST_URI", "/api/v1/chat", "HTTP_AUTHORIZATION",
+			"Bearer tok-123", "CONTENT_TYPE", cases[i].ct, NULL },
+			.body = "{\"prompt\":\"hi\"}" };
+		char *o = serve(&f);
+		bool refused = strstr(o, "Status: 415 ") != NULL;
+
+		if (refused == cases[i].ok)
+			fail_msg("case %zu (%s): %.40s", i, cases[i].ct, o);
+		free(o);
+	}
 }
 
 static void
@@ -364,6 +519,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_routing_errors, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_guards, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_preflight, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mount_rules, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_mount_without_request_uri, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_content_types, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_surface_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_surface_routes, setup, teardown),
 	};

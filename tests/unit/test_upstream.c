@@ -6,6 +6,9 @@
  * Retry-After and x-ratelimit-* headers, a body over the cap, a stall for
  * the total timeout.  Also: a refused connection, connection reuse across
  * calls, the header strings arriving as given, and the Retry-After parser.
+ * The test includes upstream.c itself so that the multi handle's calls
+ * can be made to fail (perform, poll): the call must end as RF_UP_ERROR
+ * with curl's own error name, and the handle set must stay usable.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <stdarg.h>
@@ -24,8 +27,37 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
+
 #include "provider.h"
-#include "upstream.h"
+
+/* Fault injection: upstream.c's multi calls go through these; the n-th
+ * call (1-based, counted per test) fails, 0 = never. */
+static int fail_perform_at, fail_poll_at, perform_calls, poll_calls;
+static CURLMcode fake_perform(CURLM *m, int *running);
+static CURLMcode fake_poll(CURLM *m, struct curl_waitfd *fds, unsigned int n,
+    int ms, int *ret);
+#define curl_multi_perform fake_perform
+#define curl_multi_poll fake_poll
+#include "../../src/upstream.c"
+#undef curl_multi_perform
+#undef curl_multi_poll
+
+static CURLMcode
+fake_perform(CURLM *m, int *running)
+{
+	if (fail_perform_at > 0 && ++perform_calls >= fail_perform_at)
+		return CURLM_OUT_OF_MEMORY;
+	return curl_multi_perform(m, running);
+}
+
+static CURLMcode
+fake_poll(CURLM *m, struct curl_waitfd *fds, unsigned int n, int ms, int *ret)
+{
+	if (fail_poll_at > 0 && ++poll_calls >= fail_poll_at)
+		return CURLM_INTERNAL_ERROR;
+	return curl_multi_poll(m, fds, n, ms, ret);
+}
 
 #define HEAD_MAX 16384
 #define FIXED_NOW 1700000000000LL
@@ -494,6 +526,66 @@ test_bad_call(void **state)
 	rf_up_free(NULL);
 }
 
+/* A worker without a handle set (rf_up_new failed) gets an error reply,
+ * not a crash. */
+static void
+test_no_handle(void **state)
+{
+	struct rf_up_reply r;
+	struct rf_up_req rq;
+	struct rf_up_call call = { .pid = 0, .req = &rq, .connect_ms = 2000,
+	    .timeout_ms = 5000 };
+
+	(void)state;
+	req_for(&rq, port, "/ok");
+	rf_up_reply_init(&r);
+	assert_int_equal(rf_up_perform(NULL, &call, &r), 0);
+	assert_int_equal(r.end, RF_UP_ERROR);
+	assert_int_equal(r.status, 0);
+	assert_string_equal(r.curl_err, "no upstream handle");
+	rf_up_reply_free(&r);
+	rf_up_req_free(&rq);
+}
+
+/* The multi handle fails: the call ends at once as RF_UP_ERROR with
+ * curl's error name (never as a completed transfer), and the next call
+ * on the same handle set works. */
+static void
+test_multi_failures(void **state)
+{
+	struct rf_up *up = rf_up_new();
+	struct got g = { .stop_after = 0 };
+	struct rf_up_reply r;
+
+	(void)state;
+	/* perform fails on its third call, inside a stalled body */
+	perform_calls = 0;
+	fail_perform_at = 3;
+	perform(up, "/slow", 10000, NULL, &r);
+	fail_perform_at = 0;
+	assert_int_equal(r.end, RF_UP_ERROR);
+	assert_string_equal(r.curl_err, curl_multi_strerror(CURLM_OUT_OF_MEMORY));
+	rf_up_reply_free(&r);
+
+	/* poll fails while a stream is read */
+	poll_calls = 0;
+	fail_poll_at = 2;
+	perform(up, "/stream", 5000, &g, &r);
+	fail_poll_at = 0;
+	assert_int_equal(r.end, RF_UP_ERROR);
+	assert_string_equal(r.curl_err, curl_multi_strerror(CURLM_INTERNAL_ERROR));
+	rf_up_reply_free(&r);
+	rf_buf_free(&g.data);
+
+	/* the handle set still serves */
+	perform(up, "/ok", 5000, NULL, &r);
+	assert_int_equal(r.end, RF_UP_DONE);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(rf_buf_str(&r.body), "{\"ok\":true}");
+	rf_up_reply_free(&r);
+	rf_up_free(up);
+}
+
 /* Moved here from test_chain.c with the parser. */
 static void
 test_retry_after(void **state)
@@ -527,6 +619,8 @@ main(void)
 		cmocka_unit_test(test_connection_reused),
 		cmocka_unit_test(test_headers_sent_as_given),
 		cmocka_unit_test(test_bad_call),
+		cmocka_unit_test(test_no_handle),
+		cmocka_unit_test(test_multi_failures),
 		cmocka_unit_test(test_retry_after),
 	};
 
