@@ -23,6 +23,7 @@
 #include "fcgi.h"
 #include "log.h"
 #include "logq.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "router.h"
 #include "store.h"
@@ -180,6 +181,7 @@ serve_cgi(void)
 
 	w.up = rf_up_new();
 	worker_store(&w);
+	rf_rate_single_request();
 	rc = rf_fcgi_serve_cgi(serve_one, &w);
 	rf_up_free(w.up);
 	return rc;
