@@ -57,6 +57,7 @@ LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
 LIB_SRC += src/hist.c            # latency histogram, percentiles, usage folding
 LIB_SRC += src/store.c           # the store's product API, pool, backend choice
 LIB_SRC += src/store_sqlite.c    # the SQLite backend: every SQL statement
+LIB_SRC += src/pstate.c          # provider state in the process, written through
 LIB_SRC += src/ratelimit.c       # per-client limit: shared count, memory fallback
 LIB_SRC += src/logq.c            # request-log queue and its batch writer
 LIB_SRC += src/fcgi.c            # the only libfcgi user: FastCGI and CGI I/O
