@@ -18,9 +18,19 @@
  * and quota rules are the engine's (src/chain.c); the store persists what
  * it is told, atomically across processes.  Prefix: rf_store_.
  *
+ * Waiting: a call waits for a pooled connection and, inside the engine, for
+ * another writer's lock.  By default a connection is waited for at most
+ * RF_STORE_ACQUIRE_MS and the lock for the backend's busy timeout (10 s for
+ * SQLite), which background writers need; a request's thread asks for a
+ * short budget instead (rf_store_budget) and, when the store does not
+ * answer within it, decides from what its process knows (src/pstate.c,
+ * src/ratelimit.c).
+ *
  * Failure contract: functions return 0 on success and -1 on failure, with
- * the reason written to stderr (prefixed by the function); nothing
- * half-written is left behind (the transaction is rolled back).
+ * the reason written to stderr (prefixed by the function) -- except a call
+ * that ran out of a short budget, which fails quietly: its caller has a
+ * fallback and says what it does; nothing half-written is left behind
+ * (the transaction is rolled back).
  */
 #ifndef RF_STORE_H
 #define RF_STORE_H
@@ -48,6 +58,22 @@ void rf_store_close(struct rf_store *s); /* NULL is a no-op */
 /* db as it may be printed: a URI's password replaced by "***" (and a URI
  * whose parameters might carry one not printed at all); a path as is. */
 void rf_store_redact(const char *db, char *out, size_t len);
+
+/* The longest a call waits for a free connection without a budget. */
+#define RF_STORE_ACQUIRE_MS 2000
+/* The budget of a store call on a request's path (rate limit, provider
+ * state): a few milliseconds, then the caller's fallback. */
+#define RF_STORE_HOT_MS 5
+
+/* Set the budget of this thread's store calls: each later call (until
+ * the next rf_store_budget) waits at most ms in all -- for a connection
+ * and for another writer's lock -- counted from its start, then fails
+ * with -1 and nothing written.  ms <= 0 restores the defaults.  Returns
+ * the previous budget, so a caller brackets its calls:
+ *     int was = rf_store_budget(RF_STORE_HOT_MS);
+ *     ... store calls ...
+ *     rf_store_budget(was); */
+int rf_store_budget(int ms);
 
 /* One entry of a request's attempt trail. */
 struct rf_log_attempt {
@@ -114,6 +140,11 @@ int rf_store_provider_states(struct rf_store *s, const char *const *ids,
 int rf_store_provider_failed(struct rf_store *s, const char *id,
     const char *error_code, int64_t now_ms, int64_t cooldown_until_ms,
     int *failures);
+/* The same for n >= 1 failures at once (a process that could not write
+ * them when they happened): the count grows by n. */
+int rf_store_provider_failures(struct rf_store *s, const char *id, int n,
+    const char *error_code, int64_t now_ms, int64_t cooldown_until_ms,
+    int *failures);
 /* Persist a cooldown until until_ms with its reason ("failure_threshold",
  * "quota", ...) when it ends later than the stored one; an earlier or
  * equal one changes nothing, and until_ms <= 0 is a no-op. */
@@ -128,12 +159,13 @@ int rf_store_provider_quota(struct rf_store *s, const char *id,
     long remaining_requests, long remaining_tokens, int64_t reset_ms,
     int64_t now_ms);
 
-/* The per-client rate limit, shared by every process: count one request of
- * client in the current minute.  Returns 1 when allowed, 0 when over limit
- * (with *retry_after_s set, >= 1), -1 on a store error (the caller lets the
- * request through). */
-int rf_store_rate_hit(struct rf_store *s, const char *client, int limit,
-    int64_t now_ms, int *retry_after_s);
+/* The per-client rate limit's shared count: add hits (>= 1) requests of
+ * client to the fixed one-minute window of now_ms (older windows of the
+ * client are deleted).  Returns the window's count including them, or -1
+ * on a store error (nothing counted).  The verdict and Retry-After are
+ * src/ratelimit.c's. */
+long rf_store_rate_count(struct rf_store *s, const char *client, int hits,
+    int64_t now_ms);
 
 /* 0 when the store answers a trivial query (on a borrowed connection). */
 int rf_store_ping(struct rf_store *s);

@@ -20,6 +20,7 @@
 #ifndef RF_STORE_BACKEND_H
 #define RF_STORE_BACKEND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -63,10 +64,10 @@ struct rf_store_ops {
 	 * a provider without a row. */
 	int (*provider_states)(struct rf_store_conn *c, const char *const *ids,
 	    size_t n, struct rf_provider_state *st);
-	/* Bump the consecutive-failure count, remember error_code at
+	/* Add n (>= 1) to the consecutive-failure count, remember error_code at
 	 * now_ms and, when until_ms is later than the stored cooldown, store
 	 * it with error_code as its reason.  *failures gets the new count. */
-	int (*provider_failed)(struct rf_store_conn *c, const char *id,
+	int (*provider_failed)(struct rf_store_conn *c, const char *id, int n,
 	    const char *error_code, int64_t now_ms, int64_t until_ms,
 	    int *failures);
 	/* Clear count and cooldown; remember now_ms as the last success. */
@@ -82,11 +83,11 @@ struct rf_store_ops {
 	    long remaining_requests, long remaining_tokens, int64_t reset_ms,
 	    int64_t now_ms);
 
-	/* Count one hit of client in the window starting at window_ms and
-	 * delete the client's counters of earlier windows.  Returns the
-	 * window's count including this hit, or -1. */
+	/* Count hits (>= 1) of client in the window starting at window_ms
+	 * and delete the client's counters of earlier windows.  Returns the
+	 * window's count including these hits, or -1. */
 	long (*rate_count)(struct rf_store_conn *c, const char *client,
-	    int64_t window_ms);
+	    int hits, int64_t window_ms);
 	/* 0 when the connection answers a trivial query. */
 	int (*ping)(struct rf_store_conn *c);
 
@@ -124,6 +125,13 @@ extern const struct rf_store_ops rf_store_sqlite;   /* src/store_sqlite.c */
 #define RF_STORE_PATH_OPS (&rf_store_sqlite)
 
 /* ---- what src/store.c lends every backend ---- */
+
+/* The budget of the call running on this thread (rf_store_budget): false
+ * when it has none (the backend's own busy timeout applies); else true,
+ * with *expired (may be NULL) saying whether it is used up.  A backend's
+ * busy handler gives up once it is, and does not log that "busy": the
+ * caller has a fallback and reports it. */
+bool rf_store_call_budget(bool *expired);
 
 /* Copy n bytes of t into the page's memory, NUL-terminated (a backend
  * keeps SQL NULL as NULL itself).  NULL when out of memory, or when t is

@@ -12,9 +12,11 @@
  *   decide:  the attempt becomes a plain struct rf_try_outcome and the pure
  *            rf_chain_decide() says what follows: ok, retry (after a
  *            pause), promote (the next tier may take over) or final;
- *   apply:   apply() makes the step's store writes in one place (failure
+ *   apply:   apply() makes the step's writes in one place (failure
  *            streak, cooldowns, quota snapshot, clearing a healed
- *            provider).
+ *            provider) through src/pstate.c, which keeps them in the
+ *            process and writes them through to the store without making
+ *            the request wait for it.
  *
  * Streams commit to a provider on its first real text; until then every
  * failure still falls back (with a "fallback" meta event).  After it, a
@@ -32,6 +34,7 @@
 
 #include "chain.h"
 #include "log.h"
+#include "pstate.h"
 #include "scrub.h"
 #include "sse.h"
 #include "store.h"
@@ -49,7 +52,7 @@ struct run {
 	int order[RF_MAX_PROVIDERS];
 	int norder;
 	struct rf_prompt prompt;
-	struct rf_provider_state st[RF_MAX_PROVIDERS]; /* shared state at arrival */
+	struct rf_provider_state st[RF_MAX_PROVIDERS]; /* state at arrival */
 	int pending_from;        /* stream: a failed tier to announce, -1 none */
 	enum rf_err pending_code;
 	bool pending_restart;    /* the announcement is a restart */
@@ -280,7 +283,11 @@ rf_chain_decide(const struct rf_config *cfg, const struct rf_try_outcome *o,
 		d->cooldown_until_ms = rf_chain_cooldown_until(cfg, o, now_ms);
 }
 
-/* ---- effects: the store writes of a step, in one place --------------- */
+/* ---- effects: the state writes of a step, in one place ---------------
+ * Each goes through src/pstate.c: the store within a few milliseconds, or
+ * this process's table and a background writer -- the request never waits
+ * for the store, and the next decisions in this process see the write
+ * either way. */
 
 /* A failure of the provider: bump its shared streak, persist its own
  * cooldown, and the threshold's when the streak reaches it. */
@@ -289,22 +296,20 @@ apply_failure(struct run *run, int pid, const struct rf_try_outcome *o,
     const struct rf_decision *d, int64_t now)
 {
 	const struct rf_config *cfg = run->w->cfg;
+	const char *id = cfg->providers[pid].id;
 	int64_t until = d->cooldown_until_ms;
-	int failures = 0;
+	int failures;
 
 	if (o->http_status == 429 && until > now)
 		run->r->retry_after_ms = until - now;
-	if (run->w->store == NULL)
-		return;
-	/* The store bumps the shared streak; the threshold is decided here,
-	 * and costs a second write only when it is reached. */
-	if (rf_store_provider_failed(run->w->store, cfg->providers[pid].id,
-	    rf_err_code(o->code), now, until, &failures) != 0)
-		return;
+	/* The streak is the store's when it took the write, else what this
+	 * process knows; the threshold is decided here, and costs a second
+	 * write only when it is reached. */
+	failures = rf_pstate_failed(run->w->store, id, rf_err_code(o->code), now,
+	    until);
 	until = rf_chain_threshold_cooldown(cfg, failures, until, now);
 	if (until > 0)
-		rf_store_provider_cooldown(run->w->store, cfg->providers[pid].id,
-		    until, "failure_threshold");
+		rf_pstate_cooldown(run->w->store, id, until, "failure_threshold");
 }
 
 /* Providers send rate-limit headers on every answer; writing them each
@@ -321,29 +326,28 @@ apply_quota(struct run *run, int pid, const struct rf_quota *q, int64_t now)
 	bool empty = q->remaining_requests == 0 || q->remaining_tokens == 0;
 	int64_t until;
 
-	if (run->w->store == NULL || !q->have)
+	if (!q->have)
 		return;
 	if (!empty && now - atomic_load(&quota_written[pid]) < QUOTA_WRITE_MS)
 		return;
 	atomic_store(&quota_written[pid], now);
-	rf_store_provider_quota(run->w->store, id, q->remaining_requests,
+	rf_pstate_quota(run->w->store, id, q->remaining_requests,
 	    q->remaining_tokens, q->reset_at_ms, now);
 	/* A second write only when a figure reached 0 before its reset. */
 	until = rf_chain_quota_cooldown(q, now);
 	if (until > 0)
-		rf_store_provider_cooldown(run->w->store, id, until, "quota");
+		rf_pstate_cooldown(run->w->store, id, until, "quota");
 }
 
-/* A tier answered: clear its shared failure state if it had any. */
+/* A tier answered: clear its failure state if it had any. */
 static void
 apply_ok(struct run *run, int pid, int64_t now)
 {
 	const struct rf_provider_state *st = &run->st[pid];
 
-	if (run->w->store != NULL && !run->w->cfg->providers[pid].def->builtin &&
+	if (!run->w->cfg->providers[pid].def->builtin &&
 	    (st->consecutive_failures > 0 || st->cooldown_until_ms > 0))
-		rf_store_provider_ok(run->w->store,
-		    run->w->cfg->providers[pid].id, now);
+		rf_pstate_ok(run->w->store, run->w->cfg->providers[pid].id, now);
 }
 
 /* A failure message that names the provider ("Groq returned a ..."). */
@@ -888,6 +892,9 @@ try_tier(struct run *run, int pid)
 
 /* ---- the run ----------------------------------------------------------- */
 
+/* The providers' state at arrival: the store's, read within a few
+ * milliseconds (else as last read), with this process's writes the store
+ * has not taken yet (src/pstate.c). */
 static void
 load_states(struct run *run)
 {
@@ -895,11 +902,9 @@ load_states(struct run *run)
 	int n = run->w->cfg->nproviders;
 
 	memset(run->st, 0, sizeof(run->st));
-	if (run->w->store == NULL)
-		return;
 	for (int i = 0; i < n; i++)
 		ids[i] = run->w->cfg->providers[i].id;
-	rf_store_provider_states(run->w->store, ids, (size_t)n, run->st);
+	rf_pstate_load(run->w->store, ids, (size_t)n, run->st);
 }
 
 /* Nothing could be called: every tier skipped. */

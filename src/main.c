@@ -3,7 +3,8 @@
  * exactly one request as plain CGI, or runs RELAYFORGE_THREADS worker
  * threads that accept FastCGI requests (through fcgi.c) under a mutex and
  * hand them to the router.  It owns the process-wide pieces: the store
- * pool, the log writer thread (logq), the retention janitor thread.
+ * pool, the log writer thread (logq), the provider-state writer (pstate),
+ * the retention janitor thread.
  * SIGTERM / SIGINT stop accepting, let in-flight requests (streams
  * included) finish, join the threads and exit 0.  This is the only file
  * that knows about threads and signals.
@@ -23,6 +24,8 @@
 #include "fcgi.h"
 #include "log.h"
 #include "logq.h"
+#include "pstate.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "router.h"
 #include "scrub.h"
@@ -195,7 +198,11 @@ serve_cgi(void)
 
 	w.up = rf_up_new();
 	worker_store(&w);
+	rf_rate_single_request();
 	rc = rf_fcgi_serve_cgi(serve_one, &w);
+	/* Provider state the store did not take yet; the client waits for
+	 * the process to end, so briefly. */
+	rf_pstate_stop(w.store, RF_PSTATE_CGI_MS);
 	rf_up_free(w.up);
 	return rc;
 }
@@ -269,6 +276,8 @@ serve_fastcgi(void)
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	if (rf_logq_start(shared_store) != 0)
 		RF_LOG_WARN(NULL, NULL, "no log writer thread; workers write their own rows");
+	if (rf_pstate_start(shared_store) != 0)
+		RF_LOG_WARN(NULL, NULL, "no provider-state writer thread; requests retry waiting writes");
 	started = start_workers(tid, w, n);
 	if (started > 0 && pthread_create(&janitor, NULL, janitor_main, NULL) == 0)
 		have_janitor = true;
@@ -280,6 +289,7 @@ serve_fastcgi(void)
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
 	rf_logq_stop(); /* after the workers: every answered request is logged */
+	rf_pstate_stop(g_store, RF_PSTATE_WRITE_MS);
 	if (have_janitor)
 		pthread_join(janitor, NULL);
 out:

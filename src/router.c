@@ -21,7 +21,9 @@
  * (+ Allow), then OPTIONS answers the preflight, then 401 (tokens,
  * compared in constant time), 415, 413 (the body is read here, capped at
  * RELAYFORGE_MAX_BODY_BYTES), 429 (the per-client limit, counted in the
- * store so every process shares it).  Refused requests are never logged.
+ * store so every process shares it, and in memory while the store does
+ * not answer within a few milliseconds: src/ratelimit.c).  Refused
+ * requests are never logged.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -31,9 +33,9 @@
 
 #include "config.h"
 #include "handlers.h"
+#include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
-#include "store.h"
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -431,7 +433,8 @@ too_large:
 	return -1;
 }
 
-/* The shared per-client limit; true when this request is over it. */
+/* The per-client limit; true when this request is over it.  Never open:
+ * without a store that answers, this process counts (src/ratelimit.c). */
 static bool
 over_limit(const struct rf_surface *s, struct rf_worker *w, struct rf_request *rq)
 {
@@ -439,8 +442,8 @@ over_limit(const struct rf_surface *s, struct rf_worker *w, struct rf_request *r
 	int retry_s = 0;
 	char h[64];
 
-	if (rf_store_rate_hit(w->store, ip ? ip : "unknown", w->cfg->rate_limit,
-	    rf_now_ms(), &retry_s) != 0)
+	if (rf_rate_hit(w->store, ip, w->cfg->rate_limit, rf_now_ms(),
+	    &retry_s) != 0)
 		return false;
 	snprintf(h, sizeof(h), "Retry-After: %d\r\n", retry_s);
 	s->refuse(rq, RF_ERR_RATE_LIMITED, NULL, NULL, h);
@@ -468,8 +471,7 @@ guard(const struct rf_surface *s, struct rf_worker *w, struct rf_request *rq,
 	}
 	if (post && read_body(s, w, rq) != 0)
 		return -1;
-	if (r->limited && cfg->rate_limit > 0 && w->store != NULL &&
-	    over_limit(s, w, rq))
+	if (r->limited && cfg->rate_limit > 0 && over_limit(s, w, rq))
 		return -1;
 	return 0;
 }

@@ -7,25 +7,36 @@
  * of its max_conns connections at once (after any fork) and keeps them
  * for the life of the process; every thread of the process shares them.
  * Each public operation borrows one idle connection for just that
- * operation, waiting while all are busy, and runs one slot of the
- * backend's struct rf_store_ops (include/store_backend.h) on it.
+ * operation, waiting while all are busy (at most RF_STORE_ACQUIRE_MS, or
+ * the thread's budget), and runs one slot of the backend's struct
+ * rf_store_ops (include/store_backend.h) on it.
+ *
+ * The budget (rf_store_budget) is per thread: each call takes its deadline
+ * at its start, the pool waits for a connection until it, and the
+ * backend's busy handler asks rf_store_call_budget whether it has passed.
+ * A per-thread setting rather than a parameter of every operation: the
+ * request's path brackets its few calls, background writers keep the
+ * defaults.
  *
  * What does not depend on the engine lives here, so every backend shares
  * it: the arguments the API bounds (page limits, usage windows), the
- * rate-limit verdict and its Retry-After, the defaults and merge rules of
- * a provider report, and the memory a log page owns.  Histograms and the
+ * rate limit's one-minute window, the defaults and merge rules of a
+ * provider report, and the memory a log page owns.  Histograms and the
  * folding of usage rows are in src/hist.c; cooldown decisions are the
- * engine's (src/chain.c) -- the store persists the deadlines it is given.
+ * engine's (src/chain.c), the rate-limit verdict src/ratelimit.c's -- the
+ * store persists the deadlines and counts it is given.
  *
  * Messages never print RELAYFORGE_DB when it is a URI: it may hold a
  * password.
  */
 #include "store.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "hist.h"
 #include "log.h"
@@ -113,17 +124,70 @@ struct rf_store {
 	struct rf_store_conn **free_;  /* a stack of idle ones */
 };
 
-/* Borrow a connection, waiting while all are busy. */
+/* ---- the budget of this thread's calls ---- */
+
+static _Thread_local int budget_ms;          /* 0 = the defaults */
+static _Thread_local struct timespec deadline; /* of the running call */
+
+int
+rf_store_budget(int ms)
+{
+	int was = budget_ms;
+
+	budget_ms = ms > 0 ? ms : 0;
+	return was;
+}
+
+static void
+deadline_in(int ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+bool
+rf_store_call_budget(bool *expired)
+{
+	struct timespec now;
+
+	if (budget_ms == 0)
+		return false;
+	if (expired != NULL) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		*expired = now.tv_sec > deadline.tv_sec ||
+		    (now.tv_sec == deadline.tv_sec &&
+		    now.tv_nsec >= deadline.tv_nsec);
+	}
+	return true;
+}
+
+/* Borrow a connection, waiting while all are busy: until the call's
+ * budget ends, or RF_STORE_ACQUIRE_MS without one.  NULL when none came
+ * free in time (said on stderr unless the caller has a budget: it then
+ * has a fallback of its own). */
 static struct rf_store_conn *
 acquire(struct rf_store *p)
 {
-	struct rf_store_conn *c;
+	struct rf_store_conn *c = NULL;
+	struct timespec until;
+	int rc = 0;
 
+	deadline_in(budget_ms > 0 ? budget_ms : RF_STORE_ACQUIRE_MS, &until);
+	deadline = until;
 	pthread_mutex_lock(&p->lock);
-	while (p->nfree == 0)
-		pthread_cond_wait(&p->freed, &p->lock);
-	c = p->free_[--p->nfree];
+	while (p->nfree == 0 && rc != ETIMEDOUT)
+		rc = pthread_cond_timedwait(&p->freed, &p->lock, &until);
+	if (p->nfree > 0)
+		c = p->free_[--p->nfree];
 	pthread_mutex_unlock(&p->lock);
+	if (c == NULL && budget_ms == 0)
+		RF_LOG_ERR(NULL, NULL, "no store connection came free in %d ms",
+		    RF_STORE_ACQUIRE_MS);
 	return c;
 }
 
@@ -134,6 +198,19 @@ release(struct rf_store *p, struct rf_store_conn *c)
 	p->free_[p->nfree++] = c;
 	pthread_cond_signal(&p->freed);
 	pthread_mutex_unlock(&p->lock);
+}
+
+/* The pool's waits are measured on the monotonic clock: a wall-clock
+ * step must not stretch or cut them. */
+static void
+cond_init_monotonic(pthread_cond_t *c)
+{
+	pthread_condattr_t a;
+
+	pthread_condattr_init(&a);
+	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+	pthread_cond_init(c, &a);
+	pthread_condattr_destroy(&a);
 }
 
 struct rf_store *
@@ -152,7 +229,7 @@ rf_store_open_pool(const char *db, int max_conns, char *err, size_t errlen)
 	}
 	p->ops = ops;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->freed, NULL);
+	cond_init_monotonic(&p->freed);
 	p->all = calloc((size_t)max_conns, sizeof *p->all);
 	p->free_ = calloc((size_t)max_conns, sizeof *p->free_);
 	if (p->all == NULL || p->free_ == NULL) {
@@ -195,13 +272,12 @@ rf_store_close(struct rf_store *p)
 }
 
 /* Run one slot of the backend on a borrowed connection c_ and return its
- * result; -1 without a store. */
+ * result; -1 without a store or without a connection in time. */
 #define WITH_CONN(p, slot, ...) do {                                 \
 		struct rf_store_conn *c_;                            \
 		int rc_;                                             \
-		if ((p) == NULL)                                     \
+		if ((p) == NULL || (c_ = acquire(p)) == NULL)        \
 			return -1;                                   \
-		c_ = acquire(p);                                     \
 		rc_ = (p)->ops->slot(c_, __VA_ARGS__);               \
 		release((p), c_);                                    \
 		return rc_;                                          \
@@ -230,22 +306,30 @@ rf_store_provider_states(struct rf_store *p, const char *const *ids,
 }
 
 int
-rf_store_provider_failed(struct rf_store *p, const char *id,
+rf_store_provider_failures(struct rf_store *p, const char *id, int n,
     const char *error_code, int64_t now_ms, int64_t cooldown_until_ms,
     int *failures)
 {
 	struct rf_store_conn *c;
-	int n = 0, rc = -1;
+	int count = 0, rc = -1;
 
-	if (p != NULL) {
-		c = acquire(p);
-		rc = p->ops->provider_failed(c, id, error_code, now_ms,
-		    cooldown_until_ms, &n);
+	if (p != NULL && n >= 1 && (c = acquire(p)) != NULL) {
+		rc = p->ops->provider_failed(c, id, n, error_code, now_ms,
+		    cooldown_until_ms, &count);
 		release(p, c);
 	}
 	if (failures != NULL)
-		*failures = rc == 0 ? n : 0;
+		*failures = rc == 0 ? count : 0;
 	return rc;
+}
+
+int
+rf_store_provider_failed(struct rf_store *p, const char *id,
+    const char *error_code, int64_t now_ms, int64_t cooldown_until_ms,
+    int *failures)
+{
+	return rf_store_provider_failures(p, id, 1, error_code, now_ms,
+	    cooldown_until_ms, failures);
 }
 
 int
@@ -272,33 +356,20 @@ rf_store_provider_quota(struct rf_store *p, const char *id,
 	    reset_ms, now_ms);
 }
 
-/* Fixed one-minute windows: the hit counts in the window of now_ms, and an
- * over-limit client waits for the next window (at least a second). */
-int
-rf_store_rate_hit(struct rf_store *p, const char *client, int limit,
-    int64_t now_ms, int *retry_after_s)
+/* Fixed one-minute windows: the window of now_ms. */
+long
+rf_store_rate_count(struct rf_store *p, const char *client, int hits,
+    int64_t now_ms)
 {
 	int64_t window = now_ms - now_ms % RF_MINUTE_MS;
 	struct rf_store_conn *c;
 	long count;
 
-	if (limit <= 0)
-		return 1; /* off: no connection needed */
-	if (p == NULL)
+	if (p == NULL || hits < 1 || (c = acquire(p)) == NULL)
 		return -1;
-	c = acquire(p);
-	count = p->ops->rate_count(c, client, window);
+	count = p->ops->rate_count(c, client, hits, window);
 	release(p, c);
-	if (count < 0)
-		return -1;
-	if (count <= limit)
-		return 1;
-	if (retry_after_s != NULL) {
-		int64_t left = window + RF_MINUTE_MS - now_ms;
-		int secs = (int)((left + 999) / 1000);
-		*retry_after_s = secs >= 1 ? secs : 1;
-	}
-	return 0;
+	return count;
 }
 
 int
@@ -307,9 +378,8 @@ rf_store_ping(struct rf_store *p)
 	struct rf_store_conn *c;
 	int rc;
 
-	if (p == NULL)
+	if (p == NULL || (c = acquire(p)) == NULL)
 		return -1;
-	c = acquire(p);
 	rc = p->ops->ping(c);
 	release(p, c);
 	return rc;
@@ -459,7 +529,8 @@ rf_store_logs(struct rf_store *p, const struct rf_log_query *q,
 	page->mem = calloc(1, sizeof(struct page_mem));
 	if (page->items == NULL || page->mem == NULL)
 		goto fail;
-	c = acquire(p);
+	if ((c = acquire(p)) == NULL)
+		goto fail;
 	rc = p->ops->logs(c, q, page);
 	release(p, c);
 	if (rc != 0 || page_link(page) != 0)
@@ -528,7 +599,8 @@ rf_store_usage(struct rf_store *p, int64_t from_ms, int64_t to_ms,
 		goto fail;
 	for (size_t i = 0; i < out->nbuckets; i++)
 		rf_hist_figures_init(&out->buckets[i]);
-	c = acquire(p);
+	if ((c = acquire(p)) == NULL)
+		goto fail;
 	rc = p->ops->usage(c, hourly ? RF_ROLLUP_HOUR : RF_ROLLUP_MINUTE, out);
 	release(p, c);
 	if (rc == 0)
@@ -566,9 +638,8 @@ rf_store_maintain(struct rf_store *p)
 	struct rf_store_conn *c;
 	int rc;
 
-	if (p == NULL)
+	if (p == NULL || (c = acquire(p)) == NULL)
 		return -1;
-	c = acquire(p);
 	rc = p->ops->maintain(c);
 	release(p, c);
 	return rc;

@@ -6,7 +6,8 @@
  * at the end of this file.
  *
  * Opening a connection (after any fork) configures it -- WAL, a busy
- * handler that polls for up to 10 s, synchronous=NORMAL, foreign keys --
+ * handler that polls for up to 10 s (or until the calling thread's budget
+ * ends, see rf_store_budget), synchronous=NORMAL, foreign keys --
  * and applies the schema compiled into the binary (build/schema_sqlite.h,
  * from schema/relayforge.sql) inside BEGIN IMMEDIATE, so several processes
  * starting on a fresh file agree on one migration.  Every statement is
@@ -146,9 +147,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " updated_ms = excluded.updated_ms",
 	[ST_RATE_HIT] =
 	    "INSERT INTO rate_limit (client, window_start_ms, count)"
-	    " VALUES (?1, ?2, 1)"
+	    " VALUES (?1, ?2, ?3)"
 	    " ON CONFLICT (client, window_start_ms) DO UPDATE SET"
-	    " count = count + 1 RETURNING count",
+	    " count = count + excluded.count RETURNING count",
 	[ST_RATE_PRUNE] =
 	    "DELETE FROM rate_limit WHERE client = ?1 AND window_start_ms < ?2",
 	[ST_REPORT_STATE] =
@@ -275,16 +276,23 @@ query_int(sqlite3 *db, const char *sql, long *v)
 /* Waiting for the write lock: SQLite's own busy_timeout sleeps 1, 2, 5,
  * 10 ... ms, far longer than a writer holds the lock here (a few hundred
  * microseconds), which showed as 100+ ms p99 under load.  Poll every
- * 100 us for the first 2 ms, then every 1 ms, up to RF_BUSY_TIMEOUT_MS. */
+ * 100 us for the first 2 ms, then every 1 ms, up to RF_BUSY_TIMEOUT_MS --
+ * or, for a call with a budget (a request's path), until the budget ends:
+ * that caller would rather decide without the store than wait. */
 static int
 on_busy(void *ud, int count)
 {
 	long waited_us = count < 20 ? count * 100L : 2000L + (count - 20) * 1000L;
 	struct timespec ts = { 0, count < 20 ? 100000L : 1000000L };
+	bool expired = false;
 
 	(void)ud;
-	if (waited_us >= RF_BUSY_TIMEOUT_MS * 1000L)
+	if (rf_store_call_budget(&expired)) {
+		if (expired)
+			return 0;
+	} else if (waited_us >= RF_BUSY_TIMEOUT_MS * 1000L) {
 		return 0;
+	}
 	nanosleep(&ts, NULL);
 	return 1;
 }
@@ -530,9 +538,17 @@ fail:
 
 /* ---- statement helpers ---- */
 
+/* Say why a statement failed -- unless the call had a budget and ran out
+ * of it waiting for a lock: its caller falls back and says so once, where
+ * a line per request would flood stderr while an operator holds the lock. */
 static void
 report(struct rf_store_conn *s, const char *fn)
 {
+	int code = sqlite3_errcode(s->db);
+
+	if ((code == SQLITE_BUSY || code == SQLITE_LOCKED) &&
+	    rf_store_call_budget(NULL))
+		return;
 	rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL, "%s", sqlite3_errmsg(s->db));
 }
 
@@ -820,7 +836,7 @@ sq_provider_states(struct rf_store_conn *s, const char *const *ids, size_t n,
  * failures in several processes each count once; the stored cooldown is
  * read in the same transaction so a shorter one never replaces it. */
 static int
-sq_provider_failed(struct rf_store_conn *s, const char *id,
+sq_provider_failed(struct rf_store_conn *s, const char *id, int n,
     const char *error_code, int64_t now_ms, int64_t until_ms, int *failures)
 {
 	const char *fn = "rf_store_provider_failed";
@@ -833,7 +849,7 @@ sq_provider_failed(struct rf_store_conn *s, const char *id,
 	if (provider_get(s, id, &cur, fn) != 0)
 		goto out;
 	b |= bind_str(st, 1, id);
-	b |= bind_i64(st, 2, cur.consecutive_failures + 1);
+	b |= bind_i64(st, 2, cur.consecutive_failures + n);
 	b |= bind_str(st, 3, error_code);
 	b |= bind_i64(st, 4, now_ms);
 	/* NULL keeps the stored cooldown and its reason. */
@@ -845,7 +861,7 @@ sq_provider_failed(struct rf_store_conn *s, const char *id,
 out:
 	rc = tx_end(s, rc, fn);
 	if (rc == 0)
-		*failures = cur.consecutive_failures + 1;
+		*failures = cur.consecutive_failures + n;
 	return rc;
 }
 
@@ -903,16 +919,17 @@ sq_provider_quota(struct rf_store_conn *s, const char *id,
 
 /* ---- per-client rate limit ---- */
 
-/* Count one hit of client in window; the new count, or -1. */
+/* Count hits of client in window; the new count, or -1. */
 static long
-rate_count(struct rf_store_conn *s, const char *client, int64_t window,
-    const char *fn)
+rate_count(struct rf_store_conn *s, const char *client, int hits,
+    int64_t window, const char *fn)
 {
 	sqlite3_stmt *st = s->st[ST_RATE_HIT];
 	long count = -1;
 	int step;
 
-	if ((bind_str(st, 1, client) | bind_i64(st, 2, window)) != SQLITE_OK) {
+	if ((bind_str(st, 1, client) | bind_i64(st, 2, window) |
+	    bind_i64(st, 3, hits)) != SQLITE_OK) {
 		report(s, fn);
 		goto out;
 	}
@@ -933,16 +950,17 @@ out:
 /* Older windows of the client are deleted in the same transaction, so the
  * table holds about one row per active client. */
 static long
-sq_rate_count(struct rf_store_conn *s, const char *client, int64_t window_ms)
+sq_rate_count(struct rf_store_conn *s, const char *client, int hits,
+    int64_t window_ms)
 {
-	const char *fn = "rf_store_rate_hit";
+	const char *fn = "rf_store_rate_count";
 	sqlite3_stmt *prune = s->st[ST_RATE_PRUNE];
 	long count;
 	int rc = -1, b = 0;
 
 	if (tx_begin(s, fn) != 0)
 		return -1;
-	count = rate_count(s, client, window_ms, fn);
+	count = rate_count(s, client, hits, window_ms, fn);
 	if (count < 0)
 		goto out;
 	b |= bind_str(prune, 1, client);

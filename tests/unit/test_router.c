@@ -334,6 +334,48 @@ test_content_types(void **state)
 	}
 }
 
+/* The per-client limit holds without a store (it could not be opened):
+ * this process counts the minute itself, never lets every request through.
+ * The two requests are sent well inside one minute: it is the minute of
+ * the wall clock, so the third could only pass if a new one began between
+ * them -- checked, and the check repeated once if it did. */
+static void
+test_rate_limit_without_store(void **state)
+{
+	char addr[32];
+	int tries = 0;
+	bool refused = false;
+
+	(void)state;
+	cfg.rate_limit = 2;
+	while (!refused && tries++ < 2) {
+		int64_t minute = rf_now_ms() / 60000;
+		char *o[3];
+
+		snprintf(addr, sizeof addr, "198.51.100.%d", tries);
+		for (int i = 0; i < 3; i++) {
+			struct fake f = { .params = { "REQUEST_METHOD", "POST",
+				"REQUEST_URI", "/api/v1/chat", "REMOTE_ADDR", addr,
+				"HTTP_AUTHORIZATION", "Bearer tok-123",
+				"CONTENT_TYPE", "application/json", NULL },
+				.body = "{\"prompt\":\"hi\"}" };
+			o[i] = serve(&f);
+		}
+		assert_non_null(strstr(o[0], "Status: 200 OK\r\n"));
+		assert_non_null(strstr(o[1], "Status: 200 OK\r\n"));
+		refused = strstr(o[2], "Status: 429 Too Many Requests\r\n") != NULL;
+		if (refused) {
+			assert_non_null(strstr(o[2], "Retry-After: "));
+			assert_non_null(strstr(o[2], "\"code\":\"rate_limited\""));
+		} else {
+			assert_true(rf_now_ms() / 60000 != minute);
+		}
+		for (int i = 0; i < 3; i++)
+			free(o[i]);
+	}
+	assert_true(refused);
+}
+
 static void
 test_preflight(void **state)
 {
@@ -522,6 +564,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_mount_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mount_without_request_uri, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_content_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_rate_limit_without_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_surface_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_surface_routes, setup, teardown),
 	};

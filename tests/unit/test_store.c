@@ -21,6 +21,8 @@
 
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -860,36 +862,25 @@ test_rate_limit(void **state)
 	struct fixture *f = *state;
 	struct rf_store *s = open_ok(f);
 	int64_t now = T0 + 30500;
-	int ra = -1;
 
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(rf_store_rate_hit(s, "10.0.0.1", 3, now, &ra), 1);
-	assert_int_equal(ra, -1);
-	assert_int_equal(rf_store_rate_hit(s, "10.0.0.1", 3, now, &ra), 0);
-	assert_int_equal(ra, 30); /* ceil(29.5 s) to the window's end */
-	assert_int_equal(rf_store_rate_hit(s, "10.0.0.1", 3, T0 + 59999, &ra),
-	    0);
-	assert_int_equal(ra, 1);
-	assert_true(ra >= 1 && ra <= 60);
+	/* The verdict and Retry-After are src/ratelimit.c's (test_ratelimit):
+	 * the store counts, per client and wall-clock minute. */
+	for (int i = 1; i <= 3; i++)
+		assert_int_equal(rf_store_rate_count(s, "10.0.0.1", 1, now), i);
+	/* Several at once: requests a process counted while the store was
+	 * busy. */
+	assert_int_equal(rf_store_rate_count(s, "10.0.0.1", 4, T0 + 59999), 7);
 	/* Another client has its own count. */
-	assert_int_equal(rf_store_rate_hit(s, "10.0.0.2", 3, now, &ra), 1);
+	assert_int_equal(rf_store_rate_count(s, "10.0.0.2", 1, now), 1);
 	/* The next window starts again, and the old window's row is gone. */
-	assert_int_equal(rf_store_rate_hit(s, "10.0.0.1", 3, T0 + MINUTE, &ra),
-	    1);
+	assert_int_equal(rf_store_rate_count(s, "10.0.0.1", 1, T0 + MINUTE), 1);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM rate_limit"
 	    " WHERE client = '10.0.0.1'"), 1);
 	assert_int_equal(q_int(f, "SELECT count FROM rate_limit"
 	    " WHERE client = '10.0.0.1'"), 1);
-	/* Limit 0 is off: always allowed, nothing stored. */
-	for (int i = 0; i < 10; i++)
-		assert_int_equal(rf_store_rate_hit(s, "zero", 0, now, &ra), 1);
-	assert_int_equal(q_int(f, "SELECT count(*) FROM rate_limit"
-	    " WHERE client = 'zero'"), 0);
-	/* A window's first millisecond: a full minute to wait. */
-	for (int i = 0; i < 2; i++)
-		assert_int_equal(rf_store_rate_hit(s, "c", 1, T0, &ra), i == 0);
-	assert_int_equal(ra, 60);
-	assert_int_equal(rf_store_rate_hit(NULL, "c", 1, T0, &ra), -1);
+	/* No hit, or no store: nothing counted. */
+	assert_int_equal(rf_store_rate_count(s, "10.0.0.1", 0, T0 + MINUTE), -1);
+	assert_int_equal(rf_store_rate_count(NULL, "c", 1, T0), -1);
 	rf_store_close(s);
 }
 
@@ -1289,7 +1280,7 @@ test_prune_and_maintain(void **state)
 	struct rf_store *s = open_ok(f);
 	struct rf_log_entry e = sample_entry(T0);
 	int64_t cutoff = T0 + 10 * HOUR, pages;
-	int ra, n, calls = 0;
+	int n, calls = 0;
 	char big[3001];
 
 	memset(big, 'x', sizeof big - 1); /* rows of a page each: pages free */
@@ -1304,8 +1295,8 @@ test_prune_and_maintain(void **state)
 		e.ts_ms = cutoff + i;
 		assert_int_equal(rf_store_log_request(s, &e), 0);
 	}
-	assert_int_equal(rf_store_rate_hit(s, "old", 5, T0, &ra), 1);
-	assert_int_equal(rf_store_rate_hit(s, "new", 5, cutoff, &ra), 1);
+	assert_int_equal(rf_store_rate_count(s, "old", 1, T0), 1);
+	assert_int_equal(rf_store_rate_count(s, "new", 1, cutoff), 1);
 	/* Batches of 8: requests, minute rows and hour rows each <= 8. */
 	while ((n = rf_store_prune(s, cutoff, 8)) >= 8)
 		calls++;
@@ -1334,6 +1325,118 @@ test_prune_and_maintain(void **state)
 	assert_int_equal(rf_store_prune(s, cutoff, 0), -1);
 	assert_int_equal(rf_store_maintain(NULL), -1);
 	rf_store_close(s);
+}
+
+/* ---- waiting: the budget and the pool's bound ----
+ * Another process holds the write lock (as an operator's sqlite3 shell
+ * would): a call with a budget gives up within it instead of waiting the
+ * 10 s busy timeout, and the pool does not wait for ever for a connection.
+ * The bounds asserted are generous (the subject here is time): a second,
+ * against a budget of 5 ms and a wait of 10 s before. */
+
+static sqlite3 *
+lock_file(const char *path)
+{
+	sqlite3 *db = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL),
+	    SQLITE_OK);
+	return db;
+}
+
+static void
+unlock_file(sqlite3 *db)
+{
+	assert_int_equal(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+}
+
+static void
+test_budget_bounds_the_lock_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	const char *ids[1] = { "groq" };
+	struct rf_provider_state st;
+	sqlite3 *lk = lock_file(f->path);
+	int64_t t0 = rf_mono_ms();
+	int n = -1;
+
+	assert_int_equal(rf_store_budget(RF_STORE_HOT_MS), 0);
+	assert_int_equal(rf_store_provider_failed(s, "groq", "x", T0, 0, &n), -1);
+	assert_int_equal(n, 0);
+	assert_int_equal(rf_store_rate_count(s, "c", 1, T0), -1);
+	assert_true(rf_mono_ms() - t0 < 1000);
+	/* Reads do not need the write lock (WAL). */
+	assert_int_equal(rf_store_provider_states(s, ids, 1, &st), 0);
+	unlock_file(lk);
+	assert_int_equal(rf_store_provider_failed(s, "groq", "x", T0, 0, &n), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(rf_store_budget(0), RF_STORE_HOT_MS);
+	/* Nothing of the refused calls was written. */
+	assert_int_equal(q_int(f, "SELECT consecutive_failures FROM"
+	    " provider_state WHERE provider = 'groq'"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM rate_limit"), 0);
+	rf_store_close(s);
+}
+
+struct holder {
+	struct rf_store *s;
+	int rc;
+	atomic_bool done;
+};
+
+/* Holds the pool's only connection: a write waiting for the lock with the
+ * default budget. */
+static void *
+holder_main(void *arg)
+{
+	struct holder *h = arg;
+
+	h->rc = rf_store_provider_failed(h->s, "groq", "x", T0, 0, NULL);
+	atomic_store(&h->done, true);
+	return NULL;
+}
+
+static void
+test_pool_acquire_is_bounded(void **state)
+{
+	struct fixture *f = *state;
+	char err[256];
+	struct holder h = { .rc = -2 };
+	sqlite3 *lk;
+	pthread_t th;
+	int rc = 0, was;
+
+	h.s = rf_store_open_pool(f->db, 1, err, sizeof err);
+	assert_non_null(h.s);
+	lk = lock_file(f->path);
+	assert_int_equal(pthread_create(&th, NULL, holder_main, &h), 0);
+	/* Until the holder has the connection, a ping gets it (reads pass the
+	 * lock); then a ping with a budget gives up at once. */
+	was = rf_store_budget(RF_STORE_HOT_MS);
+	for (int i = 0; i < 2000 && rc == 0; i++) {
+		int64_t t0 = rf_mono_ms();
+
+		rc = rf_store_ping(h.s);
+		assert_true(rf_mono_ms() - t0 < 1000);
+		if (rc == 0)
+			rf_sleep_ms(1);
+	}
+	assert_int_equal(rc, -1);
+	/* Without a budget: RF_STORE_ACQUIRE_MS, still while the holder
+	 * waits (it would for 10 s). */
+	rf_store_budget(0);
+	assert_int_equal(rf_store_ping(h.s), -1);
+	assert_false(atomic_load(&h.done));
+	rf_store_budget(was);
+	unlock_file(lk);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	assert_int_equal(h.rc, 0);
+	assert_int_equal(rf_store_ping(h.s), 0);
+	rf_store_close(h.s);
 }
 
 /* ---- the backend from the form of RELAYFORGE_DB ---- */
@@ -1425,6 +1528,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_delete_cascades, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_migration_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_prune_and_maintain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_budget_bounds_the_lock_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pool_acquire_is_bounded, setup, teardown),
 	};
 	const struct CMUnitTest selection[] = {
 		cmocka_unit_test(test_open_postgres_not_built),
