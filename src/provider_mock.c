@@ -2,7 +2,8 @@
  * provider_mock: the built-in last tier (SPEC section 9), rf_provider_mock
  * with its in-process wire rf_ops_mock (the answer and next_token slots of
  * struct rf_provider_ops; the network slots stay NULL).  It answers
- * deterministically from the prompt, says plainly that this is the demo
+ * deterministically from the prompt (quoting the question, shortened at a
+ * word boundary with an ellipsis), says plainly that this is the demo
  * path, and reports token counts, so the whole product (streams, logs,
  * charts) works with no key configured.  No I/O: the streaming pace is the
  * chain's business; this file only cuts the text into word tokens.
@@ -14,6 +15,9 @@
 #include "provider.h"
 
 #define MOCK_QUOTE_CHARS 60
+#define MOCK_ELLIPSIS "\xe2\x80\xa6" /* U+2026, marks a shortened quote */
+/* The quote's characters (up to 4 bytes each), the ellipsis, the NUL. */
+#define MOCK_QUOTE_BYTES (MOCK_QUOTE_CHARS * 4 + sizeof(MOCK_ELLIPSIS))
 
 /* The last user message (the question being asked). */
 static const char *
@@ -40,30 +44,64 @@ char_len(const char *s)
 	return n;
 }
 
-/* The first MOCK_QUOTE_CHARS characters of s with every run of whitespace
+/* A blank for the quote: whitespace and control characters. */
+static bool
+blank(const char *s)
+{
+	return (unsigned char)*s <= 0x20 || *s == 0x7f;
+}
+
+/* A longer prompt is cut back to the end of its last whole word (a word
+ * cut in half reads like a bug), without a separator left dangling, and
+ * marked with an ellipsis.  o is the length of out so far, cut the offset
+ * of its last word boundary (0: none), mid_word whether the cut fell inside
+ * a word. */
+static size_t
+mark_cut(char *out, size_t o, size_t cut, bool mid_word)
+{
+	if (mid_word && cut > 0)
+		o = cut;
+	while (o > 1 && strchr(",;:", out[o - 1]) != NULL)
+		o--;
+	memcpy(out + o, MOCK_ELLIPSIS, sizeof(MOCK_ELLIPSIS) - 1);
+	return o + sizeof(MOCK_ELLIPSIS) - 1;
+}
+
+/* At most MOCK_QUOTE_CHARS characters of s with every run of whitespace
  * or control characters collapsed to one space, trimmed, never cutting a
- * UTF-8 sequence in half. */
+ * UTF-8 sequence or (unless one word is longer than the quote) a word in
+ * half.  outlen must be at least MOCK_QUOTE_BYTES. */
 static void
 quote_prompt(const char *s, char *out, size_t outlen)
 {
-	size_t o = 0, chars = 0, n;
-	bool space = false;
+	size_t o = 0, chars = 0, cut = 0, n, room;
+	bool space = false, more = false;
 
-	for (; *s != '\0' && chars < MOCK_QUOTE_CHARS; s += n) {
+	/* Room for the text; the ellipsis and the NUL always fit after it. */
+	room = outlen - sizeof(MOCK_ELLIPSIS);
+	for (; *s != '\0'; s += n) {
 		n = char_len(s);
-		if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
+		if (blank(s)) {
 			space = o > 0;
 			continue;
 		}
-		if (o + n + (space ? 1 : 0) + 1 > outlen)
+		if (chars + (space ? 1 : 0) + 1 > MOCK_QUOTE_CHARS ||
+		    o + (space ? 1 : 0) + n > room) {
+			more = true;
 			break;
-		if (space)
-			out[o++] = ' ', chars++;
-		space = false;
+		}
+		if (space) {
+			cut = o;
+			out[o++] = ' ';
+			chars++;
+			space = false;
+		}
 		memcpy(out + o, s, n);
 		o += n;
 		chars++;
 	}
+	if (more)
+		o = mark_cut(out, o, cut, !space);
 	out[o] = '\0';
 }
 
@@ -101,7 +139,7 @@ prompt_chars(const struct rf_prompt *p)
 static void
 mock_answer(const struct rf_prompt *p, struct rf_result *res)
 {
-	char quote[MOCK_QUOTE_CHARS * 4 + 1];
+	char quote[MOCK_QUOTE_BYTES];
 	long chars = prompt_chars(p);
 
 	quote_prompt(last_user(p), quote, sizeof(quote));

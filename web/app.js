@@ -1,6 +1,7 @@
 // RelayForge web client: the shared module.  API calls (JSON and SSE over
 // POST), DOM building that only ever sets textContent, the error shape,
-// the bearer-token prompt, number formatting and the provider-health list.
+// the bearer-token prompt, number and date formatting, the provider-health
+// list, the page chrome (footer, phone menu) and wide tables on a phone.
 // Pages import what they need; there is no build step and no framework.
 
 import { API_BASE } from "./config.js";
@@ -54,8 +55,11 @@ export function fmtInt(n) {
   return Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : dash;
 }
 
+// Durations.  The gateway measures whole milliseconds, so 0 means "less
+// than one": it shows as <1 ms, never as 0 ms, which reads like a bug.
 export function fmtMs(n) {
-  if (!Number.isFinite(n)) return dash;
+  if (!Number.isFinite(n) || n < 0) return dash;
+  if (n < 1) return "<1 ms";
   if (n >= 10000) return (n / 1000).toFixed(1) + " s";
   return Math.round(n).toLocaleString("en-US") + " ms";
 }
@@ -84,11 +88,28 @@ export function fmtClock(t) {
   return d ? d.toLocaleTimeString("en-GB", { hour12: false }) : dash;
 }
 
-export function fmtDateTime(t) {
+const two = (n) => String(n).padStart(2, "0");
+
+// The one date-time format of the pages: ISO-like, in the viewer's local
+// time, "2026-12-01 21:00" (with seconds: "2026-12-01 21:00:05").
+export function fmtLocal(t, { seconds = false } = {}) {
   const d = parseTime(t);
   if (!d) return dash;
-  const date = d.toLocaleDateString("en-GB", { day: "2-digit", month: "short" });
-  return date + " " + d.toLocaleTimeString("en-GB", { hour12: false });
+  const s = `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}`;
+  return seconds ? `${s}:${two(d.getSeconds())}` : s;
+}
+
+export function fmtDateTime(t) {
+  return fmtLocal(t, { seconds: true });
+}
+
+// A usage window as [from, to] labels.  The gateway's window ends with the
+// bucket now falls in, a little in the future; the label ends at now.
+export function windowEnds(from, to) {
+  const end = parseTime(to);
+  const now = serverNow();
+  if (end && end.getTime() > now) return [fmtLocal(from), fmtLocal(now) + " (now)"];
+  return [fmtLocal(from), fmtLocal(end)];
 }
 
 // "3 min ago" relative to now (plus the server clock offset, see skew()).
@@ -109,7 +130,6 @@ export function fmtCountdown(ms) {
   const h = Math.floor(total / 3600);
   const m = Math.floor((total % 3600) / 60);
   const s = total % 60;
-  const two = (n) => String(n).padStart(2, "0");
   return h ? `${h}:${two(m)}:${two(s)}` : `${two(m)}:${two(s)}`;
 }
 
@@ -431,7 +451,40 @@ function renderFooter(footer) {
       el("span", { text: "Every number on these pages comes from this gateway's live API." }))));
 }
 
-// Fill the shared footer and mark the current page in the main navigation.
+// Below 600 px the main navigation folds into a menu button: a real
+// <button> with aria-expanded and aria-controls, so it works with Enter,
+// Space and a screen reader; Escape closes it and gives focus back to the
+// button, and so does following a link.  Without JavaScript the links stay
+// visible (the CSS folds them only under .has-nav-toggle).
+function navToggle(header) {
+  const nav = header.querySelector(".main-nav");
+  const list = nav && nav.querySelector("ul");
+  if (!list) return;
+  list.id = list.id || "main-nav-list";
+  const icon = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  icon.setAttribute("viewBox", "0 0 24 24");
+  icon.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS("http://www.w3.org/2000/svg", "path");
+  path.setAttribute("d", "M4 7h16M4 12h16M4 17h16");
+  icon.append(path);
+  const btn = el("button", { type: "button", class: "nav-toggle", attrs: { "aria-expanded": "false", "aria-controls": list.id } },
+    icon, el("span", { text: "Menu" }));
+  const set = (open) => {
+    btn.setAttribute("aria-expanded", open ? "true" : "false");
+    nav.classList.toggle("is-open", open);
+  };
+  btn.addEventListener("click", () => set(btn.getAttribute("aria-expanded") !== "true"));
+  header.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && btn.getAttribute("aria-expanded") === "true") { set(false); btn.focus(); }
+  });
+  list.addEventListener("click", (e) => { if (e.target.closest("a")) set(false); });
+  document.addEventListener("click", (e) => { if (!header.contains(e.target)) set(false); });
+  nav.before(btn);
+  header.classList.add("has-nav-toggle");
+}
+
+// Fill the shared footer, mark the current page in the main navigation and
+// give the navigation its phone menu.
 export function initChrome() {
   const footer = document.querySelector("footer.site-footer");
   if (footer) renderFooter(footer);
@@ -440,6 +493,46 @@ export function initChrome() {
     const target = (a.getAttribute("href") || "").split("#")[0].replace("./", "") || "index.html";
     if (target === here && !a.getAttribute("href").includes("#")) a.setAttribute("aria-current", "page");
   }
+  const header = document.querySelector(".site-header");
+  if (header) navToggle(header);
+}
+
+// ---------------------------------------------------------------- tables
+
+// Wide tables on a phone: below 600 px a table.stack shows each row as a
+// card of labelled values (style.css).  The labels are the column heads,
+// copied here into each cell's data-label; call it again after new rows.
+export function labelCells(table) {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => th.textContent.trim());
+  for (const tr of table.querySelectorAll("tbody tr")) {
+    [...tr.cells].forEach((td, i) => {
+      if (td.colSpan === 1 && heads[i]) td.dataset.label = heads[i];
+    });
+  }
+}
+
+export function stackTable(table) {
+  table.classList.add("stack");
+  labelCells(table);
+}
+
+// Where a table is still wider than its box (between the phone layout and
+// a wide screen), say so under it: "Scroll sideways" with an arrow, shown
+// only while there is something to scroll to.
+export function scrollHint(wrap) {
+  const hint = el("p", { class: "scroll-hint", hidden: true, attrs: { "aria-hidden": "true" } }, "Scroll sideways for more columns →");
+  wrap.after(hint);
+  const check = () => {
+    const over = wrap.scrollWidth > wrap.clientWidth + 1;
+    const atEnd = wrap.scrollLeft + wrap.clientWidth >= wrap.scrollWidth - 1;
+    wrap.dataset.overflow = over ? (atEnd ? "end" : "more") : "none";
+    hint.hidden = !over;
+  };
+  new ResizeObserver(check).observe(wrap);
+  if (wrap.firstElementChild) new ResizeObserver(check).observe(wrap.firstElementChild);
+  wrap.addEventListener("scroll", check, { passive: true });
+  check();
+  return check;
 }
 
 export function sleep(ms) {

@@ -3,7 +3,7 @@
 // script, so it is the global `Chart`).  Every value comes from
 // GET /api/v1/usage; an empty window shows a sentence, not a flat line.
 
-import { el, fill, fmtInt, fmtMs, fmtPct, parseTime } from "./app.js";
+import { el, fill, fmtInt, fmtLocal, fmtMs, fmtPct, parseTime } from "./app.js";
 
 const PROVIDER_COLORS = {
   groq: "#f59e5b",
@@ -39,16 +39,11 @@ function theme(Chart) {
   Chart.defaults.animation = matchMedia("(prefers-reduced-motion: reduce)").matches ? false : { duration: 250 };
 }
 
-// A bucket's label: the clock for minute and hour buckets, the day (and
-// hour) for the longer ones.
-export function bucketLabel(t, bucketSeconds) {
-  const d = parseTime(t);
-  if (!d) return String(t);
-  const time = d.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit", hour12: false });
-  const day = d.toLocaleDateString("en-GB", { day: "2-digit", month: "short" });
-  if (bucketSeconds >= 86400) return day;
-  if (bucketSeconds >= 21600) return `${day} ${time}`;
-  return time;
+// A bucket's label: its start in the pages' one local date-time format
+// ("2026-12-01 21:00"), whatever the bucket size, so a label never names
+// a time that has not come yet.
+export function bucketLabel(t) {
+  return parseTime(t) ? fmtLocal(t) : String(t);
 }
 
 // Create the chart on canvas, or update the one already there in place.
@@ -89,7 +84,7 @@ function noLib(box) {
 }
 
 function labelsOf(usage) {
-  return (usage.timeseries || []).map((b) => bucketLabel(b.t, usage.bucketSeconds));
+  return (usage.timeseries || []).map((b) => bucketLabel(b.t));
 }
 
 const axisInt = { beginAtZero: true, ticks: { precision: 0 } };

@@ -3,7 +3,7 @@
 
 import {
   $, apiGet, el, errorBox, fill, fmtAgo, fmtClock, fmtCountdown, fmtInt, fmtMs, fmtPct,
-  initChrome, noteServerTime, parseTime, serverNow, showError, stateBadge,
+  initChrome, noteServerTime, parseTime, scrollHint, serverNow, showError, stackTable, stateBadge, windowEnds,
 } from "./app.js";
 import { latencyChart, providerChart, providerTable, requestsChart } from "./charts.js";
 
@@ -47,7 +47,8 @@ function providerCard(p, i) {
   const rows = [];
   const row = (k, ...v) => rows.push(el("dt", { text: k }), el("dd", { attrs: { "data-key": k } }, ...v));
   row("Model", p.model || "–");
-  row("API key", p.configured ? "configured" : "not set: skipped");
+  // The mock is part of the gateway: it has no key to configure.
+  row("API key", p.id === "mock" ? "built in, no key" : p.configured ? "configured" : "not set: skipped");
   if (p.cooldownUntil && parseTime(p.cooldownUntil) && parseTime(p.cooldownUntil).getTime() > serverNow()) {
     row("Cooldown", countdown(p.cooldownUntil), el("span", { class: "muted", text: ` (until ${fmtClock(p.cooldownUntil)})` }));
   } else {
@@ -136,13 +137,16 @@ async function loadUsage() {
     if (w !== usageWindow) return;
     fill($("#usage-error"));
     const bucket = u.bucketSeconds >= 86400 ? `${u.bucketSeconds / 86400} day` : u.bucketSeconds >= 3600 ? `${u.bucketSeconds / 3600} h` : `${Math.round(u.bucketSeconds / 60)} min`;
-    fill($("#usage-range"), `Window ${u.window}: ${new Date(u.from).toLocaleString("en-GB")} to ${new Date(u.to).toLocaleString("en-GB")}, ${bucket} buckets.`);
+    const [from, to] = windowEnds(u.from, u.to);
+    fill($("#usage-range"), `Window ${u.window}: `, el("span", { class: "nowrap", text: from }), " to ",
+      el("span", { class: "nowrap", text: to }), `, ${bucket} buckets.`);
     renderTotals(u);
     const empty = "No requests in this window yet.";
     requestsChart($("#chart-requests"), u, empty);
     latencyChart($("#chart-latency"), u, empty);
     providerChart($("#chart-providers"), u, empty);
     providerTable($("#providers-body"), u);
+    stackTable($("#providers-body").closest("table"));
   } catch (e) {
     showError($("#usage-error"), e, { kind: "admin", retry: loadUsage, title: "usage:" });
   } finally {
@@ -160,6 +164,7 @@ function refresh() {
 
 function main() {
   initChrome();
+  scrollHint($("#providers-body").closest(".table-wrap"));
   $("#refresh").addEventListener("click", refresh);
   for (const r of document.querySelectorAll('#window input[name="window"]')) {
     r.addEventListener("change", () => { if (r.checked) { usageWindow = r.value; usageBusy = false; loadUsage(); } });

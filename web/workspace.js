@@ -1,11 +1,11 @@
 // Workspace: build a request from the form, send it to /chat or /stream,
 // render tokens as they arrive (restarts kept visible, struck through),
 // the meta and attempt trail of the answer, errors from the error shape,
-// and the recent-logs table with paging.
+// and the recent-logs table with paging (a card per row on a phone).
 
 import {
   $, apiGet, apiPost, apiStream, ApiError, el, errorBox, fill, fmtBool, fmtDateTime, fmtInt, fmtMs,
-  initChrome, showError, STATE_TEXT,
+  initChrome, labelCells, scrollHint, showError, stackTable, STATE_TEXT,
 } from "./app.js";
 
 const FIELD_INPUT = {
@@ -147,6 +147,13 @@ function onStreamEvent(name, data) {
 
 // ----------------------------------------------------------------- meta
 
+// What the gateway's two clocks measure (the timing line under the answer
+// is this browser's own).
+const META_TITLE = {
+  Latency: "Measured in the gateway, from the request's arrival to the last byte.",
+  TTFT: "Time to first token, measured in the gateway from the request's arrival (failed tiers included); under 1 ms reads <1 ms.",
+};
+
 function renderMeta(m, final) {
   const rows = [
     ["Final provider", m.finalProvider],
@@ -166,7 +173,7 @@ function renderMeta(m, final) {
   rows.push(["Request id", m.requestId || "–"]);
   fill($("#meta"), el("dl", { class: "meta-grid", attrs: { "data-final": final ? "true" : "false" } },
     rows.map(([k, v]) => el("div", { class: k === "Request id" ? "wide" : null },
-      el("dt", { text: k }), el("dd", { text: v ?? "–", attrs: { "data-key": k } })))));
+      el("dt", { text: k, title: META_TITLE[k] }), el("dd", { text: v ?? "–", attrs: { "data-key": k } })))));
   if (Array.isArray(m.attempts)) renderTrail(m.attempts);
 }
 
@@ -271,19 +278,28 @@ function stop() {
 
 // ------------------------------------------------------------ providers
 
+// A provider's state, as short as a phone-wide select needs; a provider
+// that can answer needs no note.
+const STRATEGY_NOTE = { unconfigured: "no key", cooling_down: "cooldown", down: "down", degraded: "degraded" };
+
+// The options stay short enough for a phone-wide select; the whole chain
+// is spelled out under it, where it can wrap.
 async function loadStrategies() {
   const sel = $("#strategy");
   try {
     const s = await apiGet("/api/v1/providers/status");
     const byId = new Map((s.providers || []).map((p) => [p.id, p]));
+    const order = s.routingOrder || [];
     const keep = sel.value;
-    fill(sel, el("option", { value: "auto", text: `auto: ${(s.routingOrder || []).join(" → ")}` }),
-      (s.routingOrder || []).map((id) => {
+    fill(sel, el("option", { value: "auto", text: "auto: the whole chain" }),
+      order.map((id) => {
         const p = byId.get(id) || { id };
-        const state = STATE_TEXT[p.state] || p.state || "";
-        return el("option", { value: id, text: `${p.name || id} first${state ? ` (${state})` : ""}` });
+        const note = STRATEGY_NOTE[p.state];
+        return el("option", { value: id, text: `${p.name || id} first${note ? ` (${note})` : ""}`, title: STATE_TEXT[p.state] || "" });
       }));
     sel.value = [...sel.options].some((o) => o.value === keep) ? keep : "auto";
+    fill($("#strategy-hint"), "Chain: ", el("span", { id: "strategy-chain", class: "chain-line", text: order.join(" → ") }),
+      ". A provider tries that one first, then the rest of the chain.");
   } catch (e) {
     $("#strategy-hint").textContent = `Could not read the chain (${e.code}); only auto is offered.`;
   }
@@ -330,6 +346,7 @@ async function loadLogs(before) {
     const items = d.items || [];
     if (items.length) fill(body, items.map(logRow));
     else fill(body, el("tr", { class: "empty-row" }, el("td", { colSpan: 9, text: before ? "No older requests." : "No requests logged yet. Send one above." })));
+    labelCells($("#logs"));
     $("#logs-caption").textContent = items.length
       ? `${logs.page === 0 ? "The" : `Page ${logs.page + 1}:`} ${items.length} ${logs.page === 0 ? "newest" : "older"} request${items.length === 1 ? "" : "s"}.`
       : "Nothing to show.";
@@ -378,6 +395,8 @@ function main() {
   $("#logs-refresh").addEventListener("click", () => loadLogs(logs.page ? logs.before : null));
   $("#logs-newest").addEventListener("click", () => loadLogs(null));
   $("#logs-older").addEventListener("click", older);
+  stackTable($("#logs"));
+  scrollHint($("#logs").closest(".table-wrap"));
   loadStrategies();
   loadLogs(null);
 }

@@ -147,8 +147,9 @@ export async function launch() {
 // A page that records what a person would see as broken: console errors,
 // uncaught exceptions, failed requests and HTTP errors.  expectStatus()
 // lets a test allow a status it provokes on purpose (e.g. a 400).
-export async function watchedPage(browser, { width = 1280, height = 900 } = {}) {
-  const context = await browser.newContext({ viewport: { width, height } });
+// timezoneId (e.g. "Asia/Kolkata") sets the browser's local time zone.
+export async function watchedPage(browser, { width = 1280, height = 900, timezoneId } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, ...(timezoneId ? { timezoneId } : {}) });
   const page = await context.newPage();
   const problems = [];
   const allowed = new Set();

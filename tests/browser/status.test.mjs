@@ -50,6 +50,17 @@ describe("status and charts", () => {
       assert.equal(await w.page.textContent('#meta dd[data-key="Attempted provider"]'), "groq");
       assert.equal(await w.page.textContent('#meta dd[data-key="Final provider"]'), "mock");
       assert.equal(await w.page.textContent('#meta dd[data-key="Fallback"]'), "yes");
+      // TTFT counts from the request's arrival, so it holds the failed
+      // Groq attempt too: the time the client waited for its first token.
+      const rid = await w.page.textContent('#meta dd[data-key="Request id"]');
+      let row = null;
+      for (let i = 0; i < 25 && !row; i++) {
+        row = (await api("/api/v1/logs?limit=5")).items.find((r) => r.requestId === rid) || null;
+        if (!row) await sleep(200);
+      }
+      assert.ok(row, "the request was logged");
+      const groq = row.attempts.find((a) => a.provider === "groq");
+      assert.ok(row.ttftMs >= groq.latencyMs, `ttft ${row.ttftMs} ms >= the groq attempt's ${groq.latencyMs} ms`);
       assert.deepEqual(w.problems, []);
     } finally {
       await w.close();

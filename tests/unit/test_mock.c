@@ -16,6 +16,8 @@
 
 #include "provider.h"
 
+#define ELLIPSIS "\xe2\x80\xa6" /* U+2026 */
+
 static void
 answer(const struct rf_msg *m, size_t n, const char *system,
     struct rf_result *r)
@@ -83,7 +85,8 @@ test_quote_is_bounded(void **state)
 	size_t i;
 
 	(void)state;
-	/* 100 two-byte characters: the quote keeps 60 whole ones. */
+	/* 100 two-byte characters and no space: one word longer than the
+	 * quote, so it keeps 60 whole characters and marks the cut. */
 	for (i = 0; i < 100; i++)
 		memcpy(prompt + 2 * i, "\xc3\xa9", 2);
 	prompt[200] = '\0';
@@ -92,7 +95,8 @@ test_quote_is_bounded(void **state)
 	assert_non_null(q);
 	e = strchr(q + 1, '"');
 	assert_non_null(e);
-	assert_int_equal(e - q - 1, 120);
+	assert_int_equal(e - q - 1, 120 + 3);
+	assert_memory_equal(e - 3, ELLIPSIS, 3);
 	/* 3 + 100 characters -> ceil(103 / 4) = 26 tokens. */
 	assert_int_equal(r.usage.prompt_tokens, 26);
 	rf_result_free(&r);
@@ -103,6 +107,68 @@ test_quote_is_bounded(void **state)
 	assert_int_equal(r.usage.prompt_tokens, 1);
 	assert_non_null(strstr(rf_buf_str(&r.text), "\"\""));
 	rf_result_free(&r);
+}
+
+/* The quoted text between the answer's quotes (into out). */
+static void
+quoted(const char *prompt, char *out, size_t len)
+{
+	struct rf_msg m[1] = { { "user", prompt } };
+	struct rf_result r;
+	const char *q, *e;
+
+	answer(m, 1, NULL, &r);
+	q = strchr(rf_buf_str(&r.text), '"');
+	assert_non_null(q);
+	e = strrchr(q + 1, '"');
+	assert_non_null(e);
+	assert_true((size_t)(e - q) <= len);
+	snprintf(out, len, "%.*s", (int)(e - q - 1), q + 1);
+	rf_result_free(&r);
+}
+
+static void
+test_quote_cuts_at_a_word(void **state)
+{
+	char got[300];
+
+	(void)state;
+	/* 53 characters up to "its" and its space, then "cooldowns" crosses
+	 * the 60th character: the quote ends before that word. */
+	quoted("Explain the fallback strategy in RelayForge with its cooldowns "
+	    "and retries", got, sizeof(got));
+	assert_string_equal(got,
+	    "Explain the fallback strategy in RelayForge with its" ELLIPSIS);
+	/* The 60th character ends a word: the whole word stays. */
+	quoted("aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd eeeeeeeee fffffffff1 "
+	    "next", got, sizeof(got));
+	assert_string_equal(got, "aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd "
+	    "eeeeeeeee fffffffff1" ELLIPSIS);
+	/* Exactly 60 characters and trailing blanks: nothing is cut. */
+	quoted("aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd eeeeeeeee fffffffff1 \n ",
+	    got, sizeof(got));
+	assert_string_equal(got, "aaaaaaaaa bbbbbbbbb ccccccccc ddddddddd "
+	    "eeeeeeeee fffffffff1");
+	/* A separator left at the cut goes: "word,..." reads as a slip. */
+	quoted("one two three four five six seven eight nine ten eleven, "
+	    "twelve thirteen", got, sizeof(got));
+	assert_string_equal(got,
+	    "one two three four five six seven eight nine ten eleven" ELLIPSIS);
+	/* Multi-byte words are cut between words too. */
+	quoted("\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9 "
+	    "\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9 "
+	    "\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9 "
+	    "\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9 "
+	    "\xc3\xa9t\xc3\xa9 " "\xc3\xa9t\xc3\xa9", got, sizeof(got));
+	/* 14 words of 3 characters and 13 spaces: 55, nothing cut. */
+	assert_null(strstr(got, ELLIPSIS));
+	/* 11 words and spaces are 55 characters; a 7-character word of
+	 * two-byte characters would end at the 62nd. */
+	quoted("word word word word word word word word word word word "
+	    "\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9",
+	    got, sizeof(got));
+	assert_string_equal(got, "word word word word word word word word word "
+	    "word word" ELLIPSIS);
 }
 
 static void
@@ -178,6 +244,7 @@ main(void)
 		cmocka_unit_test(test_catalog_entry),
 		cmocka_unit_test(test_answer_shape),
 		cmocka_unit_test(test_quote_is_bounded),
+		cmocka_unit_test(test_quote_cuts_at_a_word),
 		cmocka_unit_test(test_tokens_rebuild_text),
 		cmocka_unit_test(test_next_token_edges),
 	};
