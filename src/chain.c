@@ -75,6 +75,7 @@ struct attempt {
 	bool done;         /* streams: [DONE] seen */
 	bool warned;       /* a rejected identifier was logged for this try */
 	int skipped;       /* streams: unparseable chunks of this try */
+	int retry;         /* 0 for the first try of its tier, n for the n-th retry */
 	struct rf_sse_parser parser;
 	struct rf_buf delta;
 	int64_t t0;        /* monotonic start of the try */
@@ -593,6 +594,26 @@ static const struct transport buffered = {
 
 /* ---- the streamed transport ------------------------------------------ */
 
+/* The start meta names who is answering (SPEC section 4: every provider
+ * of the order up to the one that answered): this try, as "ok" so far.
+ * Its real trail entry is added when the try ends, so the provisional one
+ * is taken back after the event. */
+static int
+start_event(struct attempt *a)
+{
+	const struct rf_stream_sink *sink = a->run->sink;
+	struct rf_chain_result *r = a->r;
+	bool added = r->nattempts < RF_MAX_ATTEMPTS;
+	int rc;
+
+	add_attempt(r, a->pid, RF_ATT_OK, RF_OK, NULL, 200,
+	    (long)(rf_mono_ms() - a->t0), a->retry);
+	rc = sink->start(sink->ud, r);
+	if (added)
+		r->nattempts--;
+	return rc;
+}
+
 /* The first real text of this try: commit to its provider. */
 static int
 commit(struct attempt *a)
@@ -612,7 +633,7 @@ commit(struct attempt *a)
 	snprintf(r->streamed + used, sizeof(r->streamed) - used, "%s%s",
 	    used ? "," : "", run->w->cfg->providers[a->pid].id);
 	r->partial_chars = 0;
-	return run->sink->start(run->sink->ud, r);
+	return start_event(a);
 }
 
 /* Relay a piece of text.  Returns 0, -1 (client gone) or 1 (stop). */
@@ -860,9 +881,10 @@ try_tier(struct run *run, int pid)
 	if (ops->answer == NULL && run->w->up == NULL)
 		return no_upstream(run, pid);
 	for (int retry = 0;; retry++) {
-		struct attempt a = { .run = run, .r = run->r, .ops = ops, .pid = pid };
+		struct attempt a = { .run = run, .r = run->r, .ops = ops, .pid = pid,
+			.retry = retry, .t0 = rf_mono_ms() };
 		struct rf_try_outcome o;
-		int64_t t0 = rf_mono_ms();
+		int64_t t0 = a.t0;
 
 		rf_result_reset(&run->r->res);
 		rf_failure_set(&a.fail, RF_OK, "");

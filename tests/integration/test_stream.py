@@ -50,7 +50,16 @@ def completed(res):
     assert start < toks[0] and final > toks[-1], kinds
     assert len(res.metas("final")) == 1, kinds
     assert final == len(kinds) - 2, kinds
-    return res.metas("final")[0]
+    # The start meta names who is answering: its attempts end with the
+    # committed provider, outcome ok (never an empty list).
+    smeta = res.metas("start")[-1]
+    assert smeta["attempts"], smeta
+    assert smeta["attempts"][-1]["provider"] == smeta["finalProvider"], smeta
+    assert smeta["attempts"][-1]["outcome"] == "ok", smeta
+    fin = res.metas("final")[0]
+    assert [a["provider"] for a in smeta["attempts"]] == \
+        [a["provider"] for a in fin["attempts"]], (smeta, fin)
+    return fin
 
 
 def interrupted(res):
