@@ -63,7 +63,9 @@ struct rf_spool;
  * strings belong to the batch until the next read into it or
  * rf_spool_batch_free. */
 struct rf_spool_batch {
-	const char *name;                   /* the spool file's name (its key) */
+	const char *name;                   /* the spool file's name (its key;
+	                                       the file's memory: valid while
+	                                       the file is open) */
 	const struct rf_log_entry **rows;   /* n rows */
 	size_t n;
 	int64_t from, end;  /* [from, end): the bytes these rows (and any bad

@@ -61,10 +61,9 @@ struct rf_store_ops {
 
 	/* rf_store_log_spooled: in one transaction, unless the stored
 	 * progress of spool is through or more (then nothing), write the n
-	 * rows -- each in a savepoint, so a row the engine refuses as
-	 * invalid is rolled back alone, logged and counted in *refused --
-	 * and set the progress to through.  -1 (all rolled back) for any
-	 * other failure. */
+	 * rows and set the progress to through.  A row the engine refuses
+	 * as invalid is left out alone (logged, counted in *refused); -1
+	 * (all rolled back) for any other failure. */
 	int (*log_spooled)(struct rf_store_conn *c, const char *spool,
 	    int64_t from, int64_t through, const struct rf_log_entry *const *e,
 	    size_t n, long *refused);

@@ -19,8 +19,9 @@
  * snapshot.  Usage reads the per-minute / per-hour rollups that every
  * logged request updates in its own transaction, never the requests.
  * Rows from the request-log spool are written with the spool's progress
- * (spool_progress) in the same transaction, each row in a savepoint so a
- * row the schema refuses is dropped alone; the writable probe of /health
+ * (spool_progress) in the same transaction; when the schema refuses a row
+ * the batch is done again with a savepoint per row, so that row alone is
+ * dropped; the writable probe of /health
  * takes the write lock on a short-lived connection of its own.
  *
  * Errors go to stderr through the log module (the function and SQLite's
@@ -841,12 +842,18 @@ log_row(struct rf_store_conn *s, const struct rf_log_entry *e,
 	return 0;
 }
 
+/* One attempt at a spooled batch, in one transaction.  Plain, each row is
+ * written straight (a savepoint per row costs SQLite a statement journal:
+ * the writer's throughput fell to a third); careful, each row is in a
+ * savepoint and a refused one is rolled back alone.  0 done, -1 failed,
+ * 1 a row was refused on a plain attempt (all rolled back: try careful). */
 static int
-sq_log_spooled(struct rf_store_conn *s, const char *spool, int64_t from,
+spooled_tx(struct rf_store_conn *s, const char *spool, int64_t from,
     int64_t through, const struct rf_log_entry *const *e, size_t n,
-    long *refused)
+    bool careful, long *refused)
 {
 	static const char fn[] = "rf_store_log_spooled";
+	bool redo = false;
 	int64_t at;
 	int rc;
 
@@ -863,12 +870,30 @@ sq_log_spooled(struct rf_store_conn *s, const char *spool, int64_t from,
 		    spool, (long long)at, (long long)from);
 		rc = -1;
 	}
-	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = log_row(s, e[i], refused, fn);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (careful) {
+			rc = log_row(s, e[i], refused, fn);
+		} else if ((rc = log_one(s, e[i])) != 0) {
+			redo = row_refused(sqlite3_errcode(s->db));
+		}
+	}
 	if (rc == 0)
 		rc = spool_set(s, spool, through, fn);
 end:
-	return tx_end(s, rc, fn);
+	rc = tx_end(s, rc, fn);
+	return redo ? 1 : rc;
+}
+
+static int
+sq_log_spooled(struct rf_store_conn *s, const char *spool, int64_t from,
+    int64_t through, const struct rf_log_entry *const *e, size_t n,
+    long *refused)
+{
+	int rc = spooled_tx(s, spool, from, through, e, n, false, refused);
+
+	if (rc == 1)
+		rc = spooled_tx(s, spool, from, through, e, n, true, refused);
+	return rc;
 }
 
 static int
