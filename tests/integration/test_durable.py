@@ -220,6 +220,32 @@ def test_health_degraded_while_the_store_is_locked_then_ok():
     assert len(rows) == 20 and set(rows.values()) == {1}, rows
 
 
+def test_spool_bound_drops_and_counts():
+    """RELAYFORGE_LOG_QUEUE=5 with the store locked: answers go on, each
+    process keeps 5 rows, the rest are dropped and /health counts them."""
+    H.use(dict(CFG, RELAYFORGE_LOG_QUEUE="5"))
+    tag = "bd%s" % uuid.uuid4().hex[:8]
+    locker = Locker(H.db_path)
+    try:
+        for i in range(20):
+            st, _, got = H.chat({"prompt": "bound %d" % i},
+                                {"X-Request-Id": "%s-%d" % (tag, i)})
+            assert st == 200, (st, got)
+        # 20 answers over two processes: one of them had more than 5.
+        seen = harness.wait_until(
+            lambda: [x for x in [health_data()] if x["spool"]["dropped"]],
+            20)
+        assert seen, "no process counted a dropped row"
+        d = seen[0]
+        assert d["status"] == "degraded" and d["spool"]["rows"] <= 5, d
+    finally:
+        locker.release()
+    harness.wait_until(lambda: all(x["spool"]["rows"] == 0 for x in
+                                   [health_data() for _ in range(4)]), 30)
+    rows = rows_of(tag)
+    assert 5 <= len(rows) <= 10 and set(rows.values()) == {1}, rows
+
+
 def test_zz_no_sanitizer_reports():
     H.stop_lighttpd()
     reports = H.sanitizer_reports()
