@@ -58,6 +58,8 @@ struct rf_config {
 	bool log_prompts;   /* RELAYFORGE_LOG_PROMPTS=preview */
 	int retention_days;
 	int threads;
+	long log_queue;     /* rows that may wait in the spool */
+	char *spool_dir;    /* RELAYFORGE_SPOOL_DIR, or derived from db_path */
 };
 
 /* Load from getenv() and the file named by RELAYFORGE_CONFIG.

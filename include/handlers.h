@@ -5,8 +5,6 @@
 #ifndef RF_HANDLERS_H
 #define RF_HANDLERS_H
 
-#include <stdbool.h>
-
 struct rf_worker;
 struct rf_request;
 
@@ -21,8 +19,5 @@ void rf_handle_health(struct rf_worker *w, struct rf_request *rq);
 void rf_handle_status(struct rf_worker *w, struct rf_request *rq);
 void rf_handle_logs(struct rf_worker *w, struct rf_request *rq);
 void rf_handle_usage(struct rf_worker *w, struct rf_request *rq);
-
-/* true once a log write has failed in this process (/health: degraded). */
-bool rf_handlers_log_failed(void);
 
 #endif

@@ -67,9 +67,10 @@ json_object *rf_render_move(const char *phase, const char *from,
 json_object *rf_render_token(const char *text, size_t len);
 json_object *rf_render_done(bool ok);
 
-/* GET /health's data. */
+/* GET /health's data: status "ok" | "degraded", reason (NULL when ok),
+ * and the request-log spool's rows waiting and rows dropped. */
 json_object *rf_render_health(const char *status, const char *version,
-    const char *db);
+    const char *db, const char *reason, long spool_rows, long spool_dropped);
 
 /* One provider of the status page: its configuration, its 1-based
  * position in the chain, the state the engine decided, and the store's

@@ -121,6 +121,34 @@ int rf_store_log_request(struct rf_store *s, const struct rf_log_entry *e);
 int rf_store_log_requests(struct rf_store *s, const struct rf_log_entry *const *e,
     size_t n);
 
+/* ---- the request-log spool (src/spool.c, src/logq.c) ---- */
+
+/* Write n rows read from the spool file named spool, taken from its bytes
+ * [from, through), and record that the file is in the store up to through
+ * -- all in one transaction, so a row is never written twice.  When the
+ * store already has the file up to through or further, nothing is written
+ * (a repeated batch) and 0 is returned.  A row the store refuses (it
+ * breaks a constraint of the schema) is left out, logged with its request
+ * id and counted in *refused; the others are written.  n may be 0 (moves
+ * the progress only).  0, or -1 when the store failed: nothing written,
+ * the rows still wait. */
+int rf_store_log_spooled(struct rf_store *s, const char *spool, int64_t from,
+    int64_t through, const struct rf_log_entry *const *e, size_t n,
+    long *refused);
+/* How far the spool file named spool is in the store (0 when it has no
+ * record of it). */
+int rf_store_spool_progress(struct rf_store *s, const char *spool,
+    int64_t *through);
+/* Forget a spool file's progress (after the file is removed). */
+int rf_store_spool_forget(struct rf_store *s, const char *spool);
+
+/* 0 when the store takes writes now: the write lock is taken and given
+ * back at once, waiting for it at most timeout_ms.  -1 with a short reason
+ * in why (an engine message, never a password; nothing is logged: health
+ * checks poll this). */
+int rf_store_writable(struct rf_store *s, int timeout_ms, char *why,
+    size_t whylen);
+
 /* Per-provider shared state, read before routing. */
 struct rf_provider_state {
 	int64_t cooldown_until_ms;   /* 0 = none */

@@ -60,6 +60,24 @@ struct rf_store_ops {
 	int (*log_requests)(struct rf_store_conn *c,
 	    const struct rf_log_entry *const *e, size_t n);
 
+	/* rf_store_log_spooled: in one transaction, unless the stored
+	 * progress of spool is through or more (then nothing), write the n
+	 * rows and set the progress to through.  A row the engine refuses
+	 * as invalid is left out alone (logged, counted in *refused); -1
+	 * (all rolled back) for any other failure. */
+	int (*log_spooled)(struct rf_store_conn *c, const char *spool,
+	    int64_t from, int64_t through, const struct rf_log_entry *const *e,
+	    size_t n, long *refused);
+	/* The stored progress of spool, 0 when none. */
+	int (*spool_progress)(struct rf_store_conn *c, const char *spool,
+	    int64_t *through);
+	/* Delete the progress of spool (none: 0). */
+	int (*spool_forget)(struct rf_store_conn *c, const char *spool);
+	/* Take the write lock and give it back, waiting at most timeout_ms
+	 * for it: 0, or -1 with the engine's reason in why (not logged). */
+	int (*writable)(struct rf_store_conn *c, int timeout_ms, char *why,
+	    size_t whylen);
+
 	/* Read the shared state of n providers in one snapshot; zeroes for
 	 * a provider without a row. */
 	int (*provider_states)(struct rf_store_conn *c, const char *const *ids,

@@ -3,8 +3,11 @@
 -- Compiled into the responder (build/schema_sqlite.h) and applied at start
 -- inside one BEGIN IMMEDIATE transaction when PRAGMA user_version is lower
 -- than the version set at the end of this file.  Plain SQL, so the sqlite3 CLI can
--- create a database with it too (version 1 is idempotent):
+-- create a database with it too:
 --   sqlite3 var/relayforge.db < schema/relayforge.sql
+-- The whole file runs on a file of any older version, so every statement
+-- is idempotent (IF NOT EXISTS): a version-1 file keeps its rows and gains
+-- what later versions add.
 -- The responder also sets journal_mode=WAL and, on a new file,
 -- auto_vacuum=INCREMENTAL (both outside any transaction, so not here).
 --
@@ -172,3 +175,17 @@ CREATE TABLE IF NOT EXISTS usage_hour (
 ) WITHOUT ROWID;
 
 PRAGMA user_version = 1;
+
+-- Version 2: exactly-once replay of the request-log spool (src/spool.c).
+-- How far each spool file has been written into requests: the writer
+-- moves it in the same transaction as the rows it wrote, so a process that
+-- dies between a commit and its own bookkeeping never writes a row twice
+-- (client request ids may repeat, so they cannot be the key).  A row goes
+-- when its file is removed.
+CREATE TABLE IF NOT EXISTS spool_progress (
+	spool      TEXT PRIMARY KEY,                  -- the spool file's name
+	through    INTEGER NOT NULL,                  -- bytes of it already in requests
+	updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+
+PRAGMA user_version = 2;

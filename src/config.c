@@ -29,6 +29,11 @@
 #define RF_DEFAULT_DB "var/relayforge.db"
 #endif
 
+/* The spool directory when RELAYFORGE_DB is a URI (no file to be beside). */
+#ifndef RF_DEFAULT_SPOOL_DIR
+#define RF_DEFAULT_SPOOL_DIR "var/relayforge.spool"
+#endif
+
 #define RF_MODEL_MAX 128
 
 enum key_type {
@@ -65,7 +70,9 @@ struct key_def {
  * - body 1 KiB..64 MiB, prompt and maxTokens 1..1000000;
  * - rate limit 0..1000000 per minute (0 = off), threads 1..1024,
  *   retention 1..3650 days, failure threshold 1..1000,
- *   mock delay 0..60000 ms.
+ *   mock delay 0..60000 ms;
+ * - log queue 1..10000000 rows waiting in the spool (a million rows is
+ *   about 0.5 GB of disk).
  */
 static const struct key_def keys[] = {
 	STR("RELAYFORGE_DB", KT_PATH, db_path, RF_DEFAULT_DB),
@@ -98,6 +105,8 @@ static const struct key_def keys[] = {
 	SW("RELAYFORGE_LOG_PROMPTS", log_prompts, 0, "off", "preview"),
 	NUM("RELAYFORGE_RETENTION_DAYS", KT_INT, retention_days, 30, 1, 3650),
 	NUM("RELAYFORGE_THREADS", KT_INT, threads, 8, 1, 1024),
+	NUM("RELAYFORGE_LOG_QUEUE", KT_LONG, log_queue, 100000, 1, 10000000),
+	STR("RELAYFORGE_SPOOL_DIR", KT_STR, spool_dir, ""), /* see spool_default */
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -401,6 +410,36 @@ set_string(struct rf_config *cfg, const struct key_def *d, const char *val,
 		seterr(err, errlen, "%s: out of memory", d->name);
 		return -1;
 	}
+	return 0;
+}
+
+/* RELAYFORGE_SPOOL_DIR unset: beside the SQLite file ("/x/relayforge.db"
+ * gives "/x/relayforge.spool"), or RF_DEFAULT_SPOOL_DIR when RELAYFORGE_DB
+ * is a URI.  One spool directory per store: rows replayed from it go to
+ * the store of whoever replays them. */
+static int
+spool_default(struct rf_config *cfg, char *err, size_t errlen)
+{
+	const char *db = cfg->db_path;
+	size_t n = strlen(db);
+	char *dir;
+
+	if (cfg->spool_dir[0] != '\0')
+		return 0;
+	if (strstr(db, "://") != NULL) {
+		dir = strdup(RF_DEFAULT_SPOOL_DIR);
+	} else {
+		if (n > 3 && strcmp(db + n - 3, ".db") == 0)
+			n -= 3;
+		if ((dir = malloc(n + sizeof ".spool")) != NULL)
+			snprintf(dir, n + sizeof ".spool", "%.*s.spool", (int)n, db);
+	}
+	if (dir == NULL) {
+		seterr(err, errlen, "RELAYFORGE_SPOOL_DIR: out of memory");
+		return -1;
+	}
+	free(cfg->spool_dir);
+	cfg->spool_dir = dir;
 	return 0;
 }
 
@@ -717,6 +756,7 @@ rf_config_load(struct rf_config *cfg, char *err, size_t errlen)
 	seterr(err, errlen, "%s", "");
 	if (kv_load(&f, err, errlen) == -1 ||
 	    load_table(cfg, &f, err, errlen) == -1 ||
+	    spool_default(cfg, err, errlen) == -1 ||
 	    normalise_origins(cfg, err, errlen) == -1 ||
 	    load_providers(cfg, &f, err, errlen) == -1 ||
 	    load_chain(cfg, &f, err, errlen) == -1)
@@ -743,6 +783,7 @@ rf_config_free(struct rf_config *cfg)
 		free_secret(cfg->providers[i].key);
 	}
 	free(cfg->cors_origins);
+	free(cfg->spool_dir);
 	free_secret(cfg->api_token);
 	free_secret(cfg->admin_token);
 	memset(cfg, 0, sizeof(*cfg));

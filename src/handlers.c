@@ -4,11 +4,16 @@
  * answer leaves: one JSON document, or SSE events flushed one by one.
  * Every shape comes from render.c, built from the request's log entry
  * (rf_chain_entry), so the meta a client sees and the row /logs shows are
- * the same data.  The log row is queued after the answer has left (logq
- * writes it in batches on its own thread), so the store never holds up a
- * client, and a failed write only marks /health degraded.
+ * the same data.
+ *
+ * The log row is made durable before the answer is acknowledged -- before
+ * the first byte of a chat answer, before the terminal events (final meta
+ * or error, then done) of a stream -- by rf_logq_log: one append to the
+ * process's spool file, which the log writer thread moves into the store
+ * later.  So a client that has its whole answer can count on the row even
+ * if the process is killed the next instant, and the store (locked,
+ * slow, away) never holds up an answer.  See docs/operations.md.
  */
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,14 +32,8 @@
 #endif
 #define KEEPALIVE_MS 10000
 #define PREVIEW_CHARS 120
-
-static atomic_bool log_failed;
-
-bool
-rf_handlers_log_failed(void)
-{
-	return atomic_load(&log_failed) || rf_logq_failed();
-}
+/* /health waits this long at most for the store's write lock. */
+#define HEALTH_PROBE_MS 200
 
 /* The prompt preview: the first 120 characters of the last user message. */
 static char *
@@ -46,24 +45,18 @@ preview(const struct rf_chat_req *req)
 	return strndup(p, n);
 }
 
-/* Write the request row; never fails the request. */
+/* Make the request's row durable: call before the answer's last byte.
+ * Never fails the request (a lost row is counted for /health). */
 static void
 log_entry(struct rf_worker *w, const struct rf_chat_req *req,
     struct rf_log_entry *e)
 {
 	char *pv = NULL;
 
-	if (w->store == NULL) {
-		atomic_store(&log_failed, true);
-		return;
-	}
 	if (w->cfg->log_prompts)
 		pv = preview(req);
 	e->prompt_preview = pv;
-	/* The writer thread batches it; without one (CGI) or when its queue
-	 * is full, write it here. */
-	if (rf_logq_push(e) != 0 && rf_store_log_request(w->store, e) != 0)
-		atomic_store(&log_failed, true);
+	rf_logq_log(w->store, e);
 	e->prompt_preview = NULL;
 	free(pv);
 }
@@ -123,6 +116,7 @@ rf_handle_chat(struct rf_worker *w, struct rf_request *rq)
 	status = r.err == RF_OK ? 200 : rf_err_status(r.err);
 	rf_chain_entry(&req, &r, "chat", status, &e);
 	chat_headers(&e, &r, extra, sizeof(extra));
+	log_entry(w, &req, &e); /* before any byte of the answer */
 	if (r.err == RF_OK)
 		rf_reply_data(rq, extra, rf_render_chat(&e, r.res.text.data,
 		    r.res.text.len));
@@ -130,7 +124,6 @@ rf_handle_chat(struct rf_worker *w, struct rf_request *rq)
 		rf_reply_json(rq, status, extra, rf_render_failure(
 		    rf_render_chain_error(&e, r.err, r.fail.message,
 		    r.fail.details)));
-	log_entry(w, &req, &e);
 	rf_chain_result_free(&r);
 	rf_contract_free(&req);
 }
@@ -231,22 +224,34 @@ rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 		rf_chain_run(w, &req, &sink, &r);
 		rf_chain_entry(&req, &r, "stream",
 		    r.err == RF_OK ? 200 : rf_err_status(r.err), &e);
-		stream_end(&s, &r, &e);
 	}
-	log_entry(w, &req, &e);
+	log_entry(w, &req, &e); /* before the terminal events */
+	stream_end(&s, &r, &e);
 	rf_chain_result_free(&r);
 	rf_contract_free(&req);
 }
 
+/* ok, or degraded with the reason: the store refuses writes now (probed
+ * each time: no "failed once" flag), or the log has a problem of its own
+ * (logq).  Either way the spool's figures. */
 void
 rf_handle_health(struct rf_worker *w, struct rf_request *rq)
 {
-	bool db_ok = w->store != NULL && rf_store_ping(w->store) == 0;
+	struct rf_logq_health lh;
+	char why[160], reason[224];
+	const char *problem;
 
-	if (!db_ok) {
+	if (w->store == NULL || rf_store_ping(w->store) != 0) {
 		rf_reply_store_unavailable(rq);
 		return;
 	}
-	rf_reply_data(rq, NULL, rf_render_health(rf_handlers_log_failed() ?
-	    "degraded" : "ok", RF_VERSION, "ok"));
+	rf_logq_health(&lh);
+	problem = lh.problem;
+	if (rf_store_writable(w->store, HEALTH_PROBE_MS, why, sizeof why) != 0) {
+		snprintf(reason, sizeof reason, "the store is not writable: %s",
+		    why);
+		problem = reason;
+	}
+	rf_reply_data(rq, NULL, rf_render_health(problem != NULL ? "degraded" :
+	    "ok", RF_VERSION, "ok", problem, lh.rows, lh.dropped));
 }

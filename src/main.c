@@ -3,12 +3,15 @@
  * exactly one request as plain CGI, or runs RELAYFORGE_THREADS worker
  * threads that accept FastCGI requests (through fcgi.c) under a mutex and
  * hand them to the router.  It owns the process-wide pieces: the store
- * pool, the log writer thread (logq), the provider-state writer (pstate),
- * the retention janitor thread.
+ * pool, the request-log spool and its writer thread (logq: started before
+ * the first request, in CGI mode too; it also replays the spool files of
+ * processes that died), the provider-state writer (pstate), the retention
+ * janitor thread.
  * SIGTERM / SIGINT stop accepting, let in-flight requests (streams
  * included) finish, join the threads and exit 0.  This is the only file
  * that knows about threads and signals.
  */
+#include <fcntl.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,7 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
+#include <unistd.h>
 
 #include "config.h"
 #include "fcgi.h"
@@ -147,6 +150,20 @@ janitor_main(void *arg)
 	return NULL;
 }
 
+/* ---- the request log --------------------------------------------------
+ * This process's spool (RELAYFORGE_SPOOL_DIR, RELAYFORGE_LOG_QUEUE rows)
+ * and its writer; without them handlers write rows on their own thread
+ * (the reason is on stderr, and /health says degraded). */
+
+static void
+start_log(void)
+{
+	struct rf_spool_conf sc = { .dir = g_cfg.spool_dir,
+	    .max_rows = g_cfg.log_queue };
+
+	rf_logq_start(shared_store, &sc);
+}
+
 /* ---- serving ---------------------------------------------------------- */
 
 static void *
@@ -190,6 +207,18 @@ serve_one(void *arg, struct rf_request *rq)
 	rf_router_serve(arg, rq);
 }
 
+static void
+end_stdout(void)
+{
+	int fd;
+
+	fflush(stdout);
+	if ((fd = open("/dev/null", O_WRONLY | O_CLOEXEC)) >= 0) {
+		dup2(fd, STDOUT_FILENO);
+		close(fd);
+	}
+}
+
 static int
 serve_cgi(void)
 {
@@ -199,10 +228,15 @@ serve_cgi(void)
 	w.up = rf_up_new();
 	worker_store(&w);
 	rf_rate_single_request();
+	start_log();
 	rc = rf_fcgi_serve_cgi(serve_one, &w);
-	/* Provider state the store did not take yet; the client waits for
-	 * the process to end, so briefly. */
+	/* The answer is whole (its row spooled): let the web server see its
+	 * end now, then write the provider state and the row to the store --
+	 * the row stays in the spool for the next process when the store
+	 * refuses it. */
+	end_stdout();
 	rf_pstate_stop(w.store, RF_PSTATE_CGI_MS);
+	rf_logq_stop();
 	rf_up_free(w.up);
 	return rc;
 }
@@ -274,8 +308,7 @@ serve_fastcgi(void)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &block, &old);
-	if (rf_logq_start(shared_store) != 0)
-		RF_LOG_WARN(NULL, NULL, "no log writer thread; workers write their own rows");
+	start_log();
 	if (rf_pstate_start(shared_store) != 0)
 		RF_LOG_WARN(NULL, NULL, "no provider-state writer thread; requests retry waiting writes");
 	started = start_workers(tid, w, n);
@@ -288,7 +321,7 @@ serve_fastcgi(void)
 	wake_all();
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
-	rf_logq_stop(); /* after the workers: every answered request is logged */
+	rf_logq_stop(); /* after the workers: no row comes after it */
 	rf_pstate_stop(g_store, RF_PSTATE_WRITE_MS);
 	if (have_janitor)
 		pthread_join(janitor, NULL);

@@ -265,13 +265,19 @@ rf_render_done(bool ok)
 }
 
 json_object *
-rf_render_health(const char *status, const char *version, const char *db)
+rf_render_health(const char *status, const char *version, const char *db,
+    const char *reason, long spool_rows, long spool_dropped)
 {
 	json_object *o = json_object_new_object();
+	json_object *sp = json_object_new_object();
 
 	add(o, "status", json_object_new_string(status));
 	add(o, "version", json_object_new_string(version));
 	add(o, "db", json_object_new_string(db));
+	add(o, "reason", str_or_null(reason));
+	add(sp, "rows", json_object_new_int64(spool_rows));
+	add(sp, "dropped", json_object_new_int64(spool_dropped));
+	add(o, "spool", sp);
 	return o;
 }
 

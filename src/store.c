@@ -298,6 +298,44 @@ rf_store_log_requests(struct rf_store *p, const struct rf_log_entry *const *e,
 	WITH_CONN(p, log_requests, e, n);
 }
 
+/* ---- the request-log spool ---- */
+
+int
+rf_store_log_spooled(struct rf_store *p, const char *spool, int64_t from,
+    int64_t through, const struct rf_log_entry *const *e, size_t n,
+    long *refused)
+{
+	*refused = 0;
+	if (spool == NULL || through < from || (n > 0 && e == NULL))
+		return -1;
+	WITH_CONN(p, log_spooled, spool, from, through, e, n, refused);
+}
+
+int
+rf_store_spool_progress(struct rf_store *p, const char *spool,
+    int64_t *through)
+{
+	*through = 0;
+	WITH_CONN(p, spool_progress, spool, through);
+}
+
+int
+rf_store_spool_forget(struct rf_store *p, const char *spool)
+{
+	WITH_CONN(p, spool_forget, spool);
+}
+
+int
+rf_store_writable(struct rf_store *p, int timeout_ms, char *why,
+    size_t whylen)
+{
+	if (p == NULL) {
+		snprintf(why, whylen, "no store");
+		return -1;
+	}
+	WITH_CONN(p, writable, timeout_ms, why, whylen);
+}
+
 int
 rf_store_provider_states(struct rf_store *p, const char *const *ids,
     size_t n, struct rf_provider_state *st)

@@ -19,6 +19,11 @@
  * one deferred transaction each, so every answer is one consistent
  * snapshot.  Usage reads the per-minute / per-hour rollups that every
  * logged request updates in its own transaction, never the requests.
+ * Rows from the request-log spool are written with the spool's progress
+ * (spool_progress) in the same transaction; when the schema refuses a row
+ * the batch is done again with a savepoint per row, so that row alone is
+ * dropped; the writable probe of /health
+ * takes the write lock on a short-lived connection of its own.
  *
  * Errors go to stderr through the log module (the function and SQLite's
  * message) -- never SQL values, which may hold prompt previews.
@@ -40,7 +45,7 @@
 #include "util.h"
 
 /* Must equal the PRAGMA user_version set at the end of the schema file. */
-#define RF_SCHEMA_VERSION 1
+#define RF_SCHEMA_VERSION 2
 
 #define RF_BUSY_TIMEOUT_MS 10000
 #define RF_BUSY_STEP_MS 5
@@ -80,6 +85,13 @@ enum rf_stmt {
 	ST_PRUNE_RATE,
 	ST_VACUUM,
 	ST_CHECKPOINT,
+	/* the request-log spool */
+	ST_SAVEPOINT,
+	ST_RELEASE,
+	ST_ROLLBACK_TO,
+	ST_SPOOL_GET,
+	ST_SPOOL_SET,
+	ST_SPOOL_FORGET,
 	ST_COUNT
 };
 
@@ -203,6 +215,16 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " (SELECT max(window_start_ms) FROM rate_limit)",
 	[ST_VACUUM] = "PRAGMA incremental_vacuum(" RF_VACUUM_PAGES_STR ")",
 	[ST_CHECKPOINT] = "PRAGMA wal_checkpoint(PASSIVE)",
+	/* One row of a spooled batch: rolled back alone when it is refused. */
+	[ST_SAVEPOINT] = "SAVEPOINT spool_row",
+	[ST_RELEASE] = "RELEASE spool_row",
+	[ST_ROLLBACK_TO] = "ROLLBACK TO spool_row",
+	[ST_SPOOL_GET] = "SELECT through FROM spool_progress WHERE spool = ?1",
+	[ST_SPOOL_SET] =
+	    "INSERT INTO spool_progress (spool, through, updated_ms)"
+	    " VALUES (?1, ?2, ?3) ON CONFLICT (spool) DO UPDATE SET"
+	    " through = excluded.through, updated_ms = excluded.updated_ms",
+	[ST_SPOOL_FORGET] = "DELETE FROM spool_progress WHERE spool = ?1",
 };
 
 /* The logs page query has one variant per filter combination (status x
@@ -785,6 +807,181 @@ sq_log_requests(struct rf_store_conn *s, const struct rf_log_entry *const *e,
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = log_one(s, e[i]);
 	return tx_end(s, rc, "rf_store_log_requests");
+}
+
+/* ---- the request-log spool ---- */
+
+/* The stored progress of spool (0 when none); resets the statement. */
+static int
+spool_at(struct rf_store_conn *s, const char *spool, int64_t *at,
+    const char *fn)
+{
+	sqlite3_stmt *st = s->st[ST_SPOOL_GET];
+	int step, rc = 0;
+
+	*at = 0;
+	if (bind_str(st, 1, spool) != SQLITE_OK) {
+		report(s, fn);
+		done_with(st);
+		return -1;
+	}
+	step = sqlite3_step(st);
+	if (step == SQLITE_ROW)
+		*at = sqlite3_column_int64(st, 0);
+	else if (step != SQLITE_DONE) {
+		report(s, fn);
+		rc = -1;
+	}
+	done_with(st);
+	return rc;
+}
+
+static int
+spool_set(struct rf_store_conn *s, const char *spool, int64_t through,
+    const char *fn)
+{
+	sqlite3_stmt *st = s->st[ST_SPOOL_SET];
+	int b = 0;
+
+	b |= bind_str(st, 1, spool);
+	b |= bind_i64(st, 2, through);
+	b |= bind_i64(st, 3, rf_now_ms());
+	return finish_write(s, ST_SPOOL_SET, b, fn);
+}
+
+/* Errors that are the row's fault, not the store's: retrying cannot help. */
+static bool
+row_refused(int code)
+{
+	return code == SQLITE_CONSTRAINT || code == SQLITE_MISMATCH ||
+	    code == SQLITE_TOOBIG || code == SQLITE_RANGE;
+}
+
+/* One spooled row in a savepoint: written, or refused and rolled back
+ * alone (counted), or -1 when the store itself failed. */
+static int
+log_row(struct rf_store_conn *s, const struct rf_log_entry *e,
+    long *refused, const char *fn)
+{
+	int code;
+
+	if (exec_stmt(s, ST_SAVEPOINT, fn) != 0)
+		return -1;
+	if (log_one(s, e) == 0)
+		return exec_stmt(s, ST_RELEASE, fn);
+	code = sqlite3_errcode(s->db);
+	if (!row_refused(code))
+		return -1;
+	rf_log_write(RF_LOG_LEVEL_ERR, fn, e->request_id, NULL,
+	    "the store refuses this request's row (%s): it is dropped",
+	    sqlite3_errstr(code));
+	(*refused)++;
+	if (exec_stmt(s, ST_ROLLBACK_TO, fn) != 0 ||
+	    exec_stmt(s, ST_RELEASE, fn) != 0)
+		return -1;
+	return 0;
+}
+
+/* One attempt at a spooled batch, in one transaction.  Plain, each row is
+ * written straight (a savepoint per row costs SQLite a statement journal:
+ * the writer's throughput fell to a third); careful, each row is in a
+ * savepoint and a refused one is rolled back alone.  0 done, -1 failed,
+ * 1 a row was refused on a plain attempt (all rolled back: try careful). */
+static int
+spooled_tx(struct rf_store_conn *s, const char *spool, int64_t from,
+    int64_t through, const struct rf_log_entry *const *e, size_t n,
+    bool careful, long *refused)
+{
+	static const char fn[] = "rf_store_log_spooled";
+	bool redo = false;
+	int64_t at;
+	int rc;
+
+	if (tx_begin(s, fn) != 0)
+		return -1;
+	rc = spool_at(s, spool, &at, fn);
+	if (rc == 0 && at >= through)
+		goto end; /* in the store already: a repeated batch */
+	if (rc == 0 && at > from) {
+		/* Another writer drained part of it: only possible when
+		 * file locks do not work where the spool lives. */
+		rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL, "spool %s is in"
+		    " the store up to byte %lld, not %lld: not written again",
+		    spool, (long long)at, (long long)from);
+		rc = -1;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (careful) {
+			rc = log_row(s, e[i], refused, fn);
+		} else if ((rc = log_one(s, e[i])) != 0) {
+			redo = row_refused(sqlite3_errcode(s->db));
+		}
+	}
+	if (rc == 0)
+		rc = spool_set(s, spool, through, fn);
+end:
+	rc = tx_end(s, rc, fn);
+	return redo ? 1 : rc;
+}
+
+static int
+sq_log_spooled(struct rf_store_conn *s, const char *spool, int64_t from,
+    int64_t through, const struct rf_log_entry *const *e, size_t n,
+    long *refused)
+{
+	int rc = spooled_tx(s, spool, from, through, e, n, false, refused);
+
+	if (rc == 1)
+		rc = spooled_tx(s, spool, from, through, e, n, true, refused);
+	return rc;
+}
+
+static int
+sq_spool_progress(struct rf_store_conn *s, const char *spool,
+    int64_t *through)
+{
+	return spool_at(s, spool, through, "rf_store_spool_progress");
+}
+
+static int
+sq_spool_forget(struct rf_store_conn *s, const char *spool)
+{
+	sqlite3_stmt *st = s->st[ST_SPOOL_FORGET];
+
+	return finish_write(s, ST_SPOOL_FORGET, bind_str(st, 1, spool),
+	    "rf_store_spool_forget");
+}
+
+/* A connection of its own, so the pool's busy handler (long, for writes
+ * that must land) is left as it is: open, BEGIN IMMEDIATE with a short
+ * busy timeout, ROLLBACK, close -- well under a millisecond unless the
+ * lock is held. */
+static int
+sq_writable(struct rf_store_conn *s, int timeout_ms, char *why,
+    size_t whylen)
+{
+	const char *path = sqlite3_db_filename(s->db, "main");
+	sqlite3 *db = NULL;
+	int rc = -1;
+
+	if (path == NULL || path[0] == '\0') {
+		snprintf(why, whylen, "not a file");
+		return -1;
+	}
+	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
+	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_busy_timeout(db, timeout_ms);
+	if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+		goto out;
+	rc = 0;
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+out:
+	if (rc != 0)
+		snprintf(why, whylen, "%s", db != NULL ? sqlite3_errmsg(db) :
+		    "out of memory");
+	sqlite3_close(db);
+	return rc;
 }
 
 /* ---- provider state ---- */
@@ -1440,6 +1637,10 @@ const struct rf_store_ops rf_store_sqlite = {
 	.open = sq_open,
 	.close = sq_close,
 	.log_requests = sq_log_requests,
+	.log_spooled = sq_log_spooled,
+	.spool_progress = sq_spool_progress,
+	.spool_forget = sq_spool_forget,
+	.writable = sq_writable,
 	.provider_states = sq_provider_states,
 	.provider_failed = sq_provider_failed,
 	.provider_ok = sq_provider_ok,

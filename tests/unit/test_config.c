@@ -342,6 +342,9 @@ test_bounds(void **state)
 		{ "RELAYFORGE_LOG_PROMPTS", "on" },
 		{ "RELAYFORGE_DB", "" },
 		{ "RELAYFORGE_API_TOKEN", "two words" },
+		{ "RELAYFORGE_LOG_QUEUE", "0" },
+		{ "RELAYFORGE_LOG_QUEUE", "10000001" },
+		{ "RELAYFORGE_SPOOL_DIR", "a\nb" },
 	};
 	char err[256], prefix[64];
 	size_t i;
@@ -363,6 +366,41 @@ test_bounds(void **state)
 	setenv("RELAYFORGE_MOCK", "maybe", 1);
 	load_fail(err, sizeof(err));
 	assert_string_equal(err, "RELAYFORGE_MOCK: must be off or on");
+}
+
+/* RELAYFORGE_LOG_QUEUE and the spool directory: set, or beside the
+ * SQLite file, or a fixed default for a URI (no file to be beside). */
+static void
+test_spool_settings(void **state)
+{
+	static const struct {
+		const char *db, *want;
+	} derived[] = {
+		{ "/var/lib/relayforge/relayforge.db",
+		  "/var/lib/relayforge/relayforge.spool" },
+		{ "var/x.sqlite", "var/x.sqlite.spool" },
+		{ "rf.db", "rf.spool" },
+		{ "postgresql://u:secret@db/rf", "var/relayforge.spool" },
+	};
+	struct rf_config cfg;
+
+	(void)state;
+	load_ok(&cfg);
+	assert_int_equal(cfg.log_queue, 100000);
+	assert_string_equal(cfg.spool_dir, "var/relayforge.spool");
+	rf_config_free(&cfg);
+	for (size_t i = 0; i < sizeof(derived) / sizeof(derived[0]); i++) {
+		setenv("RELAYFORGE_DB", derived[i].db, 1);
+		load_ok(&cfg);
+		assert_string_equal(cfg.spool_dir, derived[i].want);
+		rf_config_free(&cfg);
+	}
+	setenv("RELAYFORGE_SPOOL_DIR", "/srv/spool", 1);
+	setenv("RELAYFORGE_LOG_QUEUE", "1", 1);
+	load_ok(&cfg);
+	assert_string_equal(cfg.spool_dir, "/srv/spool");
+	assert_int_equal(cfg.log_queue, 1);
+	rf_config_free(&cfg);
 }
 
 static void
@@ -638,6 +676,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_file_unreadable, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_spool_settings, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(test_bounds_edges_accepted, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_urls, setup, teardown),
