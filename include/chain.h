@@ -67,6 +67,10 @@ struct rf_stream_sink {
 	int (*token)(void *ud, const char *text, size_t n);
 	int (*restart)(void *ud, int from, int to, enum rf_err code);
 	int (*tick)(void *ud); /* periodically while waiting: keep-alives */
+	/* A piece of the answer's tool calls: the JSON text of an OpenAI
+	 * "tool_calls" delta array.  NULL when the surface has no such
+	 * event. */
+	int (*tool_delta)(void *ud, const char *json, size_t n);
 	void *ud;
 };
 

@@ -32,6 +32,25 @@ struct rf_msg {
 	const char *content;
 };
 
+struct json_object;
+
+/* What a request of the OpenAI surface (/v1) asks to be passed on as
+ * given, beyond the normalised prompt.  The JSON is borrowed from the
+ * parsed request, already validated by the contract. */
+struct rf_oai_params {
+	struct json_object *messages; /* the messages array: roles system,
+	                               * developer, user, assistant, tool;
+	                               * string or part-array content;
+	                               * assistant tool_calls, tool_call_id */
+	struct json_object *fields;   /* an object with only the fields the
+	                               * client set among tools, tool_choice,
+	                               * parallel_tool_calls, response_format,
+	                               * stop, seed, top_p, presence_penalty,
+	                               * frequency_penalty, user */
+	bool completion_tokens;       /* the client named max_completion_tokens
+	                               * (max_tokens otherwise) */
+};
+
 /* The normalised request every adapter translates. */
 struct rf_prompt {
 	const struct rf_msg *msgs; /* at least one; the last is "user" */
@@ -39,7 +58,14 @@ struct rf_prompt {
 	const char *system;        /* NULL when absent */
 	int max_tokens;
 	double temperature;
+	const struct rf_oai_params *oai; /* /v1 requests; NULL for /api/v1 */
+	const char *model;         /* this tier's upstream model for this
+	                            * request; NULL = the configured one */
 };
+
+/* build's answer when the wire cannot express the request (the tier is
+ * skipped with reason "unsupported", never sent a different request). */
+#define RF_BUILD_UNSUPPORTED (-2)
 
 struct rf_usage {
 	long prompt_tokens;     /* -1 when unknown */
@@ -54,6 +80,8 @@ struct rf_result {
 	struct rf_usage usage;
 	bool safety_block;       /* text withheld or cut for safety */
 	char safety_reason[96];  /* e.g. "PROHIBITED_CONTENT" (safe, short) */
+	struct rf_buf tool_calls;/* the answer's tool calls as the JSON text of
+	                          * an OpenAI "tool_calls" array; empty: none */
 };
 
 void rf_result_init(struct rf_result *r);  /* usage -1, text capped 1 MiB */

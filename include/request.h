@@ -73,6 +73,12 @@ struct rf_chat_req {
 	const char *source;    /* metadata.source or NULL */
 	long prompt_chars;     /* characters of prompt / all message contents */
 	void *owner;           /* the parsed JSON that owns the strings */
+	/* The OpenAI surface (/v1) only; zeroed (model_pid -1) otherwise. */
+	struct rf_oai_params oai;   /* what is passed on as given */
+	int model_pid;         /* "provider/model": the provider whose upstream
+	                        * model this request names, -1 none */
+	const char *upstream_model; /* that model */
+	bool include_usage;    /* stream_options.include_usage */
 };
 
 #endif

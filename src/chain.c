@@ -880,6 +880,9 @@ try_tier(struct run *run, int pid)
 
 	if (ops->answer == NULL && run->w->up == NULL)
 		return no_upstream(run, pid);
+	/* "provider/model" names this tier's upstream model for the request. */
+	run->prompt.model = pid == run->req->model_pid ?
+	    run->req->upstream_model : NULL;
 	for (int retry = 0;; retry++) {
 		struct attempt a = { .run = run, .r = run->r, .ops = ops, .pid = pid,
 			.retry = retry, .t0 = rf_mono_ms() };
@@ -1020,7 +1023,8 @@ rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
 	r->stream = sink != NULL;
 	run.prompt = (struct rf_prompt){ .msgs = req->msgs, .nmsgs = req->nmsgs,
 		.system = req->system, .max_tokens = req->max_tokens,
-		.temperature = req->temperature };
+		.temperature = req->temperature,
+		.oai = req->oai.messages != NULL ? &req->oai : NULL };
 	build_order(&run);
 	load_states(&run);
 	if (walk(&run, &last, &soonest) == RF_STEP_OK) {

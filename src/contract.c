@@ -757,6 +757,7 @@ req_defaults(struct rf_chat_req *req)
 	req->restart = false;
 	req->max_tokens = 512;
 	req->temperature = 0.7;
+	req->model_pid = -1;
 }
 
 int

@@ -25,6 +25,7 @@ rf_result_init(struct rf_result *r)
 {
 	memset(r, 0, sizeof(*r));
 	rf_buf_init(&r->text, RF_RESULT_MAX_TEXT);
+	rf_buf_init(&r->tool_calls, RF_RESULT_MAX_TEXT);
 	r->usage.prompt_tokens = -1;
 	r->usage.completion_tokens = -1;
 }
@@ -33,6 +34,7 @@ void
 rf_result_reset(struct rf_result *r)
 {
 	rf_buf_reset(&r->text);
+	rf_buf_reset(&r->tool_calls);
 	r->model[0] = '\0';
 	r->finish_reason[0] = '\0';
 	r->usage.prompt_tokens = -1;
@@ -47,6 +49,7 @@ rf_result_free(struct rf_result *r)
 	if (r == NULL)
 		return;
 	rf_buf_free(&r->text);
+	rf_buf_free(&r->tool_calls);
 	memset(r, 0, sizeof(*r));
 	r->usage.prompt_tokens = -1;
 	r->usage.completion_tokens = -1;

@@ -487,7 +487,8 @@ static void
 test_mock_stream_events(void **state)
 {
 	struct rec rc = { .hang_after = 0 };
-	struct rf_stream_sink sink = { rec_fallback, rec_start, rec_token, rec_restart, rec_tick, &rc };
+	struct rf_stream_sink sink = { .fallback = rec_fallback, .start = rec_start,
+	    .token = rec_token, .restart = rec_restart, .tick = rec_tick, .ud = &rc };
 	struct rf_chat_req req;
 	struct rf_chain_result r;
 
@@ -508,7 +509,8 @@ static void
 test_stream_client_hangs_up(void **state)
 {
 	struct rec rc = { .hang_after = 3 };
-	struct rf_stream_sink sink = { rec_fallback, rec_start, rec_token, rec_restart, rec_tick, &rc };
+	struct rf_stream_sink sink = { .fallback = rec_fallback, .start = rec_start,
+	    .token = rec_token, .restart = rec_restart, .tick = rec_tick, .ud = &rc };
 	struct rf_chat_req req;
 	struct rf_chain_result r;
 

@@ -39,7 +39,8 @@ static void
 build(const char *model, const char *system, bool stream, struct built *b)
 {
 	struct rf_provider_conf pc;
-	struct rf_prompt p = { msgs, 4, system, 300, 0.25 };
+	struct rf_prompt p = { .msgs = msgs, .nmsgs = 4, .system = system,
+	    .max_tokens = 300, .temperature = 0.25 };
 	struct rf_up_req rq;
 	int i;
 

@@ -22,7 +22,8 @@ static void
 answer(const struct rf_msg *m, size_t n, const char *system,
     struct rf_result *r)
 {
-	struct rf_prompt p = { m, n, system, 512, 0.7 };
+	struct rf_prompt p = { .msgs = m, .nmsgs = n, .system = system,
+	    .max_tokens = 512, .temperature = 0.7 };
 
 	rf_result_init(r);
 	rf_buf_puts(&r->text, "left over from an earlier attempt");

@@ -57,7 +57,8 @@ static const struct rf_msg two_msgs[] = {
 static struct rf_prompt
 prompt(const char *system)
 {
-	struct rf_prompt p = { two_msgs, 3, system, 256, 0.7 };
+	struct rf_prompt p = { .msgs = two_msgs, .nmsgs = 3, .system = system,
+	    .max_tokens = 256, .temperature = 0.7 };
 
 	return p;
 }
