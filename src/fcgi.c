@@ -52,6 +52,8 @@
 #define PENDING_HIGH (64u * 1024)
 /* A pending buffer grown past this (a long chat answer) is given back. */
 #define PENDING_KEEP (256u * 1024)
+/* While a write waits for room, how often it tries again (ms). */
+#define RETRY_MS 200
 
 /* How the bounded writer may write to an fd without blocking. */
 enum out_kind {
@@ -97,23 +99,17 @@ rf_fcgi_set_write_timeout(long ms)
 
 /* ---- the bounded writer -------------------------------------------------- */
 
-/* Wait until fd takes bytes.  0; 1 when the deadline passed; -1 on error. */
+/* Wait up to ms for fd to take bytes.  0 (writable, or time to try
+ * again), or -1 on an error of the fd itself. */
 static int
-wait_writable(int fd, int64_t deadline)
+wait_writable(int fd, int64_t ms)
 {
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLOUT };
-		int64_t left = deadline - rf_mono_ms();
-		int n;
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+	int n = poll(&p, 1, ms > INT_MAX ? INT_MAX : (int)ms);
 
-		if (left <= 0)
-			return 1;
-		n = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (n > 0)
-			return (p.revents & POLLNVAL) ? -1 : 0;
-		if (n < 0 && errno != EINTR)
-			return -1;
-	}
+	if (n < 0)
+		return errno == EINTR ? 0 : -1;
+	return n > 0 && (p.revents & POLLNVAL) ? -1 : 0;
 }
 
 /* One write that does not block (except OUT_OTHER); like write(2). */
@@ -139,9 +135,12 @@ put(int fd, enum out_kind kind, const char *p, size_t n)
 	return write(fd, p, n);
 }
 
-/* Write all n bytes.  Every wait for room is bounded by the write timeout,
- * counted from the last byte that went out.  0; -1 when the reader is gone
- * (closed, or took nothing for the whole timeout: *stalled is then set). */
+/* Write all n bytes.  The write timeout counts from the last byte that
+ * went out; while waiting, the write is retried every RETRY_MS, because
+ * poll() reports a Unix socket writable only once three quarters of its
+ * buffer are free, and a reader that drains it slowly is still reading.
+ * 0; -1 when the reader is gone (closed, or took nothing for the whole
+ * timeout: *stalled is then set). */
 static int
 send_bounded(int fd, enum out_kind kind, const char *p, size_t n,
     bool *stalled)
@@ -150,7 +149,7 @@ send_bounded(int fd, enum out_kind kind, const char *p, size_t n,
 
 	while (n > 0) {
 		ssize_t k = put(fd, kind, p, n);
-		int w;
+		int64_t left;
 
 		if (k > 0) {
 			p += k;
@@ -162,10 +161,12 @@ send_bounded(int fd, enum out_kind kind, const char *p, size_t n,
 			continue;
 		if (k == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
 			return -1;
-		if ((w = wait_writable(fd, deadline)) != 0) {
-			*stalled = w == 1;
+		if ((left = deadline - rf_mono_ms()) <= 0) {
+			*stalled = true;
 			return -1;
 		}
+		if (wait_writable(fd, left < RETRY_MS ? left : RETRY_MS) != 0)
+			return -1;
 	}
 	return 0;
 }

@@ -4,8 +4,8 @@
  * FCGI_STDOUT records followed by the end of stdout and FCGI_END_REQUEST,
  * and a web server that stops reading (a client that stopped reading
  * behind it) makes a write fail within the write timeout instead of
- * blocking the worker for ever; the same for a CGI stdout pipe nobody
- * reads.  The bounds are generous: the defect they catch is "never". */
+ * blocking the worker for ever, while a slow reader that keeps taking
+ * bytes is not cut; the same bound for a CGI stdout pipe nobody reads.  The bounds are generous: the defect they catch is "never". */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -139,6 +139,26 @@ server_read(void *arg)
 	return NULL;
 }
 
+/* A reader slower than the writer, but never idle for the timeout: 4 kB
+ * every 50 ms.  It drains the socket's buffer by three quarters (when
+ * poll() reports a Unix socket writable) only every two seconds or so,
+ * far longer than the timeout, so only a writer that notices partial
+ * progress keeps it. */
+static void *
+server_read_slowly(void *arg)
+{
+	struct server *s = arg;
+	char buf[4096];
+	ssize_t n;
+
+	rf_buf_init(&s->got, 0);
+	while ((n = read(s->fd, buf, sizeof(buf))) > 0) {
+		assert_int_equal(rf_buf_append(&s->got, buf, (size_t)n), 0);
+		usleep(50000);
+	}
+	return NULL;
+}
+
 /* ---- setup ----------------------------------------------------------- */
 
 static int
@@ -265,6 +285,41 @@ test_server_that_stops_reading_fails_the_write(void **state)
 }
 
 static void
+test_slow_reader_is_not_cut(void **state)
+{
+	static char chunk[16384];
+	struct rf_fcgi_conn *c = rf_fcgi_conn_new();
+	struct server s = { 0 };
+	struct rf_request rq;
+	struct rf_buf body;
+	int eof, end, rc = 0;
+	size_t total = 0;
+
+	(void)state;
+	assert_non_null(c);
+	memset(chunk, 'y', sizeof(chunk));
+	s.fd = send_request();
+	assert_int_equal(rf_fcgi_accept(c, &rq), 0);
+	assert_int_equal(pthread_create(&s.tid, NULL, server_read_slowly, &s), 0);
+	while (total < 384u * 1024 && rc == 0) {
+		rc = rq.out.write(rq.out.ctx, chunk, sizeof(chunk));
+		if (rc == 0)
+			rc = rq.out.flush(rq.out.ctx);
+		total += sizeof(chunk);
+	}
+	assert_int_equal(rc, 0);
+	rf_fcgi_finish(c);
+	pthread_join(s.tid, NULL);
+	parse(&s.got, &body, &eof, &end, false);
+	assert_int_equal(body.len, total);
+	assert_int_equal(end, 1);
+	rf_buf_free(&body);
+	rf_buf_free(&s.got);
+	close(s.fd);
+	rf_fcgi_conn_free(c);
+}
+
+static void
 test_server_that_hangs_up_fails_the_write_at_once(void **state)
 {
 	struct rf_fcgi_conn *c = rf_fcgi_conn_new();
@@ -335,6 +390,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_response_is_framed_and_ended),
 		cmocka_unit_test(test_server_that_stops_reading_fails_the_write),
+		cmocka_unit_test(test_slow_reader_is_not_cut),
 		cmocka_unit_test(test_server_that_hangs_up_fails_the_write_at_once),
 		cmocka_unit_test(test_cgi_stdout_nobody_reads_fails_the_write),
 	};
