@@ -1280,7 +1280,7 @@ def run_install(pattern, counts):
             }
             for f in ["lighttpd.conf", "lighttpd-cgi.conf",
                       "apache-relayforge.conf", "nginx-relayforge.conf",
-                      "relayforge.socket", "relayforge.service",
+                      "nginx-relayforge-limits.conf", "relayforge.socket", "relayforge.service",
                       "relayforge.conf.example", "htaccess.example"]:
                 modes[doc + "/deploy/" + f] = 0o644
             for path, mode in modes.items():
