@@ -4,6 +4,7 @@ on the responder when a client does not read):
 
 - a stream whose client stops reading ends at its idle deadline as
   client_closed, its upstream is cancelled and its worker serves again;
+- a chat answer to a client that does not read is given up on as soon;
 - more non-reading stream clients than there are worker threads do not make
   /api/v1/health unreachable for longer than that deadline;
 - 1,100 connections that trickle their request header in, one byte every
@@ -53,7 +54,7 @@ def teardown_module():
         H.close()
 
 
-def stalled(rid, prompt="never read"):
+def stalled(rid, prompt="never read", path=PATH):
     """Send a stream request and never read the answer.  A small receive
     buffer and a small MSS: lighttpd's kernel send buffer toward a client
     grows with the MSS, and on loopback (64 kB segments) it reaches 4 MB,
@@ -68,7 +69,7 @@ def stalled(rid, prompt="never read"):
     s.connect(("127.0.0.1", H.port))
     s.sendall(("POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                "Content-Type: application/json\r\nX-Request-Id: %s\r\n"
-               "Content-Length: %d\r\n\r\n" % (PATH, rid, len(body))).encode()
+               "Content-Length: %d\r\n\r\n" % (path, rid, len(body))).encode()
               + body)
     return s
 
@@ -128,6 +129,29 @@ def test_stream_whose_client_stops_reading_ends_at_idle_deadline():
         # Its worker is free again: every worker takes a stream at once.
         firsts = workers_all_free()
         assert all(f is not None and f < 5.0 for f in firsts), firsts
+    finally:
+        s.close()
+
+
+def test_chat_answer_to_a_client_that_does_not_read_is_bounded():
+    # A chat answer of about 1 MB: more than the buffers take, so its one
+    # write waits on the client.  The row is queued once the answer has
+    # left (or been given up on): it shows that the worker moved on.
+    H.use(CFG)
+    H.mock_default("groq", {"kind": "ok", "text": "y" * 983040})
+    rid = "chat-stall-" + uuid.uuid4().hex
+    t0 = time.monotonic()
+    s = stalled(rid, "a long answer", "/api/v1/chat")
+    try:
+        row = row_of(rid, END_BOUND)
+        assert row is not None, \
+            "the chat worker was still writing %.0f s later" % END_BOUND
+        assert time.monotonic() - t0 <= END_BOUND
+        assert "took no output for %d ms" % IDLE_MS in \
+            H.errorlog(H.log_mark), "no stall line"
+        H.mock_default("groq", {"kind": "ok"})
+        st, _, body = H.chat("next")
+        assert st == 200, body
     finally:
         s.close()
 
