@@ -278,3 +278,12 @@ def test_1100_trickling_connections_leave_others_served():
         th.join()
         for s in socks:
             s.close()
+
+
+def test_zz_no_sanitizer_reports():
+    # Leak reports appear when the responders exit: stop them first.
+    H.stop_lighttpd()
+    reports = H.sanitizer_reports()
+    assert not reports, "%d sanitizer report(s) in the responders' " \
+        "stderr, first: %s" % (len(reports),
+                               " | ".join(reports[0].split("\n")[:6]))
