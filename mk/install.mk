@@ -16,8 +16,8 @@ RF_DATADIR  := $(PREFIX)/share/relayforge
 RF_DOCDIR   := $(PREFIX)/share/doc/relayforge
 RF_ETCDIR   := /etc/relayforge
 RF_EXAMPLES := lighttpd.conf lighttpd-cgi.conf apache-relayforge.conf \
-               nginx-relayforge.conf relayforge.socket relayforge.service \
-               relayforge.conf.example
+               nginx-relayforge.conf nginx-relayforge-limits.conf \
+               relayforge.socket relayforge.service relayforge.conf.example
 RF_FIXPATHS := sed -e 's|/usr/local/lib/relayforge|$(PREFIX)/lib/relayforge|g' \
                    -e 's|PREFIX=/usr/local|PREFIX=$(PREFIX)|g' \
                    -e 's|/usr/local/share/doc/relayforge|$(PREFIX)/share/doc/relayforge|g'

@@ -371,6 +371,7 @@ main(int argc, char **argv)
 	 * free memory spreads over many arenas; two keep the RSS down. */
 	mallopt(M_ARENA_MAX, 2);
 	rf_up_global_init();
+	rf_fcgi_set_write_timeout(g_cfg.stream_idle_timeout_ms);
 	if (rf_fcgi_is_cgi())
 		rc = serve_cgi();
 	else if (rf_fcgi_init() != 0)

@@ -556,7 +556,9 @@ DocumentRoot "%(docroot)s"
 
 class ApacheBase(Setup):
     needs = ["apache2", "sqlite3", "setpriv"]
-    modules = ["mpm_event", "authz_core", "mime", "alias", "dir", "env"]
+    # reqtimeout: Debian enables it by default; the shipped files set it.
+    modules = ["mpm_event", "authz_core", "mime", "alias", "dir", "env",
+               "reqtimeout"]
     override = "None"
 
     def apache_conf(self, docroot, extra):
@@ -695,6 +697,8 @@ http {
 	proxy_temp_path %(ng)s/tmp/proxy;
 	uwsgi_temp_path %(ng)s/tmp/uwsgi;
 	scgi_temp_path %(ng)s/tmp/scgi;
+	# Where Debian's nginx.conf includes conf.d/*.conf.
+	include %(limits)s;
 	server {
 		listen 127.0.0.1:%(port)d;
 		root %(tmp)s/www;
@@ -715,9 +719,13 @@ class NginxFront(Setup):
                     os.path.join(ng, "fastcgi_params"))
         inc = render(os.path.join(DEPLOY, "nginx-relayforge.conf"),
                      os.path.join(ng, "relayforge.conf"), self.paths())
+        limits = render(os.path.join(DEPLOY, "nginx-relayforge-limits.conf"),
+                        os.path.join(ng, "relayforge-limits.conf"),
+                        self.paths())
         conf = os.path.join(ng, "nginx.conf")
         write(conf, NGINX_MAIN % {"tmp": self.tmp, "log": self.log_dir,
-                                  "ng": ng, "port": self.port, "inc": inc})
+                                  "ng": ng, "port": self.port, "inc": inc,
+                                  "limits": limits})
         self.logs.append(os.path.join(self.log_dir, "nginx-error.log"))
         err = os.path.join(self.log_dir, "nginx-error.log")
         chk = subprocess.run(["nginx", "-t", "-q", "-c", conf, "-p", ng + "/",
@@ -1287,7 +1295,7 @@ def run_install(pattern, counts):
             }
             for f in ["lighttpd.conf", "lighttpd-cgi.conf",
                       "apache-relayforge.conf", "nginx-relayforge.conf",
-                      "relayforge.socket", "relayforge.service",
+                      "nginx-relayforge-limits.conf", "relayforge.socket", "relayforge.service",
                       "relayforge.conf.example", "htaccess.example"]:
                 modes[doc + "/deploy/" + f] = 0o644
             for path, mode in modes.items():
