@@ -492,7 +492,11 @@ wire_chunk(struct attempt *a, const char *event, const char *data,
 {
 	enum rf_chunk k;
 
-	k = a->ops->parse_chunk(event, data, len, &a->r->res, delta, &a->fail);
+	struct rf_buf tools = { 0 };
+
+	k = a->ops->parse_chunk(event, data, len, &a->r->res, delta, &tools,
+	    &a->fail);
+	rf_buf_free(&tools);
 	take_result(a);
 	if (k == RF_CHUNK_DATA && rf_scrub_utf8(delta) != 0) {
 		rf_failure_set(&a->fail, RF_ERR_MALFORMED_RESPONSE,
