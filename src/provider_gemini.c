@@ -1,13 +1,22 @@
 /*
  * provider_gemini: Google's generateContent / streamGenerateContent wire
- * format (rf_ops_gemini) and the one provider that speaks it
- * (rf_provider_gemini, at the end) (providers.md section 5).  Roles are user/model, the system prompt
- * is a separate systemInstruction, thinking is switched off where the model
- * allows it (thought tokens would eat maxOutputTokens), the key travels in
- * x-goog-api-key and never in the URL, and safety blocks arrive as 200s
- * (promptFeedback.blockReason, or a SAFETY-like finishReason).  Streams have
- * no [DONE]; every chunk is a whole GenerateContentResponse with a running
- * usage total.  No I/O here.
+ * format (rf_ops_gemini) and the one provider that speaks it (its catalog
+ * entry is in catalog.c) (providers.md section 5).  Roles are user/model,
+ * the system prompt is a separate systemInstruction, thinking is switched
+ * off where the model allows it (thought tokens would eat
+ * maxOutputTokens), the key travels in x-goog-api-key and never in the
+ * URL, and safety blocks arrive as 200s (promptFeedback.blockReason, or a
+ * SAFETY-like finishReason).  Streams have no [DONE]; every chunk is a
+ * whole GenerateContentResponse with a running usage total.
+ *
+ * A /v1 request (rf_prompt.oai) is translated from the OpenAI shape:
+ * messages and their parts, tool calls and tool results, tools with their
+ * JSON Schema, tool_choice, response_format and the sampling fields; what
+ * Gemini cannot express makes build return RF_BUILD_UNSUPPORTED (the
+ * section "a /v1 request, translated" says what that is).  functionCall
+ * parts come back as OpenAI tool calls, whole for chat and as deltas for
+ * streams.  docs/providers.md, "Tools and formats per wire", is the
+ * reference.  No I/O here.
  */
 #include <stdint.h>
 #include <stdio.h>

@@ -2,8 +2,9 @@
  * fuzz_openai: libFuzzer target for the adapters' readers of upstream JSON
  * bodies (parse_response, parse_chunk, classify_error of the OpenAI-
  * compatible and Gemini adapters).  Beyond crashes it checks that
- * technicalDetails stay short and printable and that a malformed chunk
- * leaves the delta untouched.
+ * technicalDetails stay short and printable, that a malformed chunk
+ * leaves the delta and the tool-call delta untouched, and that tool calls
+ * that come out are one JSON array.
  *
  * Build and run (from the repository root):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_DEFAULT_SOURCE \
