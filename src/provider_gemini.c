@@ -533,9 +533,10 @@ struct tr {
 	                         * user turn instead */
 };
 
-/* Gemini 3 wants the thought signature of a replayed functionCall. */
+/* Gemini 3 and later: it wants the thought signature of a replayed
+ * functionCall, and takes JSON output beside tools. */
 static bool
-needs_signature(const char *model)
+gemini3(const char *model)
 {
 	return strncmp(model, "gemini-", 7) == 0 && atoi(model + 7) >= 3;
 }
@@ -703,7 +704,7 @@ tr_assistant(struct tr *t, json_object *m)
 	    json_object_array_length(calls) : 0;
 	for (i = 0; i < n; i++) {
 		if ((part = call_part(json_object_array_get_idx(calls, i),
-		    i == 0 && needs_signature(t->model))) == NULL) {
+		    i == 0 && gemini3(t->model))) == NULL) {
 			json_object_put(parts);
 			return UNSUP;
 		}
@@ -1068,6 +1069,12 @@ gemini_oai_body(const char *model, const struct rf_prompt *p,
 		    gc);
 	if (rc == 0)
 		rc = tr_sampling(fields, model, gc);
+	/* "Tool use with a response mime type: 'application/json' is
+	 * unsupported" before Gemini 3. */
+	if (rc == 0 && json_object_object_get_ex(root, "tools", NULL) &&
+	    json_object_object_get_ex(gc, "responseMimeType", NULL) &&
+	    !gemini3(model))
+		rc = UNSUP;
 	rf_buf_free(&t.sys);
 	rf_buf_free(&t.scratch);
 	if (rc != 0)

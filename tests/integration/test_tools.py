@@ -180,8 +180,7 @@ def test_gemini_translates_request_and_answer():
         "model": "gemini", "messages": CONVERSATION, "tools": [WEATHER],
         "tool_choice": {"type": "function",
                         "function": {"name": "get_weather"}},
-        "response_format": {"type": "json_object"}, "stop": "END",
-        "seed": 3, "top_p": 0.5})
+        "stop": "END", "seed": 3, "top_p": 0.5})
     assert st == 200, (st, body)
     sent = last_body("gemini")
     assert sent["systemInstruction"] == {"parts": [{"text": "be exact"}]}
@@ -198,7 +197,6 @@ def test_gemini_translates_request_and_answer():
     assert sent["toolConfig"] == {"functionCallingConfig": {
         "mode": "ANY", "allowedFunctionNames": ["get_weather"]}}
     gc = sent["generationConfig"]
-    assert gc["responseMimeType"] == "application/json", gc
     assert gc["stopSequences"] == ["END"] and gc["seed"] == 3, gc
     assert gc["topP"] == 0.5, gc
     ch = body["choices"][0]
@@ -207,6 +205,20 @@ def test_gemini_translates_request_and_answer():
     assert ch["message"]["tool_calls"] == [{
         "id": "call_0", "type": "function", "function": {
             "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}}]
+    # A JSON schema answer: responseMimeType and the translated schema.
+    H.mock_default("gemini", {"kind": "ok", "text": "{\"t\": 1}"})
+    st, _, body = H.post(PATH, {
+        "model": "gemini", "messages": [{"role": "user", "content": "t?"}],
+        "response_format": {"type": "json_schema", "json_schema": {
+            "name": "t", "strict": True, "schema": {
+                "type": "object", "properties": {"t": {"type": "integer"}},
+                "required": ["t"], "additionalProperties": False}}}})
+    assert st == 200, (st, body)
+    gc = last_body("gemini")["generationConfig"]
+    assert gc["responseMimeType"] == "application/json", gc
+    assert gc["responseSchema"] == {"type": "OBJECT", "properties": {
+        "t": {"type": "INTEGER"}}, "required": ["t"]}, gc
+    assert body["choices"][0]["message"]["content"] == "{\"t\": 1}", body
 
 
 def test_gemini_streams_function_calls():

@@ -570,9 +570,6 @@ static const char tooling[] =
     "{\"type\":\"object\",\"properties\":{}}}}],"
     "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},"
     "\"parallel_tool_calls\":true,"
-    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"w\","
-    "\"strict\":true,\"schema\":{\"type\":\"object\",\"properties\":{\"t\":"
-    "{\"type\":\"number\"},\"c\":{\"const\":\"x\"}},\"required\":[\"t\"]}}},"
     "\"stop\":\"END\",\"seed\":42,\"top_p\":0.5,\"presence_penalty\":0,"
     "\"user\":\"u-1\"}";
 
@@ -617,11 +614,29 @@ test_oai_translate(void **state)
 	    "[\"get_weather\"]}}");
 	assert_string_equal(jtext(rf_adapter_get(b.json, "generationConfig")),
 	    "{\"maxOutputTokens\":300,\"temperature\":0.25,\"thinkingConfig\":"
+	    "{\"thinkingBudget\":0},\"stopSequences\":[\"END\"],"
+	    "\"seed\":42,\"topP\":0.5}");
+	built_free(&b);
+	/* A JSON schema answer (no tools: before Gemini 3 it cannot have
+	 * both). */
+	assert_int_equal(build_oai(NULL, "[{\"role\":\"user\",\"content\":\"x\"}]",
+	    "{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":"
+	    "{\"name\":\"w\",\"strict\":true,\"schema\":{\"type\":\"object\","
+	    "\"properties\":{\"t\":{\"type\":\"number\"},\"c\":{\"const\":\"x\"}},"
+	    "\"required\":[\"t\"],\"additionalProperties\":false}}}}", &b), 0);
+	assert_string_equal(jtext(rf_adapter_get(b.json, "generationConfig")),
+	    "{\"maxOutputTokens\":300,\"temperature\":0.25,\"thinkingConfig\":"
 	    "{\"thinkingBudget\":0},\"responseSchema\":{\"type\":\"OBJECT\","
 	    "\"properties\":{\"t\":{\"type\":\"NUMBER\"},\"c\":{\"enum\":[\"x\"],"
 	    "\"format\":\"enum\",\"type\":\"STRING\"}},\"required\":[\"t\"]},"
-	    "\"responseMimeType\":\"application/json\",\"stopSequences\":[\"END\"],"
-	    "\"seed\":42,\"topP\":0.5}");
+	    "\"responseMimeType\":\"application/json\"}");
+	built_free(&b);
+	/* Gemini 3 takes tools and JSON output together. */
+	assert_int_equal(build_oai("gemini-3-pro", "[{\"role\":\"user\","
+	    "\"content\":\"x\"}]", "{\"tools\":[{\"type\":\"function\","
+	    "\"function\":{\"name\":\"f\"}}],\"response_format\":{\"type\":"
+	    "\"json_object\"}}", &b), 0);
+	assert_non_null(rf_adapter_get(b.json, "tools"));
 	built_free(&b);
 }
 
@@ -753,6 +768,10 @@ test_oai_unsupported(void **state)
 		{ NULL, user, "{\"response_format\":{\"type\":\"json_schema\","
 		    "\"json_schema\":{\"name\":\"x\",\"schema\":{\"not\":{}}}}}", NULL },
 		{ NULL, user, "{\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\",\"6\"]}", NULL },
+		/* tools beside JSON output, before Gemini 3 */
+		{ NULL, user, "{\"tools\":[{\"type\":\"function\",\"function\":"
+		    "{\"name\":\"f\"}}],\"response_format\":{\"type\":"
+		    "\"json_object\"}}", NULL },
 		{ NULL, user, "{\"seed\":1099511627776}", NULL },
 		{ NULL, user, "{\"presence_penalty\":0.5}", NULL },
 		{ "gemini-3-pro", user, "{\"frequency_penalty\":1}", NULL },
