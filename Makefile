@@ -176,8 +176,9 @@ check: deps node-deps
 #   openai    the adapters' readers of upstream JSON (OpenAI wire, Gemini)
 #   contract  request bodies (rf_contract_parse)
 #   scrub     the scrubber of upstream strings (redaction, shapes, UTF-8)
+#   tools     /v1 requests built for each wire (Gemini translation), mock calls
 FUZZ_TIME    ?= 15
-FUZZ_TARGETS := sse openai contract scrub
+FUZZ_TARGETS := sse openai contract scrub tools
 FUZZ_SRC     := $(filter src/provider%.c src/util.c src/error.c src/config.c \
                   src/catalog.c src/log.c src/scrub.c,$(LIB_SRC))
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \

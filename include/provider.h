@@ -81,12 +81,21 @@ struct rf_result {
 	bool safety_block;       /* text withheld or cut for safety */
 	char safety_reason[96];  /* e.g. "PROHIBITED_CONTENT" (safe, short) */
 	struct rf_buf tool_calls;/* the answer's tool calls as the JSON text of
-	                          * an OpenAI "tool_calls" array; empty: none */
+	                          * an OpenAI "tool_calls" array; empty: none.
+	                          * Chat only: a stream's calls leave as
+	                          * deltas (parse_chunk's tools) */
+	int ntool_calls;         /* calls in tool_calls (chat), or begun so far
+	                          * (streams: the index the next new call of a
+	                          * wire without indexes takes) */
 };
 
 void rf_result_init(struct rf_result *r);  /* usage -1, text capped 1 MiB */
 void rf_result_reset(struct rf_result *r); /* for the next attempt */
 void rf_result_free(struct rf_result *r);
+/* r's tool calls as one OpenAI tool_calls delta array (each call whole,
+ * with its index) appended to out, for a stream of an answer made whole
+ * (the mock's).  0, or -1 (not an array, cap, memory; out unchanged). */
+int rf_result_tool_deltas(const struct rf_result *r, struct rf_buf *out);
 /* Where an adapter's result enters the engine (scrub.h): model and safety
  * reason kept only as identifiers without a secret (else ""), the finish
  * reason mapped to the known set.  The text is not touched.  false when
@@ -124,9 +133,11 @@ enum rf_chunk {
  */
 struct rf_provider_ops {
 	/* Network: fill rq (reset first) with the POST for pc: the full URL,
-	 * the JSON body and the header lines, auth included.  Returns 0, or
-	 * -1 (a header value with CR/LF, a cap, memory) with rq reset.  The
-	 * caller owns rq (rf_up_req_free wipes the key from it). */
+	 * the JSON body and the header lines, auth included.  Returns 0,
+	 * RF_BUILD_UNSUPPORTED (the wire cannot express p: never a different
+	 * request) or -1 (a header value with CR/LF, a cap, memory), both with
+	 * rq reset.  The caller owns rq (rf_up_req_free wipes the key from
+	 * it). */
 	int (*build)(const struct rf_provider_conf *pc, const struct rf_prompt *p,
 	    bool stream, struct rf_up_req *rq);
 	/* Network: read a 2xx non-streaming body into res.  Returns 0 (res
@@ -136,18 +147,21 @@ struct rf_provider_ops {
 	int (*parse_response)(const char *body, size_t len, struct rf_result *res,
 	    struct rf_failure *f);
 	/* Network: read one SSE event (event name or NULL, data payload): new
-	 * text goes to delta (appended), usage / model / finish reason into
-	 * acc.  A MALFORMED chunk changes neither. */
+	 * text goes to delta (appended), the event's tool calls to tools (the
+	 * JSON text of one OpenAI tool_calls delta array, every element with
+	 * its index; left as it was when there are none), usage / model /
+	 * finish reason / ntool_calls into acc.  A MALFORMED chunk changes
+	 * none of them. */
 	enum rf_chunk (*parse_chunk)(const char *event, const char *data,
 	    size_t len, struct rf_result *acc, struct rf_buf *delta,
-	    struct rf_failure *f);
+	    struct rf_buf *tools, struct rf_failure *f);
 	/* Network: classify a non-2xx answer: code, details, auth, a retry
 	 * delay found in the body, and content-policy 400s as
 	 * content_filtered. */
 	void (*classify_error)(long status, const char *body, size_t len,
 	    struct rf_failure *f);
-	/* In-process: the whole answer to p into res (text replaced, model,
-	 * finish reason, usage).  Never fails. */
+	/* In-process: the whole answer to p into res (text and tool calls
+	 * replaced, model, finish reason, usage).  Never fails. */
 	void (*answer)(const struct rf_prompt *p, struct rf_result *res);
 	/* In-process: the next stream token of text starting at *pos; returns
 	 * its length (0 at the end) and advances *pos.  The tokens of an
@@ -169,6 +183,8 @@ struct rf_provider {
 	const char *model;  /* default model id sent upstream */
 	/* Quirks of the OpenAI-compatible wire (ignored by the others). */
 	const char *max_tokens_field; /* "max_tokens" or "max_completion_tokens" */
+	bool flat_text_parts;         /* /v1 content that is only text parts
+	                               * goes as one string (SambaNova) */
 	struct {
 		const char *name;  /* NULL: none */
 		const char *value;
@@ -243,5 +259,30 @@ struct json_object *rf_adapter_number(double v);
 /* The error code of a bare HTTP status: 401/403 auth, 429 rate limited,
  * 408/504 timeout, 5xx/498/499 unavailable, other 4xx bad request. */
 enum rf_err rf_adapter_status_err(long status);
+
+/* ---- tool calls (the OpenAI shape every surface speaks) ---- */
+/* The most tool calls one answer may make (an index past it is not a
+ * provider's answer). */
+#define RF_ADAPTER_MAX_TOOL_CALLS 128
+/* A new tool call, or a delta of one: {"index","id","type":"function",
+ * "function":{"name","arguments"}} with each part left out when index < 0
+ * or the string is NULL ("type" goes with the id).  The caller puts it. */
+struct json_object *rf_adapter_tool_call(int index, const char *id,
+    const char *name, const char *args);
+/* A call's arguments as the JSON string OpenAI sends: a string as is, an
+ * object or array serialised, missing or null "{}".  The pointer lives
+ * as long as v (or is static).  NULL for other types. */
+const char *rf_adapter_tool_args(struct json_object *v);
+/* The function name of the call id made by an assistant message before
+ * messages[upto] (the nearest one: ids may repeat across turns), or
+ * NULL. */
+const char *rf_adapter_tool_name(struct json_object *messages, size_t upto,
+    const char *id);
+/* s's value as the text of an OpenAI message content: a string as is,
+ * an array of parts of type "text" (and "refusal") joined with no
+ * separator into buf.  NULL when s is another shape or holds another
+ * part; "" for null.  buf is reset first; the result may point into it. */
+const char *rf_adapter_content_text(struct json_object *content,
+    struct rf_buf *buf);
 
 #endif

@@ -32,6 +32,7 @@ const struct rf_provider rf_providers[] = {
 		.url = "https://api.sambanova.ai/v1",
 		.model = "Meta-Llama-3.3-70B-Instruct",
 		.max_tokens_field = "max_tokens",
+		.flat_text_parts = true, /* content strings: providers.md s. 3 */
 		.ops = &rf_ops_openai,
 	},
 	{

@@ -2,8 +2,9 @@
  * chain: the fallback engine of SPEC section 5.
  *
  * rf_chain_run() walks the order (the chain for "auto", or the chosen
- * provider first).  Each tier is skipped (unconfigured, cooling down) or
- * run by try_tier(), the one tier loop chat and stream share:
+ * provider first).  Each tier is skipped (unconfigured, cooling down, or
+ * a request its wire cannot express: "unsupported") or run by
+ * try_tier(), the one tier loop chat and stream share:
  *
  *   try:     the request's transport (buffered for chat, streamed for a
  *            stream) makes one call -- over the network through the
@@ -18,10 +19,13 @@
  *            process and writes them through to the store without making
  *            the request wait for it.
  *
- * Streams commit to a provider on its first real text; until then every
- * failure still falls back (with a "fallback" meta event).  After it, a
- * failure ends the stream -- or, with streamRecovery "restart", the next
- * tier streams its whole answer after a "restart" meta event.
+ * Streams commit to a provider on its first real text or its first
+ * tool-call delta; until then every failure still falls back (with a
+ * "fallback" meta event).  After it, a failure ends the stream -- or,
+ * with streamRecovery "restart", the next tier streams its whole answer
+ * after a "restart" meta event.  Tool calls (a /v1 request's) travel
+ * whole in the result for chat and as OpenAI deltas through the sink's
+ * tool_delta for streams; an answer of tool calls alone is an answer.
  *
  * What an upstream sent enters the result only through the wire boundary
  * (wire_response, wire_chunk, take_result, and rf_failure_scrub at the end
@@ -52,6 +56,9 @@ struct run {
 	int order[RF_MAX_PROVIDERS];
 	int norder;
 	struct rf_prompt prompt;
+	struct rf_up_req rq;     /* the tier's upstream request, built once */
+	int build_rc;            /* what building rq returned */
+	int unsupported;         /* tiers skipped as unsupported */
 	struct rf_provider_state st[RF_MAX_PROVIDERS]; /* state at arrival */
 	int pending_from;        /* stream: a failed tier to announce, -1 none */
 	enum rf_err pending_code;
@@ -78,6 +85,7 @@ struct attempt {
 	int retry;         /* 0 for the first try of its tier, n for the n-th retry */
 	struct rf_sse_parser parser;
 	struct rf_buf delta;
+	struct rf_buf tools;  /* streams: the tool-call delta of one event */
 	int64_t t0;        /* monotonic start of the try */
 	int64_t last_data; /* monotonic time of the last upstream byte */
 };
@@ -478,7 +486,8 @@ wire_response(struct attempt *a)
 	rc = a->ops->parse_response(rf_buf_str(&a->rep.body), a->rep.body.len,
 	    res, &a->fail);
 	take_result(a);
-	if (rc == 0 && rf_scrub_utf8(&res->text) != 0) {
+	if (rc == 0 && (rf_scrub_utf8(&res->text) != 0 ||
+	    rf_scrub_utf8(&res->tool_calls) != 0)) {
 		rf_failure_set(&a->fail, RF_ERR_MALFORMED_RESPONSE,
 		    "answer too long");
 		rc = -1;
@@ -488,13 +497,15 @@ wire_response(struct attempt *a)
 
 static enum rf_chunk
 wire_chunk(struct attempt *a, const char *event, const char *data,
-    size_t len, struct rf_buf *delta)
+    size_t len, struct rf_buf *delta, struct rf_buf *tools)
 {
 	enum rf_chunk k;
 
-	k = a->ops->parse_chunk(event, data, len, &a->r->res, delta, &a->fail);
+	k = a->ops->parse_chunk(event, data, len, &a->r->res, delta, tools,
+	    &a->fail);
 	take_result(a);
-	if (k == RF_CHUNK_DATA && rf_scrub_utf8(delta) != 0) {
+	if (k == RF_CHUNK_DATA && (rf_scrub_utf8(delta) != 0 ||
+	    rf_scrub_utf8(tools) != 0)) {
 		rf_failure_set(&a->fail, RF_ERR_MALFORMED_RESPONSE,
 		    "stream text too large");
 		k = RF_CHUNK_ERROR;
@@ -514,6 +525,17 @@ fail_withheld(struct attempt *a)
 	snprintf(a->fail.message, sizeof(a->fail.message),
 	    "The provider withheld the answer for safety (%s).",
 	    why[0] ? why : "content_filter");
+}
+
+/* The result holds an answer: text, or tool calls where the surface can
+ * carry them (a /v1 request; /api/v1 never sends tools). */
+static bool
+answered(const struct attempt *a)
+{
+	const struct rf_result *res = &a->r->res;
+
+	return res->text.len > 0 ||
+	    (res->tool_calls.len > 0 && a->run->prompt.oai != NULL);
 }
 
 /* A finished non-streamed transfer: a result or a failure. */
@@ -542,20 +564,21 @@ read_reply(struct attempt *a)
 		a->failed = true;
 	} else if (wire_response(a) != 0) {
 		a->failed = true;
-	} else if (res->text.len == 0 && res->safety_block) {
+	} else if (answered(a)) {
+		return;
+	} else if (res->safety_block) {
 		fail_withheld(a);
-	} else if (res->text.len == 0) {
+	} else {
 		fail(a, RF_ERR_MALFORMED_RESPONSE, "empty text in upstream response");
 	}
 }
 
-/* Build the upstream request; on failure the attempt says why. */
+/* The tier's upstream request (prepare built it); when that failed the
+ * attempt says why. */
 static int
-build(struct attempt *a, bool stream, struct rf_up_req *rq)
+built(struct attempt *a)
 {
-	const struct rf_provider_conf *pc = &a->run->w->cfg->providers[a->pid];
-
-	if (a->ops->build(pc, &a->run->prompt, stream, rq) == 0)
+	if (a->run->build_rc == 0)
 		return 0;
 	fail(a, RF_ERR_INTERNAL, "could not build the upstream request");
 	return -1;
@@ -565,19 +588,16 @@ static void
 buffered_remote(struct attempt *a)
 {
 	const struct rf_config *cfg = a->run->w->cfg;
-	struct rf_up_req rq;
 
-	rf_up_req_init(&rq);
-	if (build(a, false, &rq) == 0) {
+	if (built(a) == 0) {
 		struct rf_up_call call = {
-			.pid = a->pid, .req = &rq,
+			.pid = a->pid, .req = &a->run->rq,
 			.connect_ms = cfg->connect_timeout_ms,
 			.timeout_ms = cfg->timeout_ms,
 		};
 		rf_up_perform(a->run->w->up, &call, &a->rep);
 		read_reply(a);
 	}
-	rf_up_req_free(&rq);
 }
 
 static void
@@ -654,6 +674,22 @@ emit_text(struct attempt *a, const char *p, size_t n)
 	return sink->token(sink->ud, p, n);
 }
 
+/* Relay a tool-call delta (the JSON text of an OpenAI delta array): it
+ * commits like text.  A surface without tool_delta never asked for
+ * tools, so nothing is relayed and nothing commits.  Returns like
+ * emit_text. */
+static int
+emit_tools(struct attempt *a, const char *json, size_t n)
+{
+	const struct rf_stream_sink *sink = a->run->sink;
+
+	if (n == 0 || sink->tool_delta == NULL)
+		return 0;
+	if (!a->committed && commit(a) != 0)
+		return -1;
+	return sink->tool_delta(sink->ud, json, n);
+}
+
 /* One upstream SSE event.  Non-zero stops the transfer. */
 static int
 on_event(void *ud, const char *event, const char *data, size_t len)
@@ -662,7 +698,8 @@ on_event(void *ud, const char *event, const char *data, size_t len)
 	int rc;
 
 	rf_buf_reset(&a->delta);
-	switch (wire_chunk(a, event, data, len, &a->delta)) {
+	rf_buf_reset(&a->tools);
+	switch (wire_chunk(a, event, data, len, &a->delta, &a->tools)) {
 	case RF_CHUNK_DONE:
 		a->done = true;
 		return 0;
@@ -679,6 +716,8 @@ on_event(void *ud, const char *event, const char *data, size_t len)
 		break;
 	}
 	rc = emit_text(a, a->delta.data, a->delta.len);
+	if (rc == 0)
+		rc = emit_tools(a, a->tools.data, a->tools.len);
 	if (rc < 0)
 		a->client_gone = true;
 	return rc != 0;
@@ -734,12 +773,13 @@ stream_eof(struct attempt *a)
 		fail(a, RF_ERR_MALFORMED_RESPONSE, "SSE line or event too long");
 	junk = rf_sse_junk(&a->parser);
 	if (!a->failed && !a->client_gone && strstr(junk, "\"error\"") != NULL) {
-		struct rf_buf scratch = { 0 };
+		struct rf_buf scratch = { 0 }, tools = { 0 };
 
-		if (wire_chunk(a, NULL, junk, strlen(junk), &scratch) ==
+		if (wire_chunk(a, NULL, junk, strlen(junk), &scratch, &tools) ==
 		    RF_CHUNK_ERROR)
 			a->failed = true;
 		rf_buf_free(&scratch);
+		rf_buf_free(&tools);
 	}
 	if (a->failed || a->client_gone)
 		return;
@@ -776,14 +816,13 @@ static void
 streamed_remote(struct attempt *a)
 {
 	const struct rf_config *cfg = a->run->w->cfg;
-	struct rf_up_req rq;
 
-	rf_up_req_init(&rq);
 	rf_sse_init(&a->parser, on_event, a);
 	rf_buf_init(&a->delta, RF_SSE_MAX_EVENT);
-	if (build(a, true, &rq) == 0) {
+	rf_buf_init(&a->tools, RF_SSE_MAX_EVENT);
+	if (built(a) == 0) {
 		struct rf_up_call call = {
-			.pid = a->pid, .req = &rq,
+			.pid = a->pid, .req = &a->run->rq,
 			.connect_ms = cfg->connect_timeout_ms,
 			.timeout_ms = cfg->stream_timeout_ms,
 			.on_data = on_stream_data, .on_tick = on_stream_tick,
@@ -795,18 +834,21 @@ streamed_remote(struct attempt *a)
 	}
 	rf_sse_free(&a->parser);
 	rf_buf_free(&a->delta);
-	rf_up_req_free(&rq);
+	rf_buf_free(&a->tools);
 }
 
 /* An in-process provider streams its answer token by token, pacing them
- * by RELAYFORGE_MOCK_DELAY_MS after the first. */
+ * by RELAYFORGE_MOCK_DELAY_MS after the first, then its tool calls (each
+ * whole, in one delta). */
 static void
 streamed_local(struct attempt *a)
 {
 	struct rf_result *res = &a->r->res;
 	struct rf_result local;
+	struct rf_buf deltas = { 0 };
 	size_t pos = 0, n;
 	const char *text;
+	int rc = 0;
 
 	rf_result_init(&local);
 	a->ops->answer(&a->run->prompt, &local);
@@ -814,17 +856,21 @@ streamed_local(struct attempt *a)
 	snprintf(res->finish_reason, sizeof(res->finish_reason), "%s",
 	    local.finish_reason);
 	res->usage = local.usage;
+	res->ntool_calls = local.ntool_calls;
 	take_result(a);
 	a->rep.status = 200;
 	text = rf_buf_str(&local.text);
-	while ((n = a->ops->next_token(text, &pos)) > 0) {
+	while (rc == 0 && (n = a->ops->next_token(text, &pos)) > 0) {
 		if (a->committed && a->run->w->cfg->mock_delay_ms > 0)
 			rf_sleep_ms(a->run->w->cfg->mock_delay_ms);
-		if (emit_text(a, text + pos - n, n) != 0) {
-			a->client_gone = true;
-			break;
-		}
+		rc = emit_text(a, text + pos - n, n);
 	}
+	if (rc == 0 && local.tool_calls.len > 0 &&
+	    rf_result_tool_deltas(&local, &deltas) == 0)
+		rc = emit_tools(a, deltas.data, deltas.len);
+	if (rc != 0)
+		a->client_gone = true;
+	rf_buf_free(&deltas);
 	rf_result_free(&local);
 }
 
@@ -880,9 +926,6 @@ try_tier(struct run *run, int pid)
 
 	if (ops->answer == NULL && run->w->up == NULL)
 		return no_upstream(run, pid);
-	/* "provider/model" names this tier's upstream model for the request. */
-	run->prompt.model = pid == run->req->model_pid ?
-	    run->req->upstream_model : NULL;
 	for (int retry = 0;; retry++) {
 		struct attempt a = { .run = run, .r = run->r, .ops = ops, .pid = pid,
 			.retry = retry, .t0 = rf_mono_ms() };
@@ -946,6 +989,12 @@ nobody_called(struct run *run, int64_t soonest)
 		    "Every provider of the chain is cooling down after rate "
 		    "limits or failures.");
 		r->retry_after_ms = soonest > now ? soonest - now : 1000;
+	} else if (run->unsupported > 0) {
+		rf_failure_set(&r->fail, RF_ERR_PROVIDER_UNAVAILABLE,
+		    "every configured provider skipped: unsupported");
+		snprintf(r->fail.message, sizeof(r->fail.message),
+		    "No configured provider of the chain can express this "
+		    "request (its tiers were skipped as unsupported).");
 	} else {
 		rf_failure_set(&r->fail, RF_ERR_PROVIDER_UNAVAILABLE,
 		    "no provider is configured");
@@ -975,6 +1024,30 @@ skip(struct run *run, int pid, int64_t now, int64_t *soonest)
 	return true;
 }
 
+/* Make pid's request ready before it is called: its upstream model for
+ * this request ("provider/model"), and for a network tier the upstream
+ * request itself, built once for every try of the tier.  Returns
+ * RF_BUILD_UNSUPPORTED when the wire cannot express the request: the
+ * tier is then skipped, at no cost to the provider (it was never
+ * asked); any other failure to build fails the tier's tries. */
+static int
+prepare(struct run *run, int pid)
+{
+	const struct rf_provider_conf *pc = &run->w->cfg->providers[pid];
+
+	run->prompt.model = pid == run->req->model_pid ?
+	    run->req->upstream_model : NULL;
+	if (pc->def->ops->answer != NULL)
+		return 0;
+	run->build_rc = pc->def->ops->build(pc, &run->prompt,
+	    run->sink != NULL, &run->rq);
+	if (run->build_rc != RF_BUILD_UNSUPPORTED)
+		return 0;
+	add_attempt(run->r, pid, RF_ATT_SKIPPED, RF_OK, "unsupported", 0, -1, 0);
+	run->unsupported++;
+	return RF_BUILD_UNSUPPORTED;
+}
+
 /* Walk the order.  Returns the last tier's step; *last = last called. */
 static enum rf_step
 walk(struct run *run, int *last, int64_t *soonest)
@@ -988,7 +1061,7 @@ walk(struct run *run, int *last, int64_t *soonest)
 
 		if (*last >= 0 && !run->req->fallback)
 			break; /* the first provider called gave the final answer */
-		if (skip(run, pid, now, soonest))
+		if (skip(run, pid, now, soonest) || prepare(run, pid) != 0)
 			continue;
 		if (r->attempted < 0)
 			r->attempted = pid;
@@ -1021,6 +1094,7 @@ rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
 	int64_t soonest = 0;
 
 	r->stream = sink != NULL;
+	rf_up_req_init(&run.rq);
 	run.prompt = (struct rf_prompt){ .msgs = req->msgs, .nmsgs = req->nmsgs,
 		.system = req->system, .max_tokens = req->max_tokens,
 		.temperature = req->temperature,
@@ -1044,5 +1118,6 @@ rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
 		else
 			r->err = r->fail.code;
 	}
+	rf_up_req_free(&run.rq);
 	r->latency_ms = (long)(rf_mono_ms() - r->started_mono);
 }

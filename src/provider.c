@@ -4,7 +4,9 @@
  * OpenAI-compatible and Gemini adapters both use: JSON readers for
  * untrusted upstream bodies that never copy them whole into a message
  * (technicalDetails stay short and safe: SPEC section 6), and writers of
- * the plain request (header lines, JSON body) that upstream.c sends.
+ * the plain request (header lines, JSON body) that upstream.c sends, and
+ * the OpenAI tool-call shape both wires answer in (a call, a delta of one,
+ * the arguments string, the name behind a tool_call_id).
  * The providers themselves are data (provider.h; the list is catalog.c).
  */
 #include <ctype.h>
@@ -41,6 +43,7 @@ rf_result_reset(struct rf_result *r)
 	r->usage.completion_tokens = -1;
 	r->safety_block = false;
 	r->safety_reason[0] = '\0';
+	r->ntool_calls = 0;
 }
 
 void
@@ -339,4 +342,143 @@ rf_adapter_status_err(long status)
 		return RF_ERR_PROVIDER_BAD_REQUEST;
 	/* 1xx/3xx (redirects are not followed): the provider did not serve. */
 	return RF_ERR_PROVIDER_UNAVAILABLE;
+}
+
+/* ---- tool calls ---- */
+
+json_object *
+rf_adapter_tool_call(int index, const char *id, const char *name,
+    const char *args)
+{
+	json_object *o = json_object_new_object();
+	json_object *fn = json_object_new_object();
+
+	if (index >= 0)
+		json_object_object_add(o, "index", json_object_new_int(index));
+	if (id != NULL) {
+		json_object_object_add(o, "id", json_object_new_string(id));
+		json_object_object_add(o, "type",
+		    json_object_new_string("function"));
+	}
+	if (name != NULL)
+		json_object_object_add(fn, "name", json_object_new_string(name));
+	if (args != NULL)
+		json_object_object_add(fn, "arguments",
+		    json_object_new_string(args));
+	json_object_object_add(o, "function", fn);
+	return o;
+}
+
+const char *
+rf_adapter_tool_args(json_object *v)
+{
+	if (v == NULL || json_object_is_type(v, json_type_null))
+		return "{}";
+	if (json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	if (json_object_is_type(v, json_type_object) ||
+	    json_object_is_type(v, json_type_array))
+		return json_object_to_json_string_ext(v,
+		    JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+	return NULL;
+}
+
+/* The name of the call id among one assistant message's tool_calls. */
+static const char *
+call_name(json_object *msg, const char *id)
+{
+	json_object *calls = rf_adapter_get(msg, "tool_calls"), *c;
+	const char *cid;
+	size_t i, n;
+
+	n = json_object_is_type(calls, json_type_array) ?
+	    json_object_array_length(calls) : 0;
+	for (i = 0; i < n; i++) {
+		c = json_object_array_get_idx(calls, i);
+		cid = rf_adapter_str(c, "id");
+		if (cid != NULL && strcmp(cid, id) == 0)
+			return rf_adapter_str(c, "function.name");
+	}
+	return NULL;
+}
+
+const char *
+rf_adapter_tool_name(json_object *messages, size_t upto, const char *id)
+{
+	const char *role, *name;
+	json_object *m;
+	size_t i;
+
+	if (id == NULL || !json_object_is_type(messages, json_type_array))
+		return NULL;
+	if (upto > json_object_array_length(messages))
+		upto = json_object_array_length(messages);
+	for (i = upto; i > 0; i--) {
+		m = json_object_array_get_idx(messages, i - 1);
+		role = rf_adapter_str(m, "role");
+		if (role != NULL && strcmp(role, "assistant") == 0 &&
+		    (name = call_name(m, id)) != NULL)
+			return name;
+	}
+	return NULL;
+}
+
+const char *
+rf_adapter_content_text(json_object *content, struct rf_buf *buf)
+{
+	json_object *part;
+	const char *type, *t;
+	size_t i, n;
+
+	rf_buf_reset(buf);
+	if (content == NULL || json_object_is_type(content, json_type_null))
+		return "";
+	if (json_object_is_type(content, json_type_string))
+		return json_object_get_string(content);
+	if (!json_object_is_type(content, json_type_array))
+		return NULL;
+	n = json_object_array_length(content);
+	for (i = 0; i < n; i++) {
+		part = json_object_array_get_idx(content, i);
+		type = rf_adapter_str(part, "type");
+		if (type == NULL || (strcmp(type, "text") != 0 &&
+		    strcmp(type, "refusal") != 0))
+			return NULL;
+		t = rf_adapter_str(part, type);
+		if (t == NULL || rf_buf_puts(buf, t) != 0)
+			return NULL;
+	}
+	return rf_buf_str(buf);
+}
+
+/* One call of a whole tool_calls array as a delta with its index. */
+static json_object *
+call_delta(json_object *c, int index)
+{
+	return rf_adapter_tool_call(index, rf_adapter_str(c, "id"),
+	    rf_adapter_str(c, "function.name"),
+	    rf_adapter_str(c, "function.arguments"));
+}
+
+int
+rf_result_tool_deltas(const struct rf_result *r, struct rf_buf *out)
+{
+	json_object *calls = rf_adapter_json(r->tool_calls.data,
+	    r->tool_calls.len);
+	json_object *arr = NULL;
+	size_t i, n;
+	int rc = -1;
+
+	if (!json_object_is_type(calls, json_type_array))
+		goto out;
+	arr = json_object_new_array();
+	n = json_object_array_length(calls);
+	for (i = 0; i < n && i < RF_ADAPTER_MAX_TOOL_CALLS; i++)
+		json_object_array_add(arr, call_delta(
+		    json_object_array_get_idx(calls, i), (int)i));
+	rc = rf_adapter_json_out(arr, out);
+out:
+	json_object_put(arr);
+	json_object_put(calls);
+	return rc;
 }

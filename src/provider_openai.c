@@ -9,6 +9,15 @@
  * flat error body and status_code, SambaNova's "event: error", OpenRouter's
  * finish_reason "error".  No I/O: requests are built as text and bodies
  * are read from memory.
+ *
+ * A /v1 request (rf_prompt.oai) is passed on as the client gave it: its
+ * messages (part arrays, assistant tool_calls, tool messages) and fields
+ * (tools, tool_choice, response_format, stop, seed, ...), with two
+ * documented changes: a developer message goes as system, and a provider
+ * with flat_text_parts gets text-only part arrays as one string.  Answers
+ * come back with their tool calls: the whole array for chat, every
+ * streamed fragment as an OpenAI delta with its index (docs/providers.md,
+ * "Tools and formats per wire").
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,26 +39,99 @@ add_msg(json_object *arr, const char *role, const char *content)
 	json_object_array_add(arr, m);
 }
 
+/* A /v1 message as given, except: a developer message goes as system (no
+ * provider of this wire documents the developer role; Cerebras says its
+ * system role already acts at developer level), and with flat_text_parts
+ * a content of text parts only goes as one string. */
 static json_object *
-openai_body(const struct rf_provider_conf *pc, const struct rf_prompt *p,
-    bool stream)
+oai_msg(const struct rf_provider *def, json_object *m, struct rf_buf *scratch)
 {
-	json_object *root = json_object_new_object();
+	const char *role = rf_adapter_str(m, "role");
+	json_object *content = rf_adapter_get(m, "content"), *out;
+	bool dev = role != NULL && strcmp(role, "developer") == 0;
+	bool flat = def->flat_text_parts &&
+	    json_object_is_type(content, json_type_array) &&
+	    rf_adapter_content_text(content, scratch) != NULL;
+
+	if (!dev && !flat)
+		return json_object_get(m);
+	out = json_object_new_object();
+	json_object_object_foreach(m, key, val) {
+		if (dev && strcmp(key, "role") == 0)
+			val = json_object_new_string("system");
+		else if (flat && strcmp(key, "content") == 0)
+			val = json_object_new_string(rf_buf_str(scratch));
+		else
+			val = json_object_get(val);
+		json_object_object_add(out, key, val);
+	}
+	return out;
+}
+
+static json_object *
+oai_messages(const struct rf_provider *def, json_object *messages)
+{
+	json_object *arr = json_object_new_array();
+	struct rf_buf scratch = { 0 };
+	size_t i, n;
+
+	n = json_object_is_type(messages, json_type_array) ?
+	    json_object_array_length(messages) : 0;
+	for (i = 0; i < n; i++)
+		json_object_array_add(arr, oai_msg(def, json_object_array_get_idx(
+		    messages, i), &scratch));
+	rf_buf_free(&scratch);
+	return arr;
+}
+
+static json_object *
+plain_messages(const struct rf_prompt *p)
+{
 	json_object *msgs = json_object_new_array();
-	json_object *so;
 	size_t i;
 
 	if (p->system != NULL)
 		add_msg(msgs, "system", p->system);
 	for (i = 0; i < p->nmsgs; i++)
 		add_msg(msgs, p->msgs[i].role, p->msgs[i].content);
-	json_object_object_add(root, "model", json_object_new_string(pc->model));
-	json_object_object_add(root, "messages", msgs);
-	json_object_object_add(root, pc->def->max_tokens_field != NULL ?
-	    pc->def->max_tokens_field : "max_tokens",
+	return msgs;
+}
+
+/* The max-tokens field: the provider's own for /api/v1.  A /v1 client's
+ * name is kept -- every provider of this wire takes max_tokens -- except
+ * that max_completion_tokens goes as max_tokens to a provider whose field
+ * is max_tokens (SambaNova, OpenRouter document only that one). */
+static const char *
+max_field(const struct rf_provider *def, const struct rf_prompt *p)
+{
+	const char *own = def->max_tokens_field != NULL ?
+	    def->max_tokens_field : "max_tokens";
+
+	if (p->oai == NULL)
+		return own;
+	return p->oai->completion_tokens ? own : "max_tokens";
+}
+
+static json_object *
+openai_body(const struct rf_provider_conf *pc, const struct rf_prompt *p,
+    bool stream)
+{
+	json_object *root = json_object_new_object();
+	json_object *so;
+
+	json_object_object_add(root, "model", json_object_new_string(
+	    p->model != NULL ? p->model : pc->model));
+	json_object_object_add(root, "messages", p->oai != NULL ?
+	    oai_messages(pc->def, p->oai->messages) : plain_messages(p));
+	json_object_object_add(root, max_field(pc->def, p),
 	    json_object_new_int(p->max_tokens));
 	json_object_object_add(root, "temperature",
 	    rf_adapter_number(p->temperature));
+	if (p->oai != NULL && json_object_is_type(p->oai->fields,
+	    json_type_object)) {
+		json_object_object_foreach(p->oai->fields, key, val)
+			json_object_object_add(root, key, json_object_get(val));
+	}
 	json_object_object_add(root, "stream", json_object_new_boolean(stream));
 	if (stream) {
 		/* Usage in the final chunk, so the final meta has tokens. */
@@ -212,6 +294,85 @@ read_usage(json_object *u, struct rf_usage *usage)
 		usage->completion_tokens = n;
 }
 
+/* A call made whole: an id (call_<i> when the provider gave none), type
+ * function, its name and arguments string.  NULL when one is missing. */
+static json_object *
+make_call(const char *id, const char *name, json_object *argv, size_t i)
+{
+	const char *args = rf_adapter_tool_args(argv);
+	char gen[32];
+
+	if (name == NULL || args == NULL)
+		return NULL;
+	if (id == NULL || id[0] == '\0') {
+		snprintf(gen, sizeof(gen), "call_%zu", i);
+		id = gen;
+	}
+	return rf_adapter_tool_call(-1, id, name, args);
+}
+
+/* message.tool_calls (or the legacy message.function_call) made whole:
+ * an array, empty when there are none; NULL when not that shape. */
+static json_object *
+whole_calls(json_object *msg)
+{
+	json_object *calls = rf_adapter_get(msg, "tool_calls");
+	json_object *legacy = rf_adapter_get(msg, "function_call");
+	json_object *arr = json_object_new_array(), *c, *o;
+	const char *type;
+	size_t i, n;
+
+	if (json_object_is_type(calls, json_type_array)) {
+		n = json_object_array_length(calls);
+		if (n > RF_ADAPTER_MAX_TOOL_CALLS)
+			goto bad;
+		for (i = 0; i < n; i++) {
+			c = json_object_array_get_idx(calls, i);
+			type = rf_adapter_str(c, "type");
+			if ((type != NULL && strcmp(type, "function") != 0) ||
+			    (o = make_call(rf_adapter_str(c, "id"),
+			    rf_adapter_str(c, "function.name"),
+			    rf_adapter_get(c, "function.arguments"), i)) == NULL)
+				goto bad;
+			json_object_array_add(arr, o);
+		}
+	} else if (calls != NULL && !json_object_is_type(calls, json_type_null)) {
+		goto bad;
+	} else if (json_object_is_type(legacy, json_type_object)) {
+		if ((o = make_call(NULL, rf_adapter_str(legacy, "name"),
+		    rf_adapter_get(legacy, "arguments"), 0)) == NULL)
+			goto bad;
+		json_object_array_add(arr, o);
+	}
+	return arr;
+bad:
+	json_object_put(arr);
+	return NULL;
+}
+
+/* The answer's tool calls into res.  0, or -1 with f filled. */
+static int
+read_tool_calls(json_object *msg, struct rf_result *res, struct rf_failure *f)
+{
+	json_object *arr = whole_calls(msg);
+	int rc = -1;
+
+	if (arr == NULL)
+		rf_failure_set(f, RF_ERR_MALFORMED_RESPONSE,
+		    "choices[0].message.tool_calls is not the expected shape");
+	else if (json_object_array_length(arr) == 0)
+		rc = 0;
+	else if (rf_adapter_json_out(arr, &res->tool_calls) != 0)
+		rf_failure_set(f, RF_ERR_MALFORMED_RESPONSE,
+		    "choices[0].message.tool_calls too large");
+	else {
+		res->ntool_calls = (int)json_object_array_length(arr);
+		rc = 0;
+	}
+	json_object_put(arr);
+	return rc;
+}
+
 static int
 read_message(json_object *root, struct rf_result *res, struct rf_failure *f)
 {
@@ -243,6 +404,8 @@ read_message(json_object *root, struct rf_result *res, struct rf_failure *f)
 		    "choices[0].message.content is not a string");
 		return -1;
 	}
+	if (read_tool_calls(msg, res, f) != 0)
+		return -1;
 	if (json_object_is_type(content, json_type_string) &&
 	    rf_buf_append(&res->text, json_object_get_string(content),
 	    (size_t)json_object_get_string_len(content)) != 0) {
@@ -293,40 +456,145 @@ is_done(const char *data, size_t len)
 	return len == 6 && memcmp(data, "[DONE]", 6) == 0;
 }
 
-/* The delta of choices[0]; MALFORMED before any side effect when the
- * chunk is not the provider's shape.  No choices (or []) is a usage-only
- * or keep-alive chunk. */
+/*
+ * One element of delta.tool_calls as ours: its index (given, or inferred
+ * when a provider leaves it out: an element with an id starts the next
+ * call, one without continues the last), then the id (call_<index> when
+ * a new call has none), type and name on a call's first delta only --
+ * clients concatenate every string of the deltas of one index, so a
+ * repeated id or name would corrupt the call -- and the argument
+ * fragment.  *next counts the calls begun.  NULL: not that shape, or
+ * (*empty) a continuation that carries nothing.
+ */
+static json_object *
+delta_call(json_object *c, int *next, bool *empty)
+{
+	json_object *iv = rf_adapter_get(c, "index");
+	json_object *av = rf_adapter_get(c, "function.arguments");
+	const char *id = rf_adapter_str(c, "id"), *args = NULL;
+	char gen[32];
+	long idx;
+
+	*empty = false;
+	if (!json_object_is_type(c, json_type_object) || (av != NULL &&
+	    !json_object_is_type(av, json_type_null) &&
+	    (args = rf_adapter_tool_args(av)) == NULL))
+		return NULL;
+	if (id != NULL && id[0] == '\0')
+		id = NULL;
+	if (json_object_is_type(iv, json_type_int))
+		idx = (long)json_object_get_int64(iv);
+	else if (iv != NULL && !json_object_is_type(iv, json_type_null))
+		return NULL;
+	else
+		idx = id != NULL || *next == 0 ? *next : *next - 1;
+	if (idx < 0 || idx >= RF_ADAPTER_MAX_TOOL_CALLS)
+		return NULL;
+	if (idx < *next) {
+		*empty = args == NULL || args[0] == '\0';
+		return *empty ? NULL : rf_adapter_tool_call((int)idx, NULL,
+		    NULL, args);
+	}
+	*next = (int)idx + 1;
+	if (id == NULL) {
+		snprintf(gen, sizeof(gen), "call_%ld", idx);
+		id = gen;
+	}
+	return rf_adapter_tool_call((int)idx, id,
+	    rf_adapter_str(c, "function.name"), args != NULL ? args : "");
+}
+
+/* delta.tool_calls as our delta array into *out (NULL when it has none).
+ * -1 when it is not that shape. */
+static int
+chunk_tools(json_object *d, int *next, json_object **out)
+{
+	json_object *calls = rf_adapter_get(d, "tool_calls"), *o;
+	size_t i, n;
+	bool empty;
+
+	*out = NULL;
+	if (calls == NULL || json_object_is_type(calls, json_type_null))
+		return 0;
+	if (!json_object_is_type(calls, json_type_array) ||
+	    (n = json_object_array_length(calls)) > RF_ADAPTER_MAX_TOOL_CALLS)
+		return -1;
+	*out = json_object_new_array();
+	for (i = 0; i < n; i++) {
+		o = delta_call(json_object_array_get_idx(calls, i), next, &empty);
+		if (o != NULL)
+			json_object_array_add(*out, o);
+		else if (!empty)
+			break;
+	}
+	if (i < n || json_object_array_length(*out) == 0) {
+		json_object_put(*out);
+		*out = NULL;
+	}
+	return i < n ? -1 : 0;
+}
+
+/* The delta object of choices[0] (NULL when none) and its content; -1
+ * when the chunk is not the provider's shape.  *none: no choices at all
+ * (a usage-only or keep-alive chunk). */
+static int
+chunk_delta(json_object *root, json_object **c0, json_object **d,
+    json_object **content, bool *none)
+{
+	json_object *choices;
+
+	*c0 = *d = *content = NULL;
+	*none = !json_object_object_get_ex(root, "choices", &choices) ||
+	    json_object_is_type(choices, json_type_null) ||
+	    (json_object_is_type(choices, json_type_array) &&
+	    json_object_array_length(choices) == 0);
+	if (*none)
+		return 0;
+	if (!json_object_is_type(choices, json_type_array))
+		return -1;
+	*c0 = json_object_array_get_idx(choices, 0);
+	if (!json_object_is_type(*c0, json_type_object))
+		return -1;
+	if (json_object_object_get_ex(*c0, "delta", d) &&
+	    json_object_is_type(*d, json_type_object))
+		json_object_object_get_ex(*d, "content", content);
+	else if (*d != NULL && !json_object_is_type(*d, json_type_null))
+		return -1;
+	else
+		*d = NULL;
+	if (*content != NULL && !json_object_is_type(*content, json_type_null) &&
+	    !json_object_is_type(*content, json_type_string))
+		return -1;
+	return 0;
+}
+
+/* The delta of choices[0]: text to delta, tool calls to tools;
+ * MALFORMED before any side effect when the chunk is not the provider's
+ * shape. */
 static enum rf_chunk
 chunk_choice(json_object *root, struct rf_result *acc, struct rf_buf *delta,
-    struct rf_failure *f)
+    struct rf_buf *tools, struct rf_failure *f)
 {
-	json_object *choices, *c0, *d, *content = NULL;
+	json_object *c0, *d, *content, *calls = NULL;
+	int next = acc->ntool_calls;
 	const char *fr;
+	bool none;
 
-	if (!json_object_object_get_ex(root, "choices", &choices) ||
-	    json_object_is_type(choices, json_type_null))
+	if (chunk_delta(root, &c0, &d, &content, &none) != 0 ||
+	    (d != NULL && chunk_tools(d, &next, &calls) != 0))
+		return RF_CHUNK_MALFORMED;
+	if (none)
 		return RF_CHUNK_DATA;
-	if (!json_object_is_type(choices, json_type_array))
-		return RF_CHUNK_MALFORMED;
-	if (json_object_array_length(choices) == 0)
-		return RF_CHUNK_DATA;
-	c0 = json_object_array_get_idx(choices, 0);
-	if (!json_object_is_type(c0, json_type_object))
-		return RF_CHUNK_MALFORMED;
-	if (json_object_object_get_ex(c0, "delta", &d) &&
-	    json_object_is_type(d, json_type_object))
-		json_object_object_get_ex(d, "content", &content);
-	else if (d != NULL && !json_object_is_type(d, json_type_null))
-		return RF_CHUNK_MALFORMED;
-	if (content != NULL && !json_object_is_type(content, json_type_null) &&
-	    !json_object_is_type(content, json_type_string))
-		return RF_CHUNK_MALFORMED;
-	if (json_object_is_type(content, json_type_string) &&
+	if ((json_object_is_type(content, json_type_string) &&
 	    rf_buf_append(delta, json_object_get_string(content),
-	    (size_t)json_object_get_string_len(content)) != 0) {
+	    (size_t)json_object_get_string_len(content)) != 0) ||
+	    (calls != NULL && rf_adapter_json_out(calls, tools) != 0)) {
+		json_object_put(calls);
 		rf_failure_set(f, RF_ERR_MALFORMED_RESPONSE, "stream text too large");
 		return RF_CHUNK_ERROR;
 	}
+	json_object_put(calls);
+	acc->ntool_calls = next;
 	if ((fr = rf_adapter_str(c0, "finish_reason")) == NULL)
 		return RF_CHUNK_DATA;
 	set_finish(acc, fr);
@@ -352,7 +620,8 @@ chunk_meta(json_object *root, struct rf_result *acc)
 
 static enum rf_chunk
 openai_parse_chunk(const char *event, const char *data, size_t len,
-    struct rf_result *acc, struct rf_buf *delta, struct rf_failure *f)
+    struct rf_result *acc, struct rf_buf *delta, struct rf_buf *tools,
+    struct rf_failure *f)
 {
 	json_object *root;
 	enum rf_chunk rc;
@@ -370,7 +639,7 @@ openai_parse_chunk(const char *event, const char *data, size_t len,
 		inbody_failure(root, f, "in-stream error");
 		rc = RF_CHUNK_ERROR;
 	} else {
-		rc = chunk_choice(root, acc, delta, f);
+		rc = chunk_choice(root, acc, delta, tools, f);
 		if (rc != RF_CHUNK_MALFORMED)
 			chunk_meta(root, acc);
 	}

@@ -36,6 +36,17 @@ Behaviours (dicts, "kind" selects):
   policy400 400 {"error": {... "code": "content_policy_violation"}}
   error200  200 whose body is an error object (OpenAI {"error": {...}},
             Gemini {"error": {"code": 500, ...}})
+  tools     a tool-call answer.  "calls": [{"name", "arguments" (a dict),
+            "id"}] (default: one call of the first tool the request
+            declares, arguments {}, OpenAI ids call_<i>, Gemini none);
+            "text" goes beside them.  OpenAI: message.tool_calls,
+            finish_reason tool_calls; streamed as deltas -- the first of a
+            call with id, type, name and "" arguments, then the arguments
+            in "pieces" fragments (default 3) -- or each call whole in one
+            delta with "whole": true (Groq, Cerebras), then usage and
+            [DONE].  Gemini: functionCall parts (an "id" only when the call
+            has one), finishReason STOP; streamed as a text chunk (when
+            "text") then one chunk with the calls.
 
 A hostile upstream: any behaviour may add "echo": "key" | "header" | "all".
 The mock then writes what it was sent into every string field of its
@@ -155,6 +166,74 @@ def gemini_response(text, model, usage, finish="STOP"):
                                 "candidatesTokenCount": usage[1],
                                 "totalTokenCount": usage[0] + usage[1]}
     return obj
+
+
+def tool_calls_of(beh, body, gemini):
+    """The calls a "tools" behaviour answers: its own, or one call of
+    the first tool the request declares."""
+    calls = beh.get("calls")
+    if calls is None:
+        name = "tool"
+        try:
+            if gemini:
+                name = body["tools"][0]["functionDeclarations"][0]["name"]
+            else:
+                name = body["tools"][0]["function"]["name"]
+        except (KeyError, IndexError, TypeError):
+            pass
+        calls = [{"name": name, "arguments": {}}]
+    out = []
+    for i, c in enumerate(calls):
+        c = dict(c)
+        c.setdefault("arguments", {})
+        if not gemini:
+            c.setdefault("id", "call_%d" % i)
+        out.append(c)
+    return out
+
+
+def openai_tool_completion(calls, text, model, usage):
+    obj = openai_completion(text, model, usage, "tool_calls",
+                            content_null=text is None)
+    obj["choices"][0]["message"]["tool_calls"] = [
+        {"id": c["id"], "type": "function",
+         "function": {"name": c["name"],
+                      "arguments": json.dumps(c["arguments"])}}
+        for c in calls]
+    return obj
+
+
+def gemini_call_part(c):
+    fc = {"name": c["name"], "args": c["arguments"]}
+    if c.get("id"):
+        fc["id"] = c["id"]
+    return {"functionCall": fc}
+
+
+def gemini_tool_response(calls, text, model, usage):
+    obj = gemini_response(text or "", model, usage)
+    parts = [{"text": text}] if text else []
+    obj["candidates"][0]["content"]["parts"] = parts + [
+        gemini_call_part(c) for c in calls]
+    return obj
+
+
+def openai_tool_deltas(calls, whole, pieces):
+    """The tool_calls deltas of a stream, one list per chunk."""
+    out = []
+    for i, c in enumerate(calls):
+        args = json.dumps(c["arguments"])
+        head = {"index": i, "id": c["id"], "type": "function",
+                "function": {"name": c["name"],
+                             "arguments": args if whole else ""}}
+        out.append([head])
+        if whole:
+            continue
+        step = max(1, -(-len(args) // max(1, pieces)))
+        for at in range(0, len(args), step):
+            out.append([{"index": i,
+                         "function": {"arguments": args[at:at + step]}}])
+    return out
 
 
 GEMINI_STATUS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED",
@@ -439,6 +518,8 @@ class Handler(BaseHTTPRequestHandler):
         else:
             text = "".join(tokens)
         usage = beh.get("usage") or [9, max(1, len(tokens))]
+        if kind == "tools":
+            return self.tools(beh, gemini, stream, body, model, usage, call)
         if stream:
             return self.stream(beh, kind, gemini, model, tokens, usage, call,
                                echo)
@@ -511,6 +592,49 @@ class Handler(BaseHTTPRequestHandler):
         self.send_event(data(openai_chunk(model, usage=usage)), call)
         if not beh.get("no_done"):
             self.send_event(b"data: [DONE]\n\n", call)
+
+    def start_stream(self, beh):
+        self.close_connection = True
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        for k, v in (beh.get("headers") or {}).items():
+            self.send_header(k, str(v))
+        self.end_headers()
+        self.wfile.flush()
+
+    def tools(self, beh, gemini, stream, body, model, usage, call):
+        """The "tools" behaviour: see the module comment."""
+        calls = tool_calls_of(beh, body, gemini)
+        text = beh.get("text")
+        if not stream:
+            obj = (gemini_tool_response(calls, text, model, usage) if gemini
+                   else openai_tool_completion(calls, text, model, usage))
+            return self.send_json(200, encode(obj, beh), beh.get("headers"))
+        self.start_stream(beh)
+        if gemini:
+            sep = b"\r\n\r\n"
+            if text:
+                self.send_event(b"data: " + encode(gemini_response(
+                    text, model, [usage[0], 1], None), beh) + sep, call)
+            obj = gemini_response("", model, usage)
+            obj["candidates"][0]["content"]["parts"] = [
+                gemini_call_part(c) for c in calls]
+            self.send_event(b"data: " + encode(obj, beh) + sep, call)
+            return None
+        first = {"role": "assistant", "content": text}
+        for n, tcs in enumerate(openai_tool_deltas(
+                calls, beh.get("whole"), int(beh.get("pieces", 3)))):
+            delta = dict(first) if n == 0 else {}
+            delta["tool_calls"] = tcs
+            self.send_event(b"data: " + encode(openai_chunk(model, delta),
+                                               beh) + b"\n\n", call)
+        for obj in (openai_chunk(model, {}, "tool_calls"),
+                    openai_chunk(model, usage=usage)):
+            self.send_event(b"data: " + encode(obj, beh) + b"\n\n", call)
+        self.send_event(b"data: [DONE]\n\n", call)
+        return None
 
     def stream_interrupt(self, beh, i, gemini, sep, call, echo=None):
         """Apply the break/stall/error options due after i tokens.

@@ -2,8 +2,9 @@
  * fuzz_openai: libFuzzer target for the adapters' readers of upstream JSON
  * bodies (parse_response, parse_chunk, classify_error of the OpenAI-
  * compatible and Gemini adapters).  Beyond crashes it checks that
- * technicalDetails stay short and printable and that a malformed chunk
- * leaves the delta untouched.
+ * technicalDetails stay short and printable, that a malformed chunk
+ * leaves the delta and the tool-call delta untouched, and that tool calls
+ * that come out are one JSON array.
  *
  * Build and run (from the repository root):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11 -D_DEFAULT_SOURCE \
@@ -16,6 +17,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <json-c/json.h>
 
 #include "provider.h"
 
@@ -32,29 +35,49 @@ check_failure(const struct rf_failure *f)
 		abort();
 }
 
+/* Tool calls that came out are one JSON array (or nothing). */
+static void
+check_calls(const struct rf_buf *b)
+{
+	json_object *o;
+
+	if (b->len == 0)
+		return;
+	o = rf_adapter_json(b->data, b->len);
+	if (!json_object_is_type(o, json_type_array))
+		abort();
+	json_object_put(o);
+}
+
 static void
 one(const struct rf_provider_ops *ad, const char *d, size_t n, long status)
 {
 	struct rf_result res;
-	struct rf_buf delta;
+	struct rf_buf delta, tools;
 	struct rf_failure f;
 	enum rf_chunk k;
 
 	rf_result_init(&res);
 	if (ad->parse_response(d, n, &res, &f) != 0)
 		check_failure(&f);
+	else
+		check_calls(&res.tool_calls);
 	rf_result_reset(&res);
 	rf_buf_init(&delta, 1 << 20);
-	k = ad->parse_chunk(NULL, d, n, &res, &delta, &f);
-	if (k == RF_CHUNK_MALFORMED && delta.len != 0)
+	rf_buf_init(&tools, 1 << 20);
+	k = ad->parse_chunk(NULL, d, n, &res, &delta, &tools, &f);
+	if (k == RF_CHUNK_MALFORMED && (delta.len != 0 || tools.len != 0))
 		abort();
 	if (k == RF_CHUNK_ERROR)
 		check_failure(&f);
-	ad->parse_chunk("error", d, n, &res, &delta, &f);
+	if (k == RF_CHUNK_DATA)
+		check_calls(&tools);
+	ad->parse_chunk("error", d, n, &res, &delta, &tools, &f);
 	check_failure(&f);
 	ad->classify_error(status, d, n, &f);
 	check_failure(&f);
 	rf_buf_free(&delta);
+	rf_buf_free(&tools);
 	rf_result_free(&res);
 }
 

@@ -62,7 +62,7 @@ on_event(void *ud, const char *event, const char *data, size_t len)
 	struct run *r = ud;
 	const struct rf_provider_ops *ad[2] = { &rf_ops_openai,
 	    &rf_ops_gemini };
-	struct rf_buf delta;
+	struct rf_buf delta, tools;
 	struct rf_failure f;
 	int i;
 
@@ -73,8 +73,11 @@ on_event(void *ud, const char *event, const char *data, size_t len)
 	r->events++;
 	for (i = 0; r->adapters && i < 2; i++) {
 		rf_buf_init(&delta, 1 << 20);
-		ad[i]->parse_chunk(event, data, len, &r->acc[i], &delta, &f);
+		rf_buf_init(&tools, 1 << 20);
+		ad[i]->parse_chunk(event, data, len, &r->acc[i], &delta, &tools,
+		    &f);
 		rf_buf_free(&delta);
+		rf_buf_free(&tools);
 	}
 	return 0;
 }

@@ -3,16 +3,29 @@
  * whole runs over a mock-only configuration (order, skipped tiers, manual
  * strategy, flags, the "nobody could be called" answers, and the stream
  * sink's event order).  The upstream header parsers moved with their code:
- * durations to test_util.c, Retry-After to test_upstream.c. */
+ * durations to test_util.c, Retry-After to test_upstream.c.
+ *
+ * /v1 requests (rf_chat_req.oai): a tier whose wire cannot express the
+ * request is skipped as "unsupported" (no call, no failure, no fallback
+ * event); a stream commits on its first tool-call delta and relays it
+ * through the sink's tool_delta; an answer of tool calls alone is an
+ * answer -- against the mock and against a loopback upstream that serves
+ * the tests/fixtures tool-call samples. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
 
 #include "chain.h"
 #include "upstream.h"
@@ -319,6 +332,7 @@ run_prompt(struct rf_chat_req *req, const char *prompt)
 	req->max_tokens = 64;
 	req->temperature = 0.5;
 	req->prompt_chars = (long)strlen(prompt);
+	req->model_pid = -1;
 }
 
 static void
@@ -524,8 +538,333 @@ test_stream_client_hangs_up(void **state)
 	rf_chain_result_free(&r);
 }
 
+/* ---- /v1 requests: unsupported tiers and tool calls ---------------- */
+
+static char fixdir[1024] = "tests/fixtures";
+
+/* The loopback upstream: every request gets srv_reply, then the
+ * connection is closed. */
+static int srv_fd = -1, srv_port;
+static pthread_t srv_thread;
+static pthread_mutex_t srv_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct rf_buf srv_reply;
+static int srv_calls;
+
+static void
+srv_answer(int c)
+{
+	char buf[65536];
+	size_t got = 0;
+	ssize_t n;
+	const char *end = NULL, *cl;
+
+	/* The head, then Content-Length bytes of body. */
+	while (got + 1 < sizeof(buf) && (n = recv(c, buf + got,
+	    sizeof(buf) - got - 1, 0)) > 0) {
+		got += (size_t)n;
+		buf[got] = '\0';
+		if (end == NULL && (end = strstr(buf, "\r\n\r\n")) == NULL)
+			continue;
+		cl = strstr(buf, "Content-Length: ");
+		if (cl == NULL || got >= (size_t)(end + 4 - buf) +
+		    strtoul(cl + 16, NULL, 10))
+			break;
+	}
+	pthread_mutex_lock(&srv_lock);
+	srv_calls++;
+	if (send(c, srv_reply.data, srv_reply.len, MSG_NOSIGNAL) < 0)
+		srv_calls += 1000; /* seen by the test as a broken server */
+	pthread_mutex_unlock(&srv_lock);
+}
+
+static void *
+srv_main(void *arg)
+{
+	int c;
+
+	(void)arg;
+	while ((c = accept(srv_fd, NULL, NULL)) >= 0) {
+		srv_answer(c);
+		close(c);
+	}
+	return NULL;
+}
+
+static void
+srv_start(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET,
+	    .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+
+	srv_fd = socket(AF_INET, SOCK_STREAM, 0);
+	if (srv_fd < 0 || bind(srv_fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    listen(srv_fd, 16) != 0 ||
+	    getsockname(srv_fd, (struct sockaddr *)&a, &len) != 0 ||
+	    pthread_create(&srv_thread, NULL, srv_main, NULL) != 0)
+		abort();
+	srv_port = ntohs(a.sin_port);
+}
+
+static void
+srv_stop(void)
+{
+	shutdown(srv_fd, SHUT_RDWR);
+	close(srv_fd);
+	pthread_join(srv_thread, NULL);
+	rf_buf_free(&srv_reply);
+}
+
+/* Serve the fixture name as a 200 of content type type from now on. */
+static void
+srv_serve(const char *name, const char *type)
+{
+	char path[1200];
+	char chunk[4096];
+	FILE *fp;
+	size_t n;
+
+	snprintf(path, sizeof(path), "%s/%s", fixdir, name);
+	if ((fp = fopen(path, "rb")) == NULL)
+		fail_msg("cannot open fixture %s", path);
+	pthread_mutex_lock(&srv_lock);
+	rf_buf_reset(&srv_reply);
+	rf_buf_printf(&srv_reply, "HTTP/1.1 200 OK\r\nContent-Type: %s\r\n"
+	    "Connection: close\r\n\r\n", type);
+	while ((n = fread(chunk, 1, sizeof(chunk), fp)) > 0)
+		rf_buf_append(&srv_reply, chunk, n);
+	srv_calls = 0;
+	pthread_mutex_unlock(&srv_lock);
+	fclose(fp);
+}
+
+/* The configuration: RELAYFORGE_CHAIN chain, keys for groq and gemini,
+ * groq at the loopback upstream, gemini nowhere (it must never be
+ * called), the mock on or off. */
+static void
+reconfigure(const char *chain, bool mock)
+{
+	char url[64], err[256];
+
+	rf_config_free(&cfg);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%d/groq", srv_port);
+	setenv("RELAYFORGE_CHAIN", chain, 1);
+	setenv("RELAYFORGE_MOCK", mock ? "on" : "off", 1);
+	setenv("GROQ_API_KEY", "gsk-test", 1);
+	setenv("RELAYFORGE_GROQ_URL", url, 1);
+	setenv("GEMINI_API_KEY", "AIza-test", 1);
+	setenv("RELAYFORGE_GEMINI_URL", "http://127.0.0.1:9/never", 1);
+	assert_int_equal(rf_config_load(&cfg, err, sizeof(err)), 0);
+	unsetenv("RELAYFORGE_CHAIN");
+	unsetenv("RELAYFORGE_MOCK");
+	unsetenv("GROQ_API_KEY");
+	unsetenv("RELAYFORGE_GROQ_URL");
+	unsetenv("GEMINI_API_KEY");
+	unsetenv("RELAYFORGE_GEMINI_URL");
+}
+
+/* A /v1 request (its JSON owned by o). */
+struct v1 {
+	json_object *messages, *fields;
+};
+
+static void
+v1_prompt(struct rf_chat_req *req, struct v1 *o, const char *messages,
+    const char *fields)
+{
+	run_prompt(req, "weather in Oslo?");
+	o->messages = json_tokener_parse(messages);
+	o->fields = fields != NULL ? json_tokener_parse(fields) : NULL;
+	assert_non_null(o->messages);
+	req->oai = (struct rf_oai_params){ .messages = o->messages,
+	    .fields = o->fields };
+}
+
+static void
+v1_free(struct v1 *o)
+{
+	json_object_put(o->messages);
+	json_object_put(o->fields);
+}
+
+static const char ask[] =
+    "[{\"role\":\"user\",\"content\":\"weather in Oslo?\"}]";
+static const char ask_image[] =
+    "[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"this?\"},"
+    "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x.test/a.png\"}}]}]";
+static const char weather_tool[] =
+    "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{\"city\":{\"type\":"
+    "\"string\"}},\"required\":[\"city\"]}}}]}";
+
+/* A sink that also records tool deltas ('T', their JSON one per line). */
+struct trec {
+	struct rec rec;
+	char tools[4096];
+};
+
+static int
+trec_tool(void *ud, const char *json, size_t n)
+{
+	struct trec *t = ud;
+
+	strcat(t->rec.log, "T");
+	strncat(t->tools, json, n);
+	strcat(t->tools, "\n");
+	return 0;
+}
+
+static int
+trec_tick(void *ud)
+{
+	(void)ud;
+	return 0;
+}
+
+static struct rf_stream_sink
+tool_sink(struct trec *t, bool with_tools)
+{
+	memset(t, 0, sizeof(*t));
+	return (struct rf_stream_sink){ .fallback = rec_fallback,
+	    .start = rec_start, .token = rec_token, .restart = rec_restart,
+	    .tick = trec_tick, .tool_delta = with_tools ? trec_tool : NULL,
+	    .ud = t };
+}
+
+/* A tier whose wire cannot express the request is skipped, never
+ * called: no failure, no fallback event, the next tier answers. */
+static void
+test_unsupported_tier_is_skipped(void **state)
+{
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+	struct rf_stream_sink sink;
+	struct trec t;
+	struct v1 o;
+
+	(void)state;
+	reconfigure("gemini", true);
+	v1_prompt(&req, &o, ask_image, NULL);
+	run(&req, NULL, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_int_equal(r.final_pid, MOCK_PID);
+	assert_int_equal(r.attempted, MOCK_PID);
+	assert_false(r.fallback);
+	assert_int_equal(r.nattempts, 2);
+	assert_string_equal(r.attempts[0].provider, "gemini");
+	assert_string_equal(r.attempts[0].outcome, "skipped");
+	assert_string_equal(r.attempts[0].reason, "unsupported");
+	assert_int_equal(r.attempts[0].latency_ms, -1);
+	rf_chain_result_free(&r);
+
+	sink = tool_sink(&t, true);
+	run(&req, &sink, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_null(strchr(t.rec.log, 'F'));
+	assert_int_equal(t.rec.log[0], 'S');
+	assert_string_equal(r.attempts[0].reason, "unsupported");
+	rf_chain_result_free(&r);
+
+	/* Nobody else: the request cannot be served, and the error says
+	 * why. */
+	reconfigure("gemini", false);
+	run(&req, NULL, &r);
+	assert_int_equal(r.err, RF_ERR_PROVIDER_UNAVAILABLE);
+	assert_int_equal(r.attempted, -1);
+	assert_non_null(strstr(r.fail.message, "unsupported"));
+	rf_chain_result_free(&r);
+	v1_free(&o);
+}
+
+/* The mock's tool call, streamed: the start event, then the delta; the
+ * stream committed on it. */
+static void
+test_stream_commits_on_tool_delta(void **state)
+{
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+	struct rf_stream_sink sink;
+	struct trec t;
+	struct v1 o;
+
+	(void)state;
+	sink = tool_sink(&t, true);
+	v1_prompt(&req, &o, ask, weather_tool);
+	run(&req, &sink, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_string_equal(t.rec.log, "ST");
+	assert_string_equal(t.tools, "[{\"index\":0,\"id\":\"call_mock_1\","
+	    "\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+	    "\"arguments\":\"{\\\"city\\\":\\\"example\\\"}\"}}]\n");
+	assert_string_equal(r.res.finish_reason, "tool_calls");
+	assert_string_equal(r.streamed, "mock");
+	assert_true(r.ttft_ms >= 0);
+	rf_chain_result_free(&r);
+	/* Chat: the calls whole in the result. */
+	run(&req, NULL, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_int_equal(r.res.text.len, 0);
+	assert_non_null(strstr(rf_buf_str(&r.res.tool_calls),
+	    "\"name\":\"get_weather\""));
+	rf_chain_result_free(&r);
+	v1_free(&o);
+}
+
+/* An upstream that answers with tool calls alone (Groq's samples): an
+ * answer for /v1, relayed as deltas in a stream; for a surface without
+ * tool calls (/api/v1) it is no answer and the next tier serves. */
+static void
+test_upstream_tool_calls(void **state)
+{
+	struct rf_chat_req req;
+	struct rf_chain_result r;
+	struct rf_stream_sink sink;
+	struct trec t;
+	struct v1 o;
+
+	(void)state;
+	reconfigure("groq", true);
+	v1_prompt(&req, &o, ask, weather_tool);
+	srv_serve("groq_tools_stream.sse", "text/event-stream");
+	sink = tool_sink(&t, true);
+	run(&req, &sink, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_string_equal(rf_config_id(r.final_pid), "groq");
+	assert_string_equal(t.rec.log, "ST");
+	assert_string_equal(t.tools, "[{\"index\":0,\"id\":\"call_d5wg\","
+	    "\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+	    "\"arguments\":\"{\\\"city\\\":\\\"Tampere\\\"}\"}}]\n");
+	assert_string_equal(r.res.finish_reason, "tool_calls");
+	assert_int_equal(r.res.usage.completion_tokens, 21);
+	assert_int_equal(srv_calls, 1);
+	rf_chain_result_free(&r);
+
+	srv_serve("groq_tools.json", "application/json");
+	run(&req, NULL, &r);
+	assert_int_equal(r.err, RF_OK);
+	assert_string_equal(rf_config_id(r.final_pid), "groq");
+	assert_int_equal(r.res.text.len, 0);
+	assert_int_equal(r.res.ntool_calls, 2);
+	assert_non_null(strstr(rf_buf_str(&r.res.tool_calls), "\"call_d5wf\""));
+	rf_chain_result_free(&r);
+	v1_free(&o);
+
+	/* /api/v1: the same answers are empty, the mock takes over. */
+	run_prompt(&req, "weather in Oslo?");
+	run(&req, NULL, &r);
+	assert_int_equal(r.final_pid, MOCK_PID);
+	assert_string_equal(r.attempts[0].outcome, "malformed_response");
+	rf_chain_result_free(&r);
+	srv_serve("groq_tools_stream.sse", "text/event-stream");
+	sink = tool_sink(&t, false);
+	run(&req, &sink, &r);
+	assert_int_equal(r.final_pid, MOCK_PID);
+	assert_int_equal(t.rec.log[0], 'F');
+	rf_chain_result_free(&r);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_retryable, setup, teardown),
@@ -541,6 +880,21 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_nobody_configured_without_mock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_mock_stream_events, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stream_client_hangs_up, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unsupported_tier_is_skipped, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stream_commits_on_tool_delta, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upstream_tool_calls, setup, teardown),
 	};
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	const char *env = getenv("RF_FIXTURES");
+	const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
+	int rc;
+
+	if (env != NULL && env[0] != '\0')
+		snprintf(fixdir, sizeof(fixdir), "%s", env);
+	else if (slash != NULL)
+		snprintf(fixdir, sizeof(fixdir), "%.*s/../../tests/fixtures",
+		    (int)(slash - argv[0]), argv[0]);
+	srv_start();
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	srv_stop();
+	return rc;
 }

@@ -3,6 +3,9 @@
  * in-process slots of its ops (answer, next_token): deterministic text
  * that says it is the demo path and quotes the question, token counts, and
  * the word tokens a stream is cut into; and its catalog entry's flags.
+ * With a /v1 request: a deterministic tool call when tools are given
+ * (arguments from the schema's required properties), and text quoting the
+ * tool's result after a tool message, so a round trip works offline.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <json-c/json.h>
 
 #include "provider.h"
 
@@ -238,6 +243,140 @@ test_catalog_entry(void **state)
 	assert_null(m->ops->classify_error);
 }
 
+/* ---- tool calls (a /v1 request) ---- */
+
+static void
+answer_oai(const char *messages, const char *fields, struct rf_result *r)
+{
+	static const struct rf_msg m[] = { { "user", "weather in Oslo?" } };
+	struct rf_oai_params oai = { 0 };
+	struct rf_prompt p = { .msgs = m, .nmsgs = 1, .max_tokens = 512,
+	    .temperature = 0.7, .oai = &oai };
+
+	oai.messages = json_tokener_parse(messages);
+	oai.fields = fields != NULL ? json_tokener_parse(fields) : NULL;
+	assert_non_null(oai.messages);
+	rf_result_init(r);
+	rf_buf_puts(&r->text, "left over");
+	rf_buf_puts(&r->tool_calls, "[\"left over\"]");
+	rf_ops_mock.answer(&p, r);
+	json_object_put(oai.messages);
+	json_object_put(oai.fields);
+}
+
+static const char ask[] =
+    "[{\"role\":\"user\",\"content\":\"weather in Oslo?\"}]";
+static const char two_tools[] =
+    "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+    "\"parameters\":{\"type\":\"object\",\"properties\":{"
+    "\"city\":{\"type\":\"string\"},\"unit\":{\"type\":\"string\","
+    "\"enum\":[\"celsius\",\"fahrenheit\"]},\"days\":{\"type\":\"integer\"},"
+    "\"hourly\":{\"type\":[\"boolean\",\"null\"]},\"tags\":{\"type\":\"array\","
+    "\"items\":{\"type\":\"number\"},\"minItems\":1},\"at\":{\"type\":"
+    "\"object\",\"properties\":{\"lat\":{\"type\":\"number\"}},\"required\":"
+    "[\"lat\"]},\"note\":{\"type\":\"string\"}},"
+    "\"required\":[\"city\",\"unit\",\"days\",\"hourly\",\"tags\",\"at\"]}}},"
+    "{\"type\":\"function\",\"function\":{\"name\":\"get_time\"}}]%s}";
+
+static void
+test_tool_call(void **state)
+{
+	char fields[2048];
+	struct rf_result r, again;
+
+	(void)state;
+	snprintf(fields, sizeof(fields), two_tools, "");
+	answer_oai(ask, fields, &r);
+	assert_int_equal(r.text.len, 0);
+	assert_string_equal(r.finish_reason, "tool_calls");
+	assert_int_equal(r.ntool_calls, 1);
+	assert_string_equal(rf_buf_str(&r.tool_calls),
+	    "[{\"id\":\"call_mock_1\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"example\\\","
+	    "\\\"unit\\\":\\\"celsius\\\",\\\"days\\\":1,\\\"hourly\\\":true,"
+	    "\\\"tags\\\":[1],\\\"at\\\":{\\\"lat\\\":1}}\"}}]");
+	assert_true(r.usage.completion_tokens > 0);
+	assert_string_equal(r.model, "relayforge-mock-1");
+	/* Deterministic. */
+	answer_oai(ask, fields, &again);
+	assert_string_equal(rf_buf_str(&r.tool_calls),
+	    rf_buf_str(&again.tool_calls));
+	rf_result_free(&r);
+	rf_result_free(&again);
+
+	/* tool_choice names the other function (no parameters: {}). */
+	snprintf(fields, sizeof(fields), two_tools, ",\"tool_choice\":{\"type\":"
+	    "\"function\",\"function\":{\"name\":\"get_time\"}}");
+	answer_oai(ask, fields, &r);
+	assert_string_equal(rf_buf_str(&r.tool_calls),
+	    "[{\"id\":\"call_mock_1\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"get_time\",\"arguments\":\"{}\"}}]");
+	rf_result_free(&r);
+
+	/* "none": text, no calls. */
+	snprintf(fields, sizeof(fields), two_tools, ",\"tool_choice\":\"none\"");
+	answer_oai(ask, fields, &r);
+	assert_int_equal(r.tool_calls.len, 0);
+	assert_int_equal(r.ntool_calls, 0);
+	assert_string_equal(r.finish_reason, "stop");
+	assert_non_null(strstr(rf_buf_str(&r.text), "\"weather in Oslo?\""));
+	rf_result_free(&r);
+
+	/* No tools: the usual text, and the left-over calls are gone. */
+	answer_oai(ask, NULL, &r);
+	assert_int_equal(r.tool_calls.len, 0);
+	assert_non_null(strstr(rf_buf_str(&r.text), "demo path"));
+	rf_result_free(&r);
+}
+
+/* After the tool's result: text quoting it, naming the function. */
+static void
+test_tool_round_trip(void **state)
+{
+	char fields[2048];
+	struct rf_result r;
+
+	(void)state;
+	snprintf(fields, sizeof(fields), two_tools, "");
+	answer_oai("[{\"role\":\"user\",\"content\":\"weather in Oslo?\"},"
+	    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":"
+	    "\"call_mock_1\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"get_weather\",\"arguments\":\"{}\"}}]},{\"role\":\"tool\","
+	    "\"tool_call_id\":\"call_mock_1\",\"content\":\"{\\\"temp\\\": 21}\"}]",
+	    fields, &r);
+	assert_int_equal(r.tool_calls.len, 0);
+	assert_string_equal(r.finish_reason, "stop");
+	assert_non_null(strstr(rf_buf_str(&r.text),
+	    "The tool get_weather returned \"{\"temp\": 21}\"."));
+	assert_non_null(strstr(rf_buf_str(&r.text), "demo path"));
+	assert_int_equal(r.usage.completion_tokens, words(rf_buf_str(&r.text)));
+	rf_result_free(&r);
+}
+
+/* A stream of the answer: its calls as one delta array with indexes. */
+static void
+test_tool_deltas(void **state)
+{
+	char fields[2048];
+	struct rf_result r;
+	struct rf_buf d = { 0 };
+
+	(void)state;
+	snprintf(fields, sizeof(fields), two_tools, ",\"tool_choice\":{\"type\":"
+	    "\"function\",\"function\":{\"name\":\"get_time\"}}");
+	answer_oai(ask, fields, &r);
+	assert_int_equal(rf_result_tool_deltas(&r, &d), 0);
+	assert_string_equal(rf_buf_str(&d), "[{\"index\":0,\"id\":\"call_mock_1\","
+	    "\"type\":\"function\",\"function\":{\"name\":\"get_time\","
+	    "\"arguments\":\"{}\"}}]");
+	rf_buf_reset(&d);
+	rf_buf_reset(&r.tool_calls);
+	assert_int_equal(rf_result_tool_deltas(&r, &d), -1);
+	assert_int_equal(d.len, 0);
+	rf_result_free(&r);
+	rf_buf_free(&d);
+}
+
 int
 main(void)
 {
@@ -248,6 +387,9 @@ main(void)
 		cmocka_unit_test(test_quote_cuts_at_a_word),
 		cmocka_unit_test(test_tokens_rebuild_text),
 		cmocka_unit_test(test_next_token_edges),
+		cmocka_unit_test(test_tool_call),
+		cmocka_unit_test(test_tool_round_trip),
+		cmocka_unit_test(test_tool_deltas),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,13 @@
  * providers (Groq, SambaNova, Cerebras, OpenRouter: their quirks are fields
  * of their catalog entries) against the wire samples of providers.md
  * sections 1-4 and 6, plus the helpers of provider.c that every adapter
- * leans on.
+ * leans on.  A /v1 request (rf_prompt.oai) is passed on as given (messages,
+ * tools, formats, sampling fields) with its two documented changes, and
+ * tool-call answers (the *_tools.json fixtures) come back as the OpenAI
+ * tool_calls array.
+ *
+ * Fixtures are found in $RF_FIXTURES, else next to the binary
+ * (<dir>/../../tests/fixtures), else in ./tests/fixtures.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -389,6 +395,7 @@ test_parse_malformed(void **state)
 struct chunked {
 	struct rf_result acc;
 	struct rf_buf delta;
+	struct rf_buf tools;
 	struct rf_failure f;
 };
 
@@ -396,8 +403,9 @@ static enum rf_chunk
 chunk(struct chunked *c, const char *event, const char *data)
 {
 	rf_buf_reset(&c->delta);
+	rf_buf_reset(&c->tools);
 	return A->parse_chunk(event, data, strlen(data), &c->acc, &c->delta,
-	    &c->f);
+	    &c->tools, &c->f);
 }
 
 static void
@@ -412,6 +420,7 @@ chunked_free(struct chunked *c)
 {
 	rf_result_free(&c->acc);
 	rf_buf_free(&c->delta);
+	rf_buf_free(&c->tools);
 }
 
 static void
@@ -732,8 +741,362 @@ test_result_and_failure(void **state)
 	assert_null(rf_ops_mock.parse_chunk);
 }
 
+/* ---- a /v1 request, passed on as given ---- */
+
+static char fixdir[1024] = "tests/fixtures";
+
+static char *
+slurp(const char *name)
+{
+	char path[1200];
+	FILE *fp;
+	char *s;
+	long n;
+
+	snprintf(path, sizeof(path), "%s/%s", fixdir, name);
+	if ((fp = fopen(path, "rb")) == NULL)
+		fail_msg("cannot open fixture %s", path);
+	fseek(fp, 0, SEEK_END);
+	n = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	s = malloc((size_t)n + 1);
+	assert_non_null(s);
+	assert_int_equal(fread(s, 1, (size_t)n, fp), (size_t)n);
+	s[n] = '\0';
+	fclose(fp);
+	return s;
+}
+
+static const char oai_messages[] =
+    "[{\"role\":\"developer\",\"content\":\"be exact\"},"
+    "{\"role\":\"system\",\"content\":[{\"type\":\"text\",\"text\":\"be brief\"}]},"
+    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"what is \"},"
+    "{\"type\":\"text\",\"text\":\"this?\"}],\"name\":\"ann\"},"
+    "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"and\"},"
+    "{\"type\":\"image_url\",\"image_url\":{\"url\":\"https://x.test/a.png\","
+    "\"detail\":\"low\"}}]},"
+    "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"call_1\","
+    "\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+    "\"arguments\":\"{\\\"city\\\":\\\"Paris\\\"}\"}}]},"
+    "{\"role\":\"tool\",\"tool_call_id\":\"call_1\",\"content\":\"21C\"}]";
+
+static const char oai_fields[] =
+    "{\"tools\":[{\"type\":\"function\",\"function\":{\"name\":\"get_weather\","
+    "\"description\":\"Weather now\",\"parameters\":{\"type\":\"object\","
+    "\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"],"
+    "\"additionalProperties\":false},\"strict\":true}}],"
+    "\"tool_choice\":{\"type\":\"function\",\"function\":{\"name\":\"get_weather\"}},"
+    "\"parallel_tool_calls\":false,"
+    "\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{\"name\":\"w\","
+    "\"schema\":{\"type\":\"object\",\"properties\":{\"t\":{\"type\":\"number\"}}}}},"
+    "\"stop\":[\"END\"],\"seed\":7,\"top_p\":0.9,\"presence_penalty\":0.5,"
+    "\"frequency_penalty\":-0.25,\"user\":\"u-1\"}";
+
+struct oai_req {
+	json_object *messages, *fields;
+	struct rf_oai_params params;
+};
+
+static void
+oai_req(struct oai_req *o, const char *messages, const char *fields,
+    bool completion_tokens)
+{
+	o->messages = json_tokener_parse(messages);
+	o->fields = fields != NULL ? json_tokener_parse(fields) : NULL;
+	assert_non_null(o->messages);
+	o->params = (struct rf_oai_params){ .messages = o->messages,
+	    .fields = o->fields, .completion_tokens = completion_tokens };
+}
+
+static void
+oai_req_free(struct oai_req *o)
+{
+	json_object_put(o->messages);
+	json_object_put(o->fields);
+}
+
+static void
+build_oai(const char *id, const struct oai_req *o, const char *model,
+    bool stream, struct built *b)
+{
+	struct rf_provider_conf pc = conf(id, "k-1");
+	struct rf_prompt p = prompt("ignored for /v1");
+	struct rf_up_req rq;
+
+	p.oai = &o->params;
+	p.model = model;
+	memset(b, 0, sizeof(*b));
+	rf_up_req_init(&rq);
+	assert_int_equal(A->build(&pc, &p, stream, &rq), 0);
+	headers_str(&rq, &b->hdrs);
+	rf_buf_puts(&b->url, rf_buf_str(&rq.url));
+	rf_buf_puts(&b->body, rf_buf_str(&rq.body));
+	rf_up_req_free(&rq);
+	b->json = json_tokener_parse(rf_buf_str(&b->body));
+	assert_non_null(b->json);
+}
+
+/* The JSON text of v, to compare a part of the body with the input. */
+static const char *
+jtext(json_object *v)
+{
+	return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
+	    JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+static void
+test_oai_build_as_given(void **state)
+{
+	struct oai_req o;
+	struct built b;
+	size_t i;
+
+	(void)state;
+	oai_req(&o, oai_messages, oai_fields, true);
+	build_oai("groq", &o, "llama-3.3-70b-versatile", true, &b);
+	/* The per-request upstream model ("provider/model"). */
+	assert_string_equal(jstr(b.json, "model"), "llama-3.3-70b-versatile");
+	/* developer goes as system; everything else exactly as sent. */
+	assert_string_equal(jstr(b.json, "messages[0].role"), "system");
+	assert_string_equal(jstr(b.json, "messages[0].content"), "be exact");
+	for (i = 1; i < 6; i++)
+		assert_string_equal(jtext(rf_adapter_get(b.json, "messages") ?
+		    json_object_array_get_idx(rf_adapter_get(b.json, "messages"),
+		    i) : NULL), jtext(json_object_array_get_idx(o.messages, i)));
+	assert_null(rf_adapter_get(b.json, "messages[6]"));
+	/* Every field the client set, as given. */
+	json_object_object_foreach(o.fields, key, val)
+		assert_string_equal(jtext(rf_adapter_get(b.json, key)), jtext(val));
+	/* The max-tokens field the client named; usage asked for. */
+	assert_int_equal(json_object_get_int(rf_adapter_get(b.json,
+	    "max_completion_tokens")), 256);
+	assert_null(rf_adapter_get(b.json, "max_tokens"));
+	assert_true(json_object_get_boolean(rf_adapter_get(b.json,
+	    "stream_options.include_usage")));
+	built_free(&b);
+	/* Without a per-request model: the configured one. */
+	build_oai("groq", &o, NULL, false, &b);
+	assert_string_equal(jstr(b.json, "model"), "llama-3.1-8b-instant");
+	assert_null(rf_adapter_get(b.json, "stream_options"));
+	built_free(&b);
+	oai_req_free(&o);
+}
+
+/* max_tokens / max_completion_tokens as the client named it, except that
+ * SambaNova and OpenRouter document only max_tokens. */
+static void
+test_oai_max_tokens_field(void **state)
+{
+	static const struct {
+		const char *id;
+		bool completion;
+		const char *field;
+	} mt_cases[] = {
+		{ "groq", true, "max_completion_tokens" },
+		{ "groq", false, "max_tokens" },
+		{ "cerebras", true, "max_completion_tokens" },
+		{ "cerebras", false, "max_tokens" },
+		{ "sambanova", true, "max_tokens" },
+		{ "openrouter", true, "max_tokens" },
+		{ "openrouter", false, "max_tokens" },
+	};
+	struct oai_req o;
+	struct built b;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(mt_cases) / sizeof(mt_cases[0]); i++) {
+		oai_req(&o, "[{\"role\":\"user\",\"content\":\"hi\"}]", NULL,
+		    mt_cases[i].completion);
+		build_oai(mt_cases[i].id, &o, NULL, false, &b);
+		assert_int_equal(json_object_get_int(rf_adapter_get(b.json,
+		    mt_cases[i].field)), 256);
+		assert_null(rf_adapter_get(b.json,
+		    strcmp(mt_cases[i].field, "max_tokens") == 0 ?
+		    "max_completion_tokens" : "max_tokens"));
+		built_free(&b);
+		oai_req_free(&o);
+	}
+}
+
+/* SambaNova (flat_text_parts) gets text-only part arrays as one string
+ * (joined as OpenAI reads them: no separator); parts with an image stay
+ * as given; the others get every array as given. */
+static void
+test_oai_flat_text_parts(void **state)
+{
+	struct oai_req o;
+	struct built b;
+
+	(void)state;
+	oai_req(&o, oai_messages, NULL, false);
+	build_oai("sambanova", &o, NULL, false, &b);
+	assert_string_equal(jstr(b.json, "messages[1].content"), "be brief");
+	assert_string_equal(jstr(b.json, "messages[2].content"), "what is this?");
+	assert_string_equal(jstr(b.json, "messages[2].name"), "ann");
+	assert_string_equal(jtext(rf_adapter_get(b.json, "messages[3].content")),
+	    jtext(rf_adapter_get(json_object_array_get_idx(o.messages, 3),
+	    "content")));
+	built_free(&b);
+	build_oai("cerebras", &o, NULL, false, &b);
+	assert_true(json_object_is_type(rf_adapter_get(b.json,
+	    "messages[2].content"), json_type_array));
+	built_free(&b);
+	oai_req_free(&o);
+}
+
+/* ---- tool-call answers ---- */
+
+static void
+parse_fixture(const char *name, struct parsed *p)
+{
+	char *body = slurp(name);
+
+	rf_result_init(&p->res);
+	memset(&p->f, 0, sizeof(p->f));
+	p->rc = A->parse_response(body, strlen(body), &p->res, &p->f);
+	free(body);
+}
+
+static void
+test_parse_tool_answers(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	parse_fixture("groq_tools.json", &p);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.res.text.len, 0);
+	assert_string_equal(p.res.finish_reason, "tool_calls");
+	assert_int_equal(p.res.ntool_calls, 2);
+	assert_string_equal(rf_buf_str(&p.res.tool_calls),
+	    "[{\"id\":\"call_d5wg\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"get_weather\",\"arguments\":\"{\\\"location\\\": \\\"Tampere\\\"}\"}},"
+	    "{\"id\":\"call_d5wf\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"get_time\",\"arguments\":\"{\\\"tz\\\": \\\"EET\\\"}\"}}]");
+	assert_int_equal(p.res.usage.prompt_tokens, 224);
+	rf_result_free(&p.res);
+
+	/* Cerebras: the reasoning is never the answer. */
+	parse_fixture("cerebras_tools.json", &p);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.res.text.len, 0);
+	assert_non_null(strstr(rf_buf_str(&p.res.tool_calls),
+	    "\"id\":\"8d1c0f7b2\""));
+	rf_result_free(&p.res);
+
+	parse_fixture("sambanova_tools.json", &p);
+	assert_int_equal(p.rc, 0);
+	assert_int_equal(p.res.ntool_calls, 1);
+	assert_string_equal(p.res.finish_reason, "tool_calls");
+	rf_result_free(&p.res);
+
+	/* OpenRouter: its stray "index" does not belong in a message. */
+	parse_fixture("openrouter_tools.json", &p);
+	assert_int_equal(p.rc, 0);
+	assert_string_equal(rf_buf_str(&p.res.tool_calls),
+	    "[{\"id\":\"call_or9\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Quito\\\"}\"}}]");
+	rf_result_free(&p.res);
+}
+
+/* What providers get wrong: no id (made up as call_<i>), arguments as an
+ * object (made the JSON string clients expect) or missing ("{}"), the
+ * legacy function_call; and what is not a tool call at all. */
+static void
+test_parse_tool_variations(void **state)
+{
+	struct parsed p;
+
+	(void)state;
+	parse(A, "{\"choices\":[{\"message\":{\"content\":\"ok\",\"tool_calls\":["
+	    "{\"type\":\"function\",\"function\":{\"name\":\"a\",\"arguments\":"
+	    "{\"x\":1}}},{\"id\":\"\",\"function\":{\"name\":\"b\"}}]},"
+	    "\"finish_reason\":\"tool_calls\"}]}", &p);
+	assert_int_equal(p.rc, 0);
+	assert_string_equal(rf_buf_str(&p.res.text), "ok");
+	assert_string_equal(rf_buf_str(&p.res.tool_calls),
+	    "[{\"id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"a\","
+	    "\"arguments\":\"{\\\"x\\\":1}\"}},{\"id\":\"call_1\",\"type\":"
+	    "\"function\",\"function\":{\"name\":\"b\",\"arguments\":\"{}\"}}]");
+	rf_result_free(&p.res);
+
+	parse(A, "{\"choices\":[{\"message\":{\"content\":null,\"function_call\":"
+	    "{\"name\":\"f\",\"arguments\":\"{}\"}},\"finish_reason\":"
+	    "\"function_call\"}]}", &p);
+	assert_int_equal(p.rc, 0);
+	assert_string_equal(rf_buf_str(&p.res.tool_calls),
+	    "[{\"id\":\"call_0\",\"type\":\"function\",\"function\":{\"name\":\"f\","
+	    "\"arguments\":\"{}\"}}]");
+	rf_result_free(&p.res);
+
+	parse(A, "{\"choices\":[{\"message\":{\"tool_calls\":{}}}]}", &p);
+	assert_int_equal(p.rc, -1);
+	assert_int_equal(p.f.code, RF_ERR_MALFORMED_RESPONSE);
+	assert_int_equal(p.res.tool_calls.len, 0);
+	rf_result_free(&p.res);
+	parse(A, "{\"choices\":[{\"message\":{\"tool_calls\":[{\"id\":\"c\","
+	    "\"function\":{\"arguments\":\"{}\"}}]}}]}", &p);
+	assert_int_equal(p.rc, -1);
+	assert_string_equal(p.f.details,
+	    "choices[0].message.tool_calls is not the expected shape");
+	rf_result_free(&p.res);
+	parse(A, "{\"choices\":[{\"message\":{\"tool_calls\":[{\"type\":\"custom\","
+	    "\"function\":{\"name\":\"x\"}}]}}]}", &p);
+	assert_int_equal(p.rc, -1);
+	rf_result_free(&p.res);
+}
+
+/* A chunk's tool_calls that are not the shape change nothing; text and
+ * calls in one delta both come out; an index past the cap is no call. */
+static void
+test_chunk_tools_edges(void **state)
+{
+	struct chunked c;
+
+	(void)state;
+	chunked_init(&c);
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"content\":"
+	    "\"x\",\"tool_calls\":{}}}]}"), RF_CHUNK_MALFORMED);
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"tool_calls\":"
+	    "[{\"index\":\"0\",\"id\":\"a\"}]}}]}"), RF_CHUNK_MALFORMED);
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"tool_calls\":"
+	    "[{\"index\":128,\"id\":\"a\"}]}}]}"), RF_CHUNK_MALFORMED);
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"tool_calls\":"
+	    "[{\"index\":0,\"id\":\"a\",\"function\":{\"name\":\"f\",\"arguments\":"
+	    "7}}]}}]}"), RF_CHUNK_MALFORMED);
+	assert_int_equal(c.acc.ntool_calls, 0);
+	assert_int_equal(c.delta.len + c.tools.len, 0);
+	/* Text and a call's start together; then the same id and name again
+	 * (a provider repeating them) are left out. */
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"content\":"
+	    "\"Sure.\",\"tool_calls\":[{\"index\":0,\"id\":\"a\",\"function\":"
+	    "{\"name\":\"f\"}}]}}]}"), RF_CHUNK_DATA);
+	assert_string_equal(rf_buf_str(&c.delta), "Sure.");
+	assert_string_equal(rf_buf_str(&c.tools), "[{\"index\":0,\"id\":\"a\","
+	    "\"type\":\"function\",\"function\":{\"name\":\"f\",\"arguments\":\"\"}}]");
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"tool_calls\":"
+	    "[{\"index\":0,\"id\":\"a\",\"type\":\"function\",\"function\":{\"name\":"
+	    "\"f\",\"arguments\":\"{}\"}}]}}]}"), RF_CHUNK_DATA);
+	assert_string_equal(rf_buf_str(&c.tools),
+	    "[{\"index\":0,\"function\":{\"arguments\":\"{}\"}}]");
+	/* A continuation that carries nothing is no delta at all. */
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"tool_calls\":"
+	    "[{\"index\":0,\"function\":{}}]}}]}"), RF_CHUNK_DATA);
+	assert_int_equal(c.tools.len, 0);
+	/* A new call without an id gets one. */
+	assert_int_equal(chunk(&c, NULL, "{\"choices\":[{\"delta\":{\"tool_calls\":"
+	    "[{\"index\":1,\"function\":{\"name\":\"g\",\"arguments\":\"{}\"}}]}}]}"),
+	    RF_CHUNK_DATA);
+	assert_string_equal(rf_buf_str(&c.tools), "[{\"index\":1,\"id\":"
+	    "\"call_1\",\"type\":\"function\",\"function\":{\"name\":\"g\","
+	    "\"arguments\":\"{}\"}}]");
+	assert_int_equal(c.acc.ntool_calls, 2);
+	chunked_free(&c);
+}
+
 int
-main(void)
+main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_build_groq_stream),
@@ -751,7 +1114,20 @@ main(void)
 		cmocka_unit_test(test_classify_policy_message),
 		cmocka_unit_test(test_helpers),
 		cmocka_unit_test(test_result_and_failure),
+		cmocka_unit_test(test_oai_build_as_given),
+		cmocka_unit_test(test_oai_max_tokens_field),
+		cmocka_unit_test(test_oai_flat_text_parts),
+		cmocka_unit_test(test_parse_tool_answers),
+		cmocka_unit_test(test_parse_tool_variations),
+		cmocka_unit_test(test_chunk_tools_edges),
 	};
+	const char *env = getenv("RF_FIXTURES");
+	const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
 
+	if (env != NULL && env[0] != '\0')
+		snprintf(fixdir, sizeof(fixdir), "%s", env);
+	else if (slash != NULL)
+		snprintf(fixdir, sizeof(fixdir), "%.*s/../../tests/fixtures",
+		    (int)(slash - argv[0]), argv[0]);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

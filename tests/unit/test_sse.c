@@ -3,7 +3,8 @@
  * (the .sse files in tests/fixtures), fed whole, one byte at a time and
  * split in two at every position: the events and the junk must never
  * depend on how the bytes were cut.  Then each sample through its adapter's parse_chunk, the
- * caps, and the client-side writer.
+ * caps, and the client-side writer.  The tool-call samples (*_tools_*.sse)
+ * check the OpenAI tool_calls deltas every wire's streamed calls become.
  *
  * Fixtures are found in $RF_FIXTURES, else next to the binary
  * (<dir>/../../tests/fixtures), else in ./tests/fixtures.
@@ -386,6 +387,7 @@ struct stream {
 	const struct rf_provider_ops *ad;
 	struct rf_result acc;
 	struct rf_buf text;
+	struct rf_buf tools; /* each event's tool-call delta, one per line */
 	struct rf_failure f;
 	enum rf_chunk last;
 	int kinds[4];
@@ -395,13 +397,16 @@ static int
 on_chunk(void *ud, const char *event, const char *data, size_t len)
 {
 	struct stream *st = ud;
-	struct rf_buf delta = { 0 };
+	struct rf_buf delta = { 0 }, tools = { 0 };
 
 	st->last = st->ad->parse_chunk(event, data, len, &st->acc, &delta,
-	    &st->f);
+	    &tools, &st->f);
 	st->kinds[st->last]++;
 	rf_buf_append(&st->text, rf_buf_str(&delta), delta.len);
+	if (tools.len > 0)
+		rf_buf_printf(&st->tools, "%s\n", rf_buf_str(&tools));
 	rf_buf_free(&delta);
+	rf_buf_free(&tools);
 	return st->last == RF_CHUNK_ERROR ? 1 : 0;
 }
 
@@ -433,6 +438,7 @@ stream_free(struct stream *st)
 {
 	rf_result_free(&st->acc);
 	rf_buf_free(&st->text);
+	rf_buf_free(&st->tools);
 }
 
 static void
@@ -503,7 +509,7 @@ static void
 test_gemini_stream(void **state)
 {
 	struct stream st;
-	struct rf_buf junk = { 0 }, delta = { 0 };
+	struct rf_buf junk = { 0 }, delta = { 0 }, tools = { 0 };
 	struct rf_failure f;
 
 	(void)state;
@@ -518,13 +524,166 @@ test_gemini_stream(void **state)
 	assert_int_equal(st.acc.usage.completion_tokens, 4);
 	/* The leftover junk is the error the caller must notice at EOF. */
 	assert_int_equal(rf_ops_gemini.parse_chunk(NULL, rf_buf_str(&junk),
-	    junk.len, &st.acc, &delta, &f), RF_CHUNK_ERROR);
+	    junk.len, &st.acc, &delta, &tools, &f), RF_CHUNK_ERROR);
 	assert_int_equal(f.code, RF_ERR_PROVIDER_UNAVAILABLE);
 	assert_string_equal(f.details, "in-stream error, code UNAVAILABLE");
 	assert_int_equal(delta.len, 0);
+	assert_int_equal(tools.len, 0);
 	stream_free(&st);
 	rf_buf_free(&junk);
 	rf_buf_free(&delta);
+	rf_buf_free(&tools);
+}
+
+/* ---- streamed tool calls (OpenAI deltas out of every wire) ---- */
+
+static void
+expect_tools(const char *name, const struct rf_provider_ops *ad,
+    const char *deltas, const char *finish, int ncalls)
+{
+	struct stream st;
+	struct rf_buf junk = { 0 };
+
+	assert_int_equal(run_stream(name, ad, &st, &junk), 0);
+	assert_int_equal(st.kinds[RF_CHUNK_MALFORMED], 0);
+	assert_int_equal(st.kinds[RF_CHUNK_ERROR], 0);
+	assert_string_equal(rf_buf_str(&st.tools), deltas);
+	assert_string_equal(st.acc.finish_reason, finish);
+	assert_int_equal(st.acc.ntool_calls, ncalls);
+	/* Streams relay deltas; the whole-answer array stays for chat. */
+	assert_int_equal(st.acc.tool_calls.len, 0);
+	stream_free(&st);
+	rf_buf_free(&junk);
+}
+
+static void
+test_fixture_tool_splits(void **state)
+{
+	struct rec r;
+	struct rf_buf junk = { 0 };
+
+	(void)state;
+	fixture_events("openai_tools_stream.sse", 8, &r, &junk);
+	rec_free(&r);
+	fixture_events("openrouter_tools_stream.sse", 6, &r, &junk);
+	assert_string_equal(rf_buf_str(&junk), "");
+	rec_free(&r);
+	fixture_events("gemini_tools_stream.sse", 2, &r, &junk);
+	assert_string_equal(rf_buf_str(&junk), "");
+	rec_free(&r);
+	rf_buf_free(&junk);
+}
+
+/* OpenAI's own incremental shape: the first delta of each index carries
+ * id, type and name, the rest argument fragments, passed on as they
+ * come. */
+static void
+test_openai_tool_stream(void **state)
+{
+	(void)state;
+	expect_tools("openai_tools_stream.sse", &rf_ops_openai,
+	    "[{\"index\":0,\"id\":\"call_a1\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_weather\",\"arguments\":\"\"}}]\n"
+	    "[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]\n"
+	    "[{\"index\":0,\"function\":{\"arguments\":\" \\\"Paris\\\"}\"}}]\n"
+	    "[{\"index\":1,\"id\":\"call_b2\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_time\",\"arguments\":\"\"}}]\n"
+	    "[{\"index\":1,\"function\":{\"arguments\":\"{\\\"tz\\\":\\\"CET\\\"}\"}}]\n",
+	    "tool_calls", 2);
+}
+
+/* Groq, Cerebras and SambaNova send each call whole in one delta (usage
+ * in x_groq, with time_info, in a choices-less chunk). */
+static void
+test_whole_call_streams(void **state)
+{
+	struct stream st;
+	struct rf_buf junk = { 0 };
+
+	(void)state;
+	expect_tools("groq_tools_stream.sse", &rf_ops_openai,
+	    "[{\"index\":0,\"id\":\"call_d5wg\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_weather\",\"arguments\":"
+	    "\"{\\\"city\\\":\\\"Tampere\\\"}\"}}]\n", "tool_calls", 1);
+	expect_tools("cerebras_tools_stream.sse", &rf_ops_openai,
+	    "[{\"index\":0,\"id\":\"5c2ab7f9e\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\": \\\"Oslo\\\", "
+	    "\\\"unit\\\": \\\"celsius\\\"}\"}}]\n", "tool_calls", 1);
+	expect_tools("sambanova_tools_stream.sse", &rf_ops_openai,
+	    "[{\"index\":0,\"id\":\"call_0f3e\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_weather\",\"arguments\":"
+	    "\"{\\\"city\\\": \\\"Lima\\\"}\"}}]\n", "tool_calls", 1);
+	/* Their usage still arrives, and no reasoning became text. */
+	assert_int_equal(run_stream("cerebras_tools_stream.sse", &rf_ops_openai,
+	    &st, &junk), 0);
+	assert_int_equal(st.acc.usage.prompt_tokens, 150);
+	assert_string_equal(rf_buf_str(&st.text), "");
+	stream_free(&st);
+	assert_int_equal(run_stream("groq_tools_stream.sse", &rf_ops_openai,
+	    &st, &junk), 0);
+	assert_int_equal(st.acc.usage.completion_tokens, 21);
+	stream_free(&st);
+	rf_buf_free(&junk);
+}
+
+/* OpenRouter repeats "type" on every fragment: only the first delta of a
+ * call may carry type, id and name (clients concatenate the strings of
+ * every delta of one index). */
+static void
+test_openrouter_tool_stream(void **state)
+{
+	(void)state;
+	expect_tools("openrouter_tools_stream.sse", &rf_ops_openai,
+	    "[{\"index\":0,\"id\":\"call_or1\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_weather\",\"arguments\":\"\"}}]\n"
+	    "[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\"\"}}]\n"
+	    "[{\"index\":0,\"function\":{\"arguments\":\": \\\"Quito\\\"}\"}}]\n",
+	    "tool_calls", 1);
+}
+
+/* A wire that leaves out "index": a delta with an id starts the next
+ * call, one without continues the last; an empty id is none. */
+static void
+test_tool_stream_without_index(void **state)
+{
+	(void)state;
+	expect_tools("openai_tools_noindex.sse", &rf_ops_openai,
+	    "[{\"index\":0,\"id\":\"call_x\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"lookup\",\"arguments\":\"\"}}]\n"
+	    "[{\"index\":0,\"function\":{\"arguments\":\"{\\\"q\\\":\"}}]\n"
+	    "[{\"index\":0,\"function\":{\"arguments\":\"\\\"a\\\"}\"}}]\n"
+	    "[{\"index\":0,\"function\":{\"arguments\":\"{\\\"q\\\":\\\"b\\\"}\"}}]\n",
+	    "tool_calls", 1);
+}
+
+/* Gemini streams each functionCall whole: one delta per fragment, the
+ * calls numbered across the stream, arguments as a JSON string, ids
+ * made up when Gemini gives none and kept when it does; STOP after calls
+ * is tool_calls. */
+static void
+test_gemini_tool_stream(void **state)
+{
+	struct stream st;
+	struct rf_buf junk = { 0 };
+
+	(void)state;
+	expect_tools("gemini_tools_stream.sse", &rf_ops_gemini,
+	    "[{\"index\":0,\"id\":\"call_0\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_weather\",\"arguments\":"
+	    "\"{\\\"city\\\":\\\"Nairobi\\\",\\\"unit\\\":\\\"celsius\\\"}\"}},"
+	    "{\"index\":1,\"id\":\"call_1\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_time\",\"arguments\":\"{\\\"tz\\\":\\\"EAT\\\"}\"}}]\n",
+	    "tool_calls", 2);
+	assert_int_equal(run_stream("gemini_tools_stream.sse", &rf_ops_gemini,
+	    &st, &junk), 0);
+	assert_string_equal(rf_buf_str(&st.text), "Let me check.");
+	assert_int_equal(st.acc.usage.completion_tokens, 21);
+	stream_free(&st);
+	expect_tools("gemini3_tools_stream.sse", &rf_ops_gemini,
+	    "[{\"index\":0,\"id\":\"fc-9a1\",\"type\":\"function\",\"function\":"
+	    "{\"name\":\"get_weather\",\"arguments\":"
+	    "\"{\\\"city\\\":\\\"Lagos\\\"}\"}}]\n", "tool_calls", 1);
+	rf_buf_free(&junk);
 }
 
 /* ---- the writer ---- */
@@ -616,6 +775,12 @@ main(int argc, char **argv)
 		cmocka_unit_test(test_openai_streams),
 		cmocka_unit_test(test_openai_stream_errors),
 		cmocka_unit_test(test_gemini_stream),
+		cmocka_unit_test(test_fixture_tool_splits),
+		cmocka_unit_test(test_openai_tool_stream),
+		cmocka_unit_test(test_whole_call_streams),
+		cmocka_unit_test(test_openrouter_tool_stream),
+		cmocka_unit_test(test_tool_stream_without_index),
+		cmocka_unit_test(test_gemini_tool_stream),
 		cmocka_unit_test(test_writer),
 		cmocka_unit_test(test_writer_roundtrip),
 	};
