@@ -97,16 +97,23 @@ usage_of(const struct rf_log_entry *e)
 	return u;
 }
 
-/* The JSON text of a tool_calls array as a tree; NULL when empty or not
- * an array. */
+/* The len bytes of JSON text of a tool_calls array (not necessarily
+ * NUL-terminated) as a tree; NULL when empty, not JSON or not an array. */
 static json_object *
 tool_calls_of(const char *json, size_t len)
 {
-	json_object *t;
+	struct json_tokener *tok;
+	json_object *t = NULL;
 
-	if (json == NULL || len == 0)
+	if (json == NULL || len == 0 || len > INT32_MAX ||
+	    (tok = json_tokener_new()) == NULL)
 		return NULL;
-	t = json_tokener_parse(json);
+	t = json_tokener_parse_ex(tok, json, (int)len);
+	if (json_tokener_get_error(tok) != json_tokener_success) {
+		json_object_put(t);
+		t = NULL;
+	}
+	json_tokener_free(tok);
 	if (t != NULL && !json_object_is_type(t, json_type_array)) {
 		json_object_put(t);
 		t = NULL;
