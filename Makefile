@@ -115,11 +115,19 @@ deps:
 	  fi; \
 	fi
 
-# The browser tests' playwright-core, pinned by tests/package-lock.json.
+# The Node packages of the tests, pinned by tests/package-lock.json: the
+# browser tests' playwright-core and the official openai SDK (tests/sdk/).
+# A package that is missing or of another version than the lock's means
+# a fresh `npm ci`.
+NODE_PINS := playwright-core openai
 node-deps:
 	@command -v npm >/dev/null || { echo "deps: npm is missing (apt-get install npm)"; exit 1; }
-	@[ -f tests/node_modules/playwright-core/package.json ] || \
-	  npm ci --prefix tests --no-audit --no-fund >/dev/null
+	@for p in $(NODE_PINS); do \
+	  want=$$(sed -n "/\"node_modules\/$$p\"/,/version/s/.*\"version\": \"\(.*\)\".*/\1/p" tests/package-lock.json); \
+	  have=$$(sed -n 's/^  "version": "\(.*\)".*/\1/p' tests/node_modules/$$p/package.json 2>/dev/null); \
+	  [ -n "$$want" ] && [ "$$want" = "$$have" ] || { \
+	    npm ci --prefix tests --no-audit --no-fund >/dev/null || exit 1; break; }; \
+	done
 
 # One generated schema header per store backend: rf_schema_<backend>.
 $(BUILD)/schema_sqlite.h: schema/relayforge.sql
