@@ -186,7 +186,7 @@ check: deps node-deps
 # corpus tests/fuzz/corpus_<t>/ (new finds stay in build/fuzz/corpus_<t>/).
 #   sse       the upstream SSE parser
 #   openai    the adapters' readers of upstream JSON (OpenAI wire, Gemini)
-#   contract  request bodies (rf_contract_parse)
+#   contract  request bodies (rf_contract_parse, rf_contract_parse_openai)
 #   scrub     the scrubber of upstream strings (redaction, shapes, UTF-8)
 FUZZ_TIME    ?= 15
 FUZZ_TARGETS := sse openai contract scrub
@@ -197,7 +197,8 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
 fuzz:
 	@mkdir -p build/fuzz
 	@for t in $(FUZZ_TARGETS); do \
-	  case $$t in sse) own=src/sse.c;; contract) own=src/contract.c;; \
+	  case $$t in sse) own=src/sse.c;; \
+	    contract) own="src/contract.c src/contract_openai.c";; \
 	    *) own=;; esac; \
 	  clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$own \
 	    $$(pkg-config --cflags --libs json-c) -lm \
