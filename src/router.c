@@ -10,7 +10,9 @@
  * (SCRIPT_NAME /api), nginx with or without its path split, an Apache
  * Alias, /cgi-bin/relayforge.fcgi/api/v1/... -- while /api/foo/api/v1/logs
  * is not /api/v1/logs: a rule a web server puts on /api/v1/logs cannot
- * be walked around.  An encoded slash (%2f) is never a separator: such a
+ * be walked around.  Nor is /api/api/v1/logs under a mount at /api (or
+ * /v1/api/v1/logs under /v1): a mount point where a surface begins is not
+ * routed after.  An encoded slash (%2f) is never a separator: such a
  * path is 404 (it was never a route).
  * A surface is a prefix, a static route table and a refusal renderer:
  * /api/v1/ answers in the error shape of SPEC section 6, /v1/ (the
@@ -241,18 +243,37 @@ parse_target(struct rf_request *rq, long *slash)
 	    rq->path, sizeof(rq->path), slash);
 }
 
+/* true when a surface's prefix starts with the n bytes of mount and a
+ * slash: the mount point is where that surface begins (lighttpd's "/api"
+ * and "/v1" keys), not a place the API was mounted under. */
+static bool
+mount_is_surface(const struct rf_surface *const *sv, size_t nsv,
+    const char *mount, size_t n)
+{
+	for (size_t i = 0; i < nsv; i++)
+		if (strncmp(sv[i]->prefix, mount, n) == 0 &&
+		    sv[i]->prefix[n] == '/')
+			return true;
+	return false;
+}
+
 /* What follows the mount point the server reports (SCRIPT_NAME, without a
  * trailing slash) when the path starts with it at a segment boundary;
- * NULL otherwise. */
+ * NULL otherwise, and NULL when the mount point is where a surface
+ * begins: such a path is routed from its start or not at all, so
+ * /api/api/v1/logs (mounted at /api) or /v1/api/v1/logs (at /v1) is not
+ * /api/v1/logs. */
 static const char *
-after_mount(struct rf_request *rq)
+after_mount(const struct rf_surface *const *sv, size_t nsv,
+    struct rf_request *rq)
 {
 	const char *sn = param(rq, "SCRIPT_NAME");
 	size_t n = sn != NULL ? strlen(sn) : 0;
 
 	while (n > 0 && sn[n - 1] == '/')
 		n--;
-	if (n == 0 || strncmp(rq->path, sn, n) != 0 || rq->path[n] != '/')
+	if (n == 0 || strncmp(rq->path, sn, n) != 0 || rq->path[n] != '/' ||
+	    mount_is_surface(sv, nsv, sn, n))
 		return NULL;
 	return rq->path + n;
 }
@@ -263,7 +284,7 @@ after_mount(struct rf_request *rq)
 static const struct rf_surface *
 find_surface(const struct rf_surface *const *sv, size_t n, struct rf_request *rq)
 {
-	const char *mounted = after_mount(rq);
+	const char *mounted = after_mount(sv, n, rq);
 
 	rq->route = NULL;
 	for (size_t i = 0; i < n; i++) {

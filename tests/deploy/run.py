@@ -1245,8 +1245,13 @@ def case_mount(s, ctx):
     base = good[:-len("/api/v1/health")]
     mount = base or "/api"
     out = []
-    for path in (mount + "/foo/api/v1/health", mount + "/x/api/v1/logs",
-                 base + "/api/v1%2fhealth", base + "/api%2Fv1/health"):
+    paths = [mount + "/foo/api/v1/health", mount + "/x/api/v1/logs",
+             base + "/api/v1%2fhealth", base + "/api%2Fv1/health",
+             base + "/v1/api/v1/health", base + "/v1%2Fmodels"]
+    if not base:
+        # Mounted at /api and /v1: the mount is where a surface begins.
+        paths.append("/api/api/v1/health")
+    for path in paths:
         st, _, data = s.request("GET", path)
         out.append("%s=%d" % (path, st))
         check(st == 404, "%s: HTTP %d %r" % (path, st, data[:200]))

@@ -219,6 +219,13 @@ test_mount_rules(void **state)
 		{ "/cgi-bin/relayforge.fcgix/api/v1/chat",
 		    "/cgi-bin/relayforge.fcgi", NULL, false },
 		{ "//api/v1/chat", NULL, NULL, false },
+		/* a mount point that is where a surface starts is no mount
+		 * to route after: /api/api/v1/... under lighttpd's "/api",
+		 * /v1/api/v1/... under its "/v1" would walk around a rule the
+		 * server puts on /api/v1/logs */
+		{ "/api/api/v1/chat", "/api", "/api/v1/chat", false },
+		{ "/v1/api/v1/chat", "/v1", "/api/v1/chat", false },
+		{ "/api/v1/api/v1/chat", "/api/v1", "/api/v1/chat", false },
 		/* an encoded slash is not a separator */
 		{ "/api/v1%2fchat", "/api", "/v1/chat", false },
 		{ "/api/v1%2Fchat", "/api", "/v1/chat", false },
