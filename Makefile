@@ -46,7 +46,9 @@ LIB_SRC += src/scrub.c           # upstream strings: secrets, identifiers, UTF-8
 LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted
 LIB_SRC += src/config.c          # settings from env and file, per provider too
 LIB_SRC += src/contract.c        # request bodies in: parse and validate
+LIB_SRC += src/contract_openai.c # /v1 chat completions bodies, model routing
 LIB_SRC += src/render.c          # every response JSON shape, from one form
+LIB_SRC += src/render_openai.c   # the /v1 shapes: completion, chunk, error
 LIB_SRC += src/sse.c             # SSE parser (upstream) and writer (client)
 LIB_SRC += src/catalog.c         # the provider catalog: one line per provider
 LIB_SRC += src/provider.c        # helpers shared by the adapters (JSON, errors)
@@ -65,7 +67,9 @@ LIB_SRC += src/logq.c            # the spool's writer thread: batches to the sto
 LIB_SRC += src/fcgi.c            # the only libfcgi user: FastCGI and CGI I/O
 LIB_SRC += src/reply.c           # the reply writer: heads, JSON, errors, SSE
 LIB_SRC += src/router.c          # surfaces, route table, guards, refusals
+LIB_SRC += src/answer.c          # around the engine: clocks, headers, log row
 LIB_SRC += src/handlers.c        # chat, stream and health endpoints
+LIB_SRC += src/handlers_openai.c # /v1 chat completions (held-head streams), models
 LIB_SRC += src/observe.c         # status, logs and usage endpoints
 # main.c: the process -- wiring, worker threads, signals, side jobs.
 MAIN_SRC := src/main.c
@@ -111,11 +115,19 @@ deps:
 	  fi; \
 	fi
 
-# The browser tests' playwright-core, pinned by tests/package-lock.json.
+# The Node packages of the tests, pinned by tests/package-lock.json: the
+# browser tests' playwright-core and the official openai SDK (tests/sdk/).
+# A package that is missing or of another version than the lock's means
+# a fresh `npm ci`.
+NODE_PINS := playwright-core openai
 node-deps:
 	@command -v npm >/dev/null || { echo "deps: npm is missing (apt-get install npm)"; exit 1; }
-	@[ -f tests/node_modules/playwright-core/package.json ] || \
-	  npm ci --prefix tests --no-audit --no-fund >/dev/null
+	@for p in $(NODE_PINS); do \
+	  want=$$(sed -n "/\"node_modules\/$$p\"/,/version/s/.*\"version\": \"\(.*\)\".*/\1/p" tests/package-lock.json); \
+	  have=$$(sed -n 's/^  "version": "\(.*\)".*/\1/p' tests/node_modules/$$p/package.json 2>/dev/null); \
+	  [ -n "$$want" ] && [ "$$want" = "$$have" ] || { \
+	    npm ci --prefix tests --no-audit --no-fund >/dev/null || exit 1; break; }; \
+	done
 
 # One generated schema header per store backend: rf_schema_<backend>.
 $(BUILD)/schema_sqlite.h: schema/relayforge.sql
@@ -174,7 +186,7 @@ check: deps node-deps
 # corpus tests/fuzz/corpus_<t>/ (new finds stay in build/fuzz/corpus_<t>/).
 #   sse       the upstream SSE parser
 #   openai    the adapters' readers of upstream JSON (OpenAI wire, Gemini)
-#   contract  request bodies (rf_contract_parse)
+#   contract  request bodies (rf_contract_parse, rf_contract_parse_openai)
 #   scrub     the scrubber of upstream strings (redaction, shapes, UTF-8)
 #   tools     /v1 requests built for each wire (Gemini translation), mock calls
 FUZZ_TIME    ?= 15
@@ -186,7 +198,8 @@ FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
 fuzz:
 	@mkdir -p build/fuzz
 	@for t in $(FUZZ_TARGETS); do \
-	  case $$t in sse) own=src/sse.c;; contract) own=src/contract.c;; \
+	  case $$t in sse) own=src/sse.c;; \
+	    contract) own="src/contract.c src/contract_openai.c";; \
 	    *) own=;; esac; \
 	  clang $(FUZZ_CFLAGS) tests/fuzz/fuzz_$$t.c $(FUZZ_SRC) $$own \
 	    $$(pkg-config --cflags --libs json-c) -lm \

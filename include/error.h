@@ -28,6 +28,7 @@ enum rf_err {
 	RF_ERR_STREAM_INTERRUPTED,   /* event only */
 	RF_ERR_INTERNAL,             /* 500 */
 	RF_ERR_CLIENT_CLOSED,        /* log only: the client hung up */
+	RF_ERR_MODEL_NOT_FOUND,      /* 404, /v1: no route for "model" */
 	RF_ERR__COUNT
 };
 

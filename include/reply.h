@@ -2,8 +2,9 @@
  * reply: the one writer of responses.  Every byte a client receives leaves
  * through these functions: the output sink (rf_out_*), the headers every
  * response carries ("Status:" with its reason phrase, X-Request-Id, the
- * CORS headers), JSON replies, the /api/v1 error reply, the start of an
- * event stream and the CORS preflight.  It knows the request types
+ * CORS headers), JSON replies, the /api/v1 and /v1 error replies, the
+ * start of an event stream, its events and the end of a /v1 stream, and
+ * the CORS preflight.  It knows the request types
  * (request.h), never libfcgi.  Prefix: rf_reply_ / rf_out_.
  */
 #ifndef RF_REPLY_H
@@ -40,6 +41,17 @@ int rf_reply_json(struct rf_request *rq, int status, const char *extra,
 int rf_reply_error(struct rf_request *rq, enum rf_err code,
     const char *message, const char *field, const char *extra);
 
+/* The error shape of the OpenAI surface (SPEC section 13):
+ * {"error":{"message","type","param","code"}} with the code's status, the
+ * extra header lines, and "x-should-retry: false" when asking again
+ * cannot cure it (a 4xx other than 408/409/429, an upstream that refused
+ * the request or the gateway's key), so SDK retries never multiply
+ * upstream calls.  message NULL = the code's default; param may be NULL. */
+int rf_reply_oai_error(struct rf_request *rq, enum rf_err code,
+    const char *message, const char *param, const char *extra);
+/* The last event of a complete /v1 stream: "data: [DONE]", flushed. */
+int rf_reply_oai_done(struct rf_request *rq);
+
 /* A success: {"success":true,"data":data} with status 200 (data taken). */
 int rf_reply_data(struct rf_request *rq, const char *extra, json_object *data);
 /* 503 internal_error "The store cannot be opened." with Retry-After: 5, the
@@ -48,8 +60,10 @@ int rf_reply_store_unavailable(struct rf_request *rq);
 /* 500 internal_error with short, safe technicalDetails. */
 int rf_reply_internal(struct rf_request *rq, const char *details);
 
-/* One event of a started stream: "event: <event>" and obj as compact JSON
- * (taken), then a flush.  0, or -1 when the client is gone. */
+/* One event of a started stream: "event: <event>" (none when event is
+ * NULL: a bare "data:" event, as /v1 streams send) and obj as compact JSON
+ * (taken; NULL is an error), then a flush.  0, or -1 when the client is
+ * gone. */
 int rf_reply_event(struct rf_request *rq, const char *event, json_object *obj);
 
 /* Start an event stream: 200 + SSE headers (+ extra), flushed. */

@@ -54,8 +54,8 @@ struct rf_surface {
 	                             * NULL = the /api/v1 list */
 };
 
-/* Serve one request completely through the built-in surfaces (today only
- * /api/v1/).  rq needs param, read, ctx and out; the rest is filled here.
+/* Serve one request completely through the built-in surfaces (/api/v1/,
+ * then the OpenAI-compatible /v1/).  rq needs param, read, ctx and out; the rest is filled here.
  * rq->body is freed before returning. */
 void rf_router_serve(struct rf_worker *w, struct rf_request *rq);
 

@@ -1,6 +1,7 @@
 # `make bench` and `make bench-check` (SPEC section 11; tests/bench/).
 #   make bench        the benchmark matrix: a fast C mock upstream, lighttpd
 #                     with the shipped run config, wrk and the C clients;
+#                     /api/v1 and the OpenAI-compatible /v1 side by side;
 #                     prints a table, writes tests/bench/results/latest.json
 #   make bench-check  the regression guard: callgrind instructions per warm
 #                     chat request against tests/bench/callgrind-baseline.txt

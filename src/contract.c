@@ -73,6 +73,18 @@ refuse(struct rf_field_err *fe, enum rf_err code, const char *field,
 	return -1;
 }
 
+int
+rf_contract_refuse(struct rf_field_err *fe, enum rf_err code,
+    const char *field, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vrefuse(fe, code, field, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 static int __attribute__((format(printf, 3, 4)))
 invalid(struct rf_field_err *fe, const char *field, const char *fmt, ...)
 {
@@ -354,10 +366,10 @@ scan_text(const char *body, size_t len, struct rf_field_err *fe)
 }
 
 /* Parse the whole buffer as one JSON value: strict grammar, at most
- * RF_JSON_MAX_DEPTH levels, nothing but whitespace after it.
+ * depth levels, nothing but whitespace after it.
  * *out may be NULL on success (the body was `null`). */
 static int
-parse_json(const char *body, size_t len, json_object **out,
+parse_json(const char *body, size_t len, int depth, json_object **out,
     struct rf_field_err *fe)
 {
 	struct json_tokener *tok;
@@ -371,7 +383,7 @@ parse_json(const char *body, size_t len, json_object **out,
 	if (memchr(body, '\0', len) != NULL)
 		return refuse(fe, RF_ERR_INVALID_JSON, NULL,
 		    "The request body contains a NUL byte.");
-	if ((tok = json_tokener_new_ex(RF_JSON_MAX_DEPTH)) == NULL)
+	if ((tok = json_tokener_new_ex(depth)) == NULL)
 		return refuse(fe, RF_ERR_INTERNAL, NULL, "Out of memory.");
 	/* Text is checked by scan_text, more strictly than json-c would. */
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -748,6 +760,21 @@ check_root(const struct rf_config *cfg, json_object *root,
 	return 0;
 }
 
+int
+rf_contract_json(const char *body, size_t len, int depth, json_object **root,
+    struct rf_field_err *fe)
+{
+	memset(fe, 0, sizeof(*fe));
+	fe->code = RF_OK;
+	if (parse_json(body, len, depth, root, fe) == -1)
+		return -1;
+	if (scan_text(body, len, fe) == 0)
+		return 0;
+	json_object_put(*root);
+	*root = NULL;
+	return -1;
+}
+
 static void
 req_defaults(struct rf_chat_req *req)
 {
@@ -769,11 +796,9 @@ rf_contract_parse(const struct rf_config *cfg, const char *body,
 	req_defaults(req);
 	memset(fe, 0, sizeof(*fe));
 	fe->code = RF_OK;
-	if (parse_json(body, len, &root, fe) == -1)
+	if (rf_contract_json(body, len, RF_JSON_MAX_DEPTH, &root, fe) == -1)
 		goto fail;
 	req->owner = root;
-	if (scan_text(body, len, fe) == -1)
-		goto fail;
 	if (!json_object_is_type(root, json_type_object)) {
 		invalid(fe, "body", "The request body must be a JSON object.");
 		goto fail;

@@ -52,6 +52,8 @@ static const struct err_row err_table[] = {
 	    "An internal error occurred." },
 	[RF_ERR_CLIENT_CLOSED] = { "client_closed", 499,
 	    "The client closed the connection." },
+	[RF_ERR_MODEL_NOT_FOUND] = { "model_not_found", 404,
+	    "The model does not exist or no provider serves it." },
 };
 
 _Static_assert(sizeof(err_table) / sizeof(err_table[0]) == RF_ERR__COUNT,

@@ -8,16 +8,18 @@
  *
  * The log row is made durable before the answer is acknowledged -- before
  * the first byte of a chat answer, before the terminal events (final meta
- * or error, then done) of a stream -- by rf_logq_log: one append to the
- * process's spool file, which the log writer thread moves into the store
- * later.  So a client that has its whole answer can count on the row even
- * if the process is killed the next instant, and the store (locked,
- * slow, away) never holds up an answer.  See docs/operations.md.
+ * or error, then done) of a stream -- by rf_answer_log (answer.c, shared
+ * with the /v1 surface): one append to the process's spool file, which the
+ * log writer thread moves into the store later.  So a client that has
+ * its whole answer can count on the row even if the process is killed the
+ * next instant, and the store (locked, slow, away) never holds up an
+ * answer.  See docs/operations.md.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "answer.h"
 #include "chain.h"
 #include "contract.h"
 #include "handlers.h"
@@ -31,35 +33,8 @@
 #define RF_VERSION "0.1.0"
 #endif
 #define KEEPALIVE_MS 10000
-#define PREVIEW_CHARS 120
 /* /health waits this long at most for the store's write lock. */
 #define HEALTH_PROBE_MS 200
-
-/* The prompt preview: the first 120 characters of the last user message. */
-static char *
-preview(const struct rf_chat_req *req)
-{
-	const char *p = req->msgs[req->nmsgs - 1].content;
-	size_t n = rf_utf8_prefix(p, strlen(p), PREVIEW_CHARS);
-
-	return strndup(p, n);
-}
-
-/* Make the request's row durable: call before the answer's last byte.
- * Never fails the request (a lost row is counted for /health). */
-static void
-log_entry(struct rf_worker *w, const struct rf_chat_req *req,
-    struct rf_log_entry *e)
-{
-	char *pv = NULL;
-
-	if (w->cfg->log_prompts)
-		pv = preview(req);
-	e->prompt_preview = pv;
-	rf_logq_log(w->store, e);
-	e->prompt_preview = NULL;
-	free(pv);
-}
 
 /* Parse the body; on failure answer 400 and return -1. */
 static int
@@ -75,55 +50,32 @@ parse(struct rf_worker *w, struct rf_request *rq, struct rf_chat_req *req)
 	return -1;
 }
 
-static void
-begin(struct rf_request *rq, struct rf_chain_result *r)
-{
-	rf_chain_result_init(r);
-	snprintf(r->request_id, sizeof(r->request_id), "%s", rq->request_id);
-	r->started_ms = rf_now_ms();
-	r->started_mono = rf_mono_ms();
-}
-
-/* X-RelayForge-* (and Retry-After for a 429) of a chat answer. */
-static void
-chat_headers(const struct rf_log_entry *e, const struct rf_chain_result *r,
-    char *out, size_t len)
-{
-	int n = snprintf(out, len, "X-RelayForge-Provider: %s\r\n"
-	    "X-RelayForge-Fallback: %s\r\n",
-	    e->final_provider ? e->final_provider : "none",
-	    e->fallback ? "true" : "false");
-
-	if (n > 0 && (size_t)n < len && !e->success && e->http_status == 429 &&
-	    r->retry_after_ms >= 0)
-		snprintf(out + n, len - (size_t)n, "Retry-After: %lld\r\n",
-		    (long long)((r->retry_after_ms + 999) / 1000));
-}
-
 void
 rf_handle_chat(struct rf_worker *w, struct rf_request *rq)
 {
 	struct rf_chat_req req;
 	struct rf_chain_result r;
 	struct rf_log_entry e;
-	char extra[256];
+	struct rf_buf extra;
 	int status;
 
 	if (parse(w, rq, &req) != 0)
 		return;
-	begin(rq, &r);
+	rf_answer_begin(rq, &r);
 	rf_chain_run(w, &req, NULL, &r);
 	status = r.err == RF_OK ? 200 : rf_err_status(r.err);
 	rf_chain_entry(&req, &r, "chat", status, &e);
-	chat_headers(&e, &r, extra, sizeof(extra));
-	log_entry(w, &req, &e); /* before any byte of the answer */
+	rf_buf_init(&extra, 0);
+	rf_answer_headers(&e, &r, &extra);
+	rf_answer_log(w, &req, &e); /* before any byte of the answer */
 	if (r.err == RF_OK)
-		rf_reply_data(rq, extra, rf_render_chat(&e, r.res.text.data,
-		    r.res.text.len));
+		rf_reply_data(rq, rf_buf_str(&extra), rf_render_chat(&e,
+		    r.res.text.data, r.res.text.len));
 	else
-		rf_reply_json(rq, status, extra, rf_render_failure(
+		rf_reply_json(rq, status, rf_buf_str(&extra), rf_render_failure(
 		    rf_render_chain_error(&e, r.err, r.fail.message,
 		    r.fail.details)));
+	rf_buf_free(&extra);
 	rf_chain_result_free(&r);
 	rf_contract_free(&req);
 }
@@ -215,7 +167,7 @@ rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 
 	if (parse(w, rq, &req) != 0)
 		return;
-	begin(rq, &r);
+	rf_answer_begin(rq, &r);
 	s.last_event = rf_mono_ms();
 	if (rf_reply_sse_start(rq, NULL) != 0) {
 		r.err = RF_ERR_CLIENT_CLOSED;
@@ -225,7 +177,7 @@ rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 		rf_chain_entry(&req, &r, "stream",
 		    r.err == RF_OK ? 200 : rf_err_status(r.err), &e);
 	}
-	log_entry(w, &req, &e); /* before the terminal events */
+	rf_answer_log(w, &req, &e); /* before the terminal events */
 	stream_end(&s, &r, &e);
 	rf_chain_result_free(&r);
 	rf_contract_free(&req);

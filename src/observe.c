@@ -127,7 +127,8 @@ static const char *const logs_param_msg[][2] = {
 	{ "before", "before must be a positive request id." },
 	{ "provider", "provider must be a provider id." },
 	{ "status", "status must be success or error." },
-	{ "endpoint", "endpoint must be chat or stream." },
+	{ "endpoint", "endpoint must be chat, stream, openai or "
+	    "openai_stream." },
 };
 
 /* One of two words, as the static copy; NULL when v is neither. */
@@ -135,6 +136,16 @@ static const char *
 one_of(const char *v, const char *a, const char *b)
 {
 	return strcmp(v, a) == 0 ? a : strcmp(v, b) == 0 ? b : NULL;
+}
+
+/* An endpoint of the log rows (SPEC sections 4 and 13), as the static
+ * copy; NULL when v names none. */
+static const char *
+endpoint_of(const char *v)
+{
+	const char *e = one_of(v, "chat", "stream");
+
+	return e != NULL ? e : one_of(v, "openai", "openai_stream");
 }
 
 /* Fill lq from the query string; on a bad value answer 400 naming it and
@@ -168,7 +179,7 @@ logs_query(struct rf_request *rq, struct rf_log_query *lq)
 		goto fail;
 	bad = 4;
 	if ((f = rf_router_query_get(q, "endpoint", v, sizeof v)) != 0 &&
-	    (f < 0 || (lq->endpoint = one_of(v, "chat", "stream")) == NULL))
+	    (f < 0 || (lq->endpoint = endpoint_of(v)) == NULL))
 		goto fail;
 	return 0;
 fail:

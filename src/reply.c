@@ -1,5 +1,6 @@
 /*
- * reply: the one writer of responses (SPEC section 4, "Common rules").
+ * reply: the one writer of responses (SPEC section 4, "Common rules", and
+ * section 13 for the OpenAI surface's errors and stream end).
  *
  * Every response starts with a "Status:" line carrying the reason phrase
  * (web servers pass it through as the HTTP status line) and X-Request-Id;
@@ -10,11 +11,13 @@
  * handler can write on after the client has gone without checking each
  * call.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "render.h"
+#include "render_openai.h"
 #include "reply.h"
 #include "sse.h"
 #include "util.h"
@@ -58,7 +61,8 @@ rf_reply_head(struct rf_request *rq, int status)
 	if (rq->origin != NULL)
 		rf_buf_printf(&h, "Access-Control-Allow-Origin: %s\r\n"
 		    "Access-Control-Expose-Headers: X-Request-Id, X-RelayForge-Provider, "
-		    "X-RelayForge-Fallback, Retry-After\r\nVary: Origin\r\n", rq->origin);
+		    "X-RelayForge-Fallback, X-RelayForge-Attempts, Retry-After, "
+		    "x-should-retry\r\nVary: Origin\r\n", rq->origin);
 	rc = rf_out_write(&rq->out, h.data, h.len);
 	rf_buf_free(&h);
 	rq->head_sent = true;
@@ -98,6 +102,41 @@ rf_reply_error(struct rf_request *rq, enum rf_err code, const char *message,
 	return rf_reply_json(rq, rf_err_status(code), extra, rf_render_failure(e));
 }
 
+/* Whether asking again may cure the error (SPEC section 13): not a 4xx
+ * other than 408, 409 and 429, nor an upstream that refused the request
+ * or the gateway's key -- every retry of those would walk the chain and
+ * call the providers again for the same answer. */
+static bool
+retry_may_cure(enum rf_err code)
+{
+	int st = rf_err_status(code);
+
+	if (code == RF_ERR_PROVIDER_BAD_REQUEST || code == RF_ERR_PROVIDER_AUTH)
+		return false;
+	return st < 400 || st >= 500 || st == 408 || st == 409 || st == 429;
+}
+
+int
+rf_reply_oai_error(struct rf_request *rq, enum rf_err code,
+    const char *message, const char *param, const char *extra)
+{
+	struct rf_buf h = { 0 };
+	int rc;
+
+	rf_buf_printf(&h, "%s%s", extra ? extra : "", retry_may_cure(code) ? "" :
+	    "x-should-retry: false\r\n");
+	rc = rf_reply_json(rq, rf_err_status(code), rf_buf_str(&h),
+	    rf_render_oai_error(code, message, param));
+	rf_buf_free(&h);
+	return rc;
+}
+
+int
+rf_reply_oai_done(struct rf_request *rq)
+{
+	return rf_sse_write(&rq->out, NULL, "[DONE]");
+}
+
 int
 rf_reply_data(struct rf_request *rq, const char *extra, json_object *data)
 {
@@ -124,7 +163,7 @@ rf_reply_internal(struct rf_request *rq, const char *details)
 int
 rf_reply_event(struct rf_request *rq, const char *event, json_object *obj)
 {
-	char *text = rf_render_text(obj);
+	char *text = obj != NULL ? rf_render_text(obj) : NULL;
 	int rc;
 
 	json_object_put(obj);

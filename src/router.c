@@ -10,12 +10,18 @@
  * (SCRIPT_NAME /api), nginx with or without its path split, an Apache
  * Alias, /cgi-bin/relayforge.fcgi/api/v1/... -- while /api/foo/api/v1/logs
  * is not /api/v1/logs: a rule a web server puts on /api/v1/logs cannot
- * be walked around.  An encoded slash (%2f) is never a separator: such a
+ * be walked around.  Nor is /api/api/v1/logs under a mount at /api (or
+ * /v1/api/v1/logs under /v1): a mount point where a surface begins is not
+ * routed after.  An encoded slash (%2f) is never a separator: such a
  * path is 404 (it was never a route).
  * A surface is a prefix, a static route table and a refusal renderer:
- * today there is one, /api/v1/, answering in the error shape of SPEC
- * section 6; another surface (SPEC section 13's /v1/, with its own error
- * shape) is one more entry in surfaces[] and its own table.
+ * /api/v1/ answers in the error shape of SPEC section 6, /v1/ (the
+ * OpenAI-compatible surface of SPEC section 13) in OpenAI's, takes its
+ * token from x-api-key too, and lets browser SDKs send their headers.
+ * The one exception to "an encoded slash is a 404": inside the part of
+ * a path a route's trailing '*' matches (a model id of /v1/models/{id},
+ * which SDKs send with its '/' encoded as %2F), where it is data and
+ * cannot join two segments of a route.
  *
  * Before a handler runs, requests are refused in this order: 404, 405
  * (+ Allow), then OPTIONS answers the preflight, then 401 (tokens,
@@ -33,6 +39,7 @@
 
 #include "config.h"
 #include "handlers.h"
+#include "handlers_openai.h"
 #include "ratelimit.h"
 #include "reply.h"
 #include "router.h"
@@ -67,9 +74,46 @@ static const struct rf_surface api_surface = {
 	.cors_headers = NULL,
 };
 
-/* Tried in order: a surface whose prefix contains another's goes first. */
+/* ---- the /v1/ surface (SPEC section 13) ----------------------------- */
+
+static const struct rf_route oai_routes[] = {
+	{ "POST", "chat/completions", RF_GUARD_API, true,  rf_handle_oai_chat },
+	{ "GET",  "models",           RF_GUARD_API, false, rf_handle_oai_models },
+	{ "GET",  "models/*",         RF_GUARD_API, false, rf_handle_oai_model },
+};
+
+/* {"error":{"message","type","param","code"}}, with x-should-retry. */
+static void
+oai_refuse(struct rf_request *rq, enum rf_err code, const char *message,
+    const char *field, const char *extra_headers)
+{
+	rf_reply_oai_error(rq, code, message, field, extra_headers);
+}
+
+/* What the official SDKs send from a browser, besides the token. */
+#define OAI_CORS_HEADERS "Authorization, Content-Type, X-Request-Id, " \
+	"x-api-key, OpenAI-Organization, OpenAI-Project, OpenAI-Beta, " \
+	"X-Stainless-Arch, X-Stainless-Lang, X-Stainless-OS, " \
+	"X-Stainless-Package-Version, X-Stainless-Retry-Count, " \
+	"X-Stainless-Runtime, X-Stainless-Runtime-Version, " \
+	"X-Stainless-Timeout, X-Stainless-Read-Timeout, X-Stainless-Async, " \
+	"X-Stainless-Raw-Response, X-Stainless-Helper-Method, " \
+	"X-Stainless-Poll-Helper, X-Stainless-Custom-Poll-Interval"
+
+static const struct rf_surface oai_surface = {
+	.prefix = "/v1/",
+	.routes = oai_routes,
+	.nroutes = NELEM(oai_routes),
+	.refuse = oai_refuse,
+	.key_param = "HTTP_X_API_KEY",
+	.cors_headers = OAI_CORS_HEADERS,
+};
+
+/* Tried in order: a surface whose prefix contains another's goes first
+ * ("/api/v1/..." mounted at "/api" also reads as "/v1/..."). */
 static const struct rf_surface *const surfaces[] = {
 	&api_surface,
+	&oai_surface,
 };
 
 /* ---- the target ---------------------------------------------------------- */
@@ -153,27 +197,36 @@ param(struct rf_request *rq, const char *name)
 	return rq->param(rq->ctx, name);
 }
 
-/* The raw path of REQUEST_URI, decoded; -1 (a 404) for a bad escape or an
- * encoded slash, which would otherwise join two segments into one. */
+/* The raw path of REQUEST_URI, decoded; -1 (a 404) for a bad escape.
+ * *slash is the offset in the decoded path of the first encoded slash
+ * (%2f), which would otherwise join two segments into one, or -1. */
 static int
-decode_target(const char *raw, size_t n, char *dst, size_t dstlen)
+decode_target(const char *raw, size_t n, char *dst, size_t dstlen,
+    long *slash)
 {
-	for (size_t i = 0; i + 2 < n; i++)
-		if (raw[i] == '%' && raw[i + 1] == '2' &&
-		    (raw[i + 2] == 'f' || raw[i + 2] == 'F'))
-			return -1;
+	long escapes = 0;
+
+	*slash = -1;
+	for (size_t i = 0; i + 2 < n && *slash < 0; i++) {
+		if (raw[i] != '%')
+			continue;
+		if (raw[i + 1] == '2' && (raw[i + 2] == 'f' || raw[i + 2] == 'F'))
+			*slash = (long)i - 2 * escapes;
+		escapes++;
+	}
 	return rf_router_decode_path(raw, n, dst, dstlen);
 }
 
 /* Path and query from REQUEST_URI (SCRIPT_NAME + PATH_INFO as a fallback,
  * taken as they are: the server has decoded them already). */
 static int
-parse_target(struct rf_request *rq)
+parse_target(struct rf_request *rq, long *slash)
 {
 	const char *uri = param(rq, "REQUEST_URI");
 	const char *q;
 	int n;
 
+	*slash = -1;
 	if (uri == NULL || *uri == '\0') {
 		const char *sn = param(rq, "SCRIPT_NAME"), *pi = param(rq, "PATH_INFO");
 
@@ -187,21 +240,40 @@ parse_target(struct rf_request *rq)
 	q = strchr(uri, '?');
 	rq->query = q ? q + 1 : "";
 	return decode_target(uri, q ? (size_t)(q - uri) : strlen(uri),
-	    rq->path, sizeof(rq->path));
+	    rq->path, sizeof(rq->path), slash);
+}
+
+/* true when a surface's prefix starts with the n bytes of mount and a
+ * slash: the mount point is where that surface begins (lighttpd's "/api"
+ * and "/v1" keys), not a place the API was mounted under. */
+static bool
+mount_is_surface(const struct rf_surface *const *sv, size_t nsv,
+    const char *mount, size_t n)
+{
+	for (size_t i = 0; i < nsv; i++)
+		if (strncmp(sv[i]->prefix, mount, n) == 0 &&
+		    sv[i]->prefix[n] == '/')
+			return true;
+	return false;
 }
 
 /* What follows the mount point the server reports (SCRIPT_NAME, without a
  * trailing slash) when the path starts with it at a segment boundary;
- * NULL otherwise. */
+ * NULL otherwise, and NULL when the mount point is where a surface
+ * begins: such a path is routed from its start or not at all, so
+ * /api/api/v1/logs (mounted at /api) or /v1/api/v1/logs (at /v1) is not
+ * /api/v1/logs. */
 static const char *
-after_mount(struct rf_request *rq)
+after_mount(const struct rf_surface *const *sv, size_t nsv,
+    struct rf_request *rq)
 {
 	const char *sn = param(rq, "SCRIPT_NAME");
 	size_t n = sn != NULL ? strlen(sn) : 0;
 
 	while (n > 0 && sn[n - 1] == '/')
 		n--;
-	if (n == 0 || strncmp(rq->path, sn, n) != 0 || rq->path[n] != '/')
+	if (n == 0 || strncmp(rq->path, sn, n) != 0 || rq->path[n] != '/' ||
+	    mount_is_surface(sv, nsv, sn, n))
 		return NULL;
 	return rq->path + n;
 }
@@ -212,7 +284,7 @@ after_mount(struct rf_request *rq)
 static const struct rf_surface *
 find_surface(const struct rf_surface *const *sv, size_t n, struct rf_request *rq)
 {
-	const char *mounted = after_mount(rq);
+	const char *mounted = after_mount(sv, n, rq);
 
 	rq->route = NULL;
 	for (size_t i = 0; i < n; i++) {
@@ -269,6 +341,25 @@ find_route(const struct rf_surface *s, const char *key, const char *method,
 			match = &s->routes[i];
 	}
 	return match;
+}
+
+/* An encoded slash at offset slash of the path is data only inside what
+ * a route's trailing '*' matches; anywhere else the path is no route. */
+static bool
+slash_in_wildcard(const struct rf_surface *s, const struct rf_request *rq,
+    long slash)
+{
+	long at = (long)(rq->route - rq->path);
+
+	for (size_t i = 0; i < s->nroutes; i++) {
+		size_t n = strlen(s->routes[i].path);
+
+		if (n > 0 && s->routes[i].path[n - 1] == '*' &&
+		    route_matches(&s->routes[i], rq->route) &&
+		    slash >= at + (long)n - 1)
+			return true;
+	}
+	return false;
 }
 
 /* ---- the guards -------------------------------------------------------- */
@@ -502,17 +593,20 @@ rf_router_serve_with(const struct rf_surface *const *sv, size_t n,
 	const struct rf_route *match;
 	bool known;
 	char allow[128], h[160];
+	long slash;
 
 	rq->method = param(rq, "REQUEST_METHOD");
 	if (rq->method == NULL)
 		rq->method = "GET";
 	identify(w, rq);
 	rq->route = NULL;
-	if (parse_target(rq) == 0)
+	if (parse_target(rq, &slash) == 0)
 		s = find_surface(sv, n, rq);
 	if (s == NULL)
 		s = sv[0];
 	match = find_route(s, rq->route, rq->method, &known);
+	if (known && slash >= 0 && !slash_in_wildcard(s, rq, slash))
+		known = false;
 	if (!known) {
 		s->refuse(rq, RF_ERR_NOT_FOUND, NULL, NULL, NULL);
 		goto out;

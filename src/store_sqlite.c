@@ -229,8 +229,12 @@ static const char *const stmt_sql[ST_COUNT] = {
 
 /* The logs page query has one variant per filter combination (status x
  * endpoint x provider), each prepared on first use: literal filter values
- * let the planner use the partial index of failures. */
-#define LOG_VARIANTS (3 * 3 * 2)
+ * let the planner use the partial index of failures.  The endpoints of
+ * the filter: none, then /api/v1's and /v1's (SPEC sections 4, 13). */
+static const char *const log_endpoint[] = { "", "chat", "stream", "openai",
+    "openai_stream" };
+#define LOG_ENDPOINTS 5
+#define LOG_VARIANTS (3 * LOG_ENDPOINTS * 2)
 
 struct rf_store_conn {
 	sqlite3 *db;
@@ -1329,10 +1333,12 @@ log_variant(const struct rf_log_query *q)
 {
 	int st = q->status == NULL ? 0 : strcmp(q->status, "success") == 0 ?
 	    1 : 2;
-	int ep = q->endpoint == NULL ? 0 : strcmp(q->endpoint, "chat") == 0 ?
-	    1 : 2;
+	int ep = 0;
 
-	return (st * 3 + ep) * 2 + (q->provider != NULL);
+	for (int i = 1; q->endpoint != NULL && i < LOG_ENDPOINTS; i++)
+		if (strcmp(q->endpoint, log_endpoint[i]) == 0)
+			ep = i;
+	return (st * LOG_ENDPOINTS + ep) * 2 + (q->provider != NULL);
 }
 
 #define LOG_COLS "id, request_id, ts_ms, endpoint, strategy," \
@@ -1348,16 +1354,18 @@ log_stmt(struct rf_store_conn *s, int v)
 {
 	static const char *const status[] = { "", " AND status = 'success'",
 	    " AND status = 'error'" };
-	static const char *const endpoint[] = { "", " AND endpoint = 'chat'",
-	    " AND endpoint = 'stream'" };
+	char endpoint[64] = "";
 	char sql[512];
 
 	if (s->logs[v] != NULL)
 		return s->logs[v];
+	if (v / 2 % LOG_ENDPOINTS > 0)
+		snprintf(endpoint, sizeof endpoint, " AND endpoint = '%s'",
+		    log_endpoint[v / 2 % LOG_ENDPOINTS]);
 	snprintf(sql, sizeof sql, "SELECT " LOG_COLS " FROM requests"
 	    " WHERE id < ?1%s%s%s ORDER BY id DESC LIMIT ?3",
-	    v % 2 ? " AND final_provider = ?2" : "", status[v / 6],
-	    endpoint[v / 2 % 3]);
+	    v % 2 ? " AND final_provider = ?2" : "",
+	    status[v / (2 * LOG_ENDPOINTS)], endpoint);
 	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
 	    &s->logs[v], NULL) != SQLITE_OK) {
 		report(s, "rf_store_logs");

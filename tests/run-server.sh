@@ -1,6 +1,7 @@
 #!/bin/sh
-# `make run`: serve the web client and the API through a real lighttpd in the
-# foreground, with the shipped config (deploy/lighttpd-run.conf.in).
+# `make run`: serve the web client, the API (/api/v1) and the OpenAI-
+# compatible API (/v1) through a real lighttpd in the foreground, with the
+# shipped config (deploy/lighttpd-run.conf.in).
 # Ctrl-C stops lighttpd, which stops the responders it spawned.
 #
 # Environment:
@@ -74,4 +75,5 @@ if ! out=$(lighttpd -tt -f "$RUN/lighttpd.conf" 2>&1); then
 fi
 
 echo "RelayForge: http://127.0.0.1:$PORT/  (Ctrl-C stops)"
+echo "OpenAI-compatible base URL: http://127.0.0.1:$PORT/v1"
 exec lighttpd -D -f "$RUN/lighttpd.conf"

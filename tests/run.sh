@@ -1,11 +1,13 @@
 #!/bin/sh
-# `make test`: every unit test binary, then the integration suite; the last
-# line is "N passed, N failed" and the exit status is 1 on any failure.
+# `make test`: every unit test binary, then the integration suite, the
+# official OpenAI SDK against /v1 (tests/sdk/), the deployments and the
+# browser tests; the last line is "N passed, N failed" and the exit status
+# is 1 on any failure.
 #
 #   BUILD  build directory holding tests/test_* (build)
 #   BIN    the responder under test (cgi-bin/relayforge.fcgi)
-#   tests/run.sh -k PATTERN   only the integration tests matching PATTERN
-#                             (no unit tests), for development
+#   tests/run.sh -k PATTERN   only the integration and SDK tests matching
+#                             PATTERN (no unit tests), for development
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -90,6 +92,11 @@ set -- python3 "$ROOT/tests/integration/runner.py"
 [ -n "$PATTERN" ] && set -- "$@" -k "$PATTERN"
 [ -n "$VERBOSE" ] && set -- "$@" -v
 run_suite integration "$@"
+
+# The official openai npm package driving /v1 as a user would (tests/sdk/).
+set -- python3 "$ROOT/tests/sdk/run.py"
+[ -n "$PATTERN" ] && set -- "$@" -k "$PATTERN"
+run_suite sdk "$@"
 
 if [ -z "$PATTERN" ]; then
 	# Every shipped deployment under its real server (needs root: it runs

@@ -309,6 +309,11 @@ async function loadStrategies() {
 
 const logs = { before: null, next: null, page: 0 };
 
+// Log rows name the endpoint that served them: /api/v1's chat and stream,
+// and the OpenAI-compatible /v1/chat/completions (plain or streamed).
+const ENDPOINT_LABEL = { chat: "chat", stream: "stream", openai: "v1 chat", openai_stream: "v1 stream" };
+const endpointLabel = (e) => ENDPOINT_LABEL[e] || e || "?";
+
 function logRow(r) {
   const route = r.attemptedProvider && r.finalProvider && r.attemptedProvider !== r.finalProvider
     ? `${r.attemptedProvider} → ${r.finalProvider}` : r.finalProvider || r.attemptedProvider || "–";
@@ -316,7 +321,7 @@ function logRow(r) {
   const flags = [r.fallbackActivated && "fallback", r.degradedMode && "degraded", r.demoMode && "demo"].filter(Boolean);
   return el("tr", { attrs: { "data-request-id": r.requestId } },
     el("td", { class: "nowrap", text: fmtDateTime(r.timestamp), title: r.requestId ? `request id ${r.requestId}` : "" }),
-    el("td", { class: "nowrap", text: `${r.endpoint || "?"} · ${r.strategy || "?"}` }),
+    el("td", { class: "nowrap", text: `${endpointLabel(r.endpoint)} · ${r.strategy || "?"}`, title: r.endpoint ? `endpoint ${r.endpoint}` : "" }),
     el("td", {}, el("span", { class: "nowrap", text: route }), el("span", { class: "sub", text: r.model || "no model" })),
     el("td", {}, el("span", { class: `badge s-${ok ? "ok" : "error"}`, text: ok ? "ok" : r.errorCode || r.status || "error" })),
     el("td", { class: "num", text: r.httpStatus ?? "–" }),

@@ -21,7 +21,9 @@ and for the stream rows (two lighttpd starts; the thread count differs):
   openrouter t=16,rl=1 (quota headers)   t=16,first=50,gap=20 (paced)
   cerebras   t=16                        t=50,gap=200 (slow: 10 s)
 "auto" starts at groq (the fallback rows); the other rows name their
-provider in options.strategy.  RELAYFORGE_COOLDOWN_MS=0 keeps groq from
+provider in options.strategy.  The "v1" rows send the same requests to the
+OpenAI-compatible surface (POST /v1/chat/completions, "model" naming the
+same provider), in the same run, so its cost shows beside /api/v1's.  RELAYFORGE_COOLDOWN_MS=0 keeps groq from
 cooling down, so every fallback request really calls it first (the worst
 case: in production a 429 cools the provider down and later requests skip
 it without a call).  rl=1 makes the mock send Groq's x-ratelimit-* headers,
@@ -84,8 +86,9 @@ CHAT_UP = {"groq": "status=429", "sambanova": "t=16",
 STREAM_UP = {"groq": "status=429", "sambanova": "t=16",
              "openrouter": "t=16,first=50,gap=20", "cerebras": "t=50,gap=200"}
 IMMEDIATE, PACED, SLOW = "t=16", "t=16,first=50,gap=20", "t=50,gap=200"
-OPEN_LABEL = {"floor": "floor", "chat": "chat", "quota": "chat+quota hdrs",
-              "fallback": "fallback"}
+OPEN_LABEL = {"floor": "floor", "chat": "chat", "v1": "v1 chat",
+              "quota": "chat+quota hdrs", "fallback": "fallback"}
+V1 = "/v1/chat/completions"
 
 
 def log(msg):
@@ -370,6 +373,14 @@ def write_bodies(tmp):
                        ("slow", "cerebras")):
         b["stream_" + name] = put("stream_%s.json" % name, {
             "prompt": PROMPT, "options": {"strategy": prov, "maxTokens": 64}})
+    # The same requests on the OpenAI-compatible surface.
+    def v1(model, stream):
+        return {"model": model, "max_tokens": 64, "temperature": 0.7,
+                "stream": stream, "messages": [{"role": "user",
+                                                "content": PROMPT}]}
+    b["v1_chat"] = put("v1_chat.json", v1("sambanova", False))
+    b["v1_stream_imm"] = put("v1_stream_imm.json", v1("sambanova", True))
+    b["v1_stream_paced"] = put("v1_stream_paced.json", v1("openrouter", True))
     # What the gateway itself sends upstream, for the direct runs.
     up = {"model": "bench", "messages": [{"role": "user", "content": PROMPT}],
           "max_tokens": 64, "temperature": 0.7, "stream": False}
@@ -420,17 +431,23 @@ def phase_chat(procs, bodies, res):
     log("warm-up (3 s at concurrency 16)")
     wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 3)
     for c in (1, 16, 64):
-        log("chat, concurrency %d" % c)
+        log("chat, concurrency %d (mock, /api/v1, /v1)" % c)
         d = wrk(direct(procs, IMMEDIATE), bodies["direct_chat"], c, SECS)
         g = wrk(procs.gw("/api/v1/chat"), bodies["chat"], c, SECS)
         res["chat_c%d" % c] = {"gateway": g, "direct": d}
-    log("chat, open loop at 1,000 requests/s")
+        g = wrk(procs.gw(V1), bodies["v1_chat"], c, SECS)
+        res["v1_c%d" % c] = {"gateway": g, "direct": d}
+    log("chat, open loop at 1,000 requests/s (mock, /api/v1, /v1)")
     d = loadgen(direct(procs, IMMEDIATE), bodies["direct_chat"], 1000,
                 OPEN_SECS)
     meter = CpuMeter(procs)
     g = loadgen(procs.gw("/api/v1/chat"), bodies["chat"], 1000, OPEN_SECS)
     g["cpu_us_per_request"] = meter.per_request_us(g["count"])
     res["chat_open1000"] = {"gateway": g, "direct": d}
+    meter = CpuMeter(procs)
+    g = loadgen(procs.gw(V1), bodies["v1_chat"], 1000, OPEN_SECS)
+    g["cpu_us_per_request"] = meter.per_request_us(g["count"])
+    res["v1_open1000"] = {"gateway": g, "direct": d}
     log("chat with quota headers (x-ratelimit-*), open loop at 1,000/s")
     d = loadgen(direct(procs, CHAT_UP["openrouter"]), bodies["direct_chat"],
                 1000, OPEN_SECS)
@@ -477,12 +494,16 @@ def phase_streams(procs, bodies, res):
             ("paced", PACED, 1, 5 if QUICK else 20),
             ("paced", PACED, 64, 64 if QUICK else 192)]
     for kind, behaviour, c, n in runs:
-        log("streams %s, concurrency %d (%d streams)" % (kind, c, n))
+        log("streams %s, concurrency %d (%d streams; mock, /api/v1, /v1)"
+            % (kind, c, n))
         d = sse(direct(procs, behaviour), bodies["direct_stream"], "openai",
                 c, n)
         g = sse(procs.gw("/api/v1/stream"), bodies["stream_" + kind], "gw",
                 c, n)
         res["stream_%s_c%d" % (kind, c)] = {"gateway": g, "direct": d}
+        # /v1 streams are the upstream's own format: read like the mock's.
+        g = sse(procs.gw(V1), bodies["v1_stream_" + kind], "openai", c, n)
+        res["v1stream_%s_c%d" % (kind, c)] = {"gateway": g, "direct": d}
 
 
 def phase_threads_cost(procs, bodies, res):
@@ -590,17 +611,18 @@ def lat_rows(label, pair, keys, target=None):
 def build_rows(res):
     rows = []
     for c in (1, 16, 64):
-        for kind in ("chat", "fallback"):
+        for kind in ("chat", "v1", "fallback"):
             p = res.get("%s_c%d" % (kind, c))
             if p is None:
                 continue
-            rows.append(row("%s c=%d req/s" % (kind, c), p["gateway"]["rps"],
+            label = "v1 chat" if kind == "v1" else kind
+            rows.append(row("%s c=%d req/s" % (label, c), p["gateway"]["rps"],
                             p["direct"]["rps"], "req/s", better="higher"))
-            rows += lat_rows("%s c=%d" % (kind, c), p, ("p50", "p90", "p99"))
+            rows += lat_rows("%s c=%d" % (label, c), p, ("p50", "p90", "p99"))
     p = res.get("floor_c1")
     if p:
         rows += lat_rows("floor c=1", p, ("p50", "p99"))
-    for kind in ("floor", "chat", "quota", "fallback"):
+    for kind in ("floor", "chat", "v1", "quota", "fallback"):
         p = res.get("%s_open1000" % kind)
         if p is None:
             continue
@@ -614,20 +636,23 @@ def build_rows(res):
                         p["gateway"]["rps"], p["direct"]["rps"], "req/s"))
         rows += lat_rows("chat c=64, %d threads" % STREAM_THREADS, p,
                          ("p50", "p99"))
-    for kind in ("chat", "fallback"):
+    for kind in ("chat", "v1", "fallback"):
         p = res.get("%s_open1000" % kind)
         cpu = p and p["gateway"].get("cpu_us_per_request")
         if cpu:
-            rows.append(row("%s @1000/s CPU/request responders" % kind,
-                            ms(cpu["responders"]), None, "ms"))
-            rows.append(row("%s @1000/s CPU/request lighttpd" % kind,
-                            ms(cpu["lighttpd"]), None, "ms"))
-    for key in ("stream_imm_c1", "stream_imm_c64", "stream_paced_c1",
-                "stream_paced_c64"):
+            rows.append(row("%s @1000/s CPU/request responders" %
+                            OPEN_LABEL[kind], ms(cpu["responders"]), None,
+                            "ms"))
+            rows.append(row("%s @1000/s CPU/request lighttpd" %
+                            OPEN_LABEL[kind], ms(cpu["lighttpd"]), None, "ms"))
+    for key in ("stream_imm_c1", "v1stream_imm_c1", "stream_imm_c64",
+                "v1stream_imm_c64", "stream_paced_c1", "v1stream_paced_c1",
+                "stream_paced_c64", "v1stream_paced_c64"):
         p = res.get(key)
         if p is None:
             continue
-        label = key.replace("stream_", "stream ").replace("_c", " c=")
+        label = key.replace("v1stream_", "v1 stream ").replace(
+            "stream_", "stream ").replace("_c", " c=")
         for fig, name in (("ttfb_us", "TTFB"), ("ttft_us", "TTFT"),
                           ("first_relay_us", "1st-token relay"),
                           ("token_relay_us", "token relay")):
@@ -685,6 +710,24 @@ def verdicts(res):
             ms(g["p50"] - d["p50"]), g["p50"] - d["p50"] <= 300)
         add("chat overhead p99 @1000/s", "<= 1 ms",
             ms(g["p99"] - d["p99"]), g["p99"] - d["p99"] <= 1000)
+    # SPEC section 11: the OpenAI-compatible surface adds no more than
+    # /api/v1 does.  The two run back to back on a shared machine, so a
+    # small tolerance stands for noise (stated in the target).
+    p, q = res.get("chat_open1000"), res.get("v1_open1000")
+    if p and q:
+        a, v = p["gateway"]["latency_us"], q["gateway"]["latency_us"]
+        add("v1 chat p50 @1000/s minus /api/v1's", "<= 0.1 ms",
+            ms(v["p50"] - a["p50"]), v["p50"] - a["p50"] <= 100)
+        add("v1 chat p99 @1000/s minus /api/v1's", "<= 0.5 ms",
+            ms(v["p99"] - a["p99"]), v["p99"] - a["p99"] <= 500)
+    for kind in ("imm", "paced"):
+        p, q = res.get("stream_%s_c1" % kind), res.get("v1stream_%s_c1" % kind)
+        if p and q:
+            a, v = p["gateway"]["ttft_us"], q["gateway"]["ttft_us"]
+            add("v1 stream TTFT p50 minus /api/v1's (%s, c=1)" % kind,
+                "<= 0.1 ms", ms(v["p50"] - a["p50"]),
+                v["p50"] - a["p50"] <= 100 and
+                q["gateway"]["ok"] == q["gateway"]["streams"])
     best = max([res[k]["gateway"]["rps"] for k in ("chat_c16", "chat_c64")
                 if k in res] or [0])
     add("chat throughput", ">= 3000 req/s", round(best), best >= 3000)
@@ -736,6 +779,7 @@ directly; diff = gateway - mock; ratio = gateway / mock.  Latencies in ms
 (wrk for c=N rows; open loop, from the due time, for @1000/s rows).
 floor: lighttpd + an empty FastCGI responder instead of RelayForge.
 fallback: groq answers 429, sambanova answers (its mock column is plain chat).
+v1: the same request on POST /v1/chat/completions (the OpenAI surface).
 chat+quota hdrs: the upstream sends x-ratelimit-* headers, as Groq does.
 relay: when a token left the mock -> when the client read it (stamped).
 CPU/request: responder and lighttpd CPU time per request at 1,000/s."""

@@ -20,8 +20,14 @@ around the shipped file), then checks:
   env       (FastCGI) the responders' environment holds only what the
             config gives them: a key in the server's environment stays out
   deny      (.htaccess) the store, settings files and dotfiles are not served
+  v1        the OpenAI-compatible surface is mounted: POST
+            /v1/chat/completions answers a chat.completion, GET /v1/models
+            lists the mock and /v1/models/{id} finds an id with '/' (and
+            with it encoded as %2F where the server lets that through)
   stream    mock tokens 300 ms apart upstream arrive 300 ms apart at the
             client (run in the background while the cases above run)
+  v1stream  the same through /v1/chat/completions: data: chunks spaced
+            like the tokens, then [DONE]
   stop      stopping leaves no server and no responder process behind
 
 Prints "ok <setup>.<case>" or "FAIL <setup>.<case>: <reason>" per case and a
@@ -179,8 +185,10 @@ class Stream:
     """POST /stream and read the SSE answer line by line, timestamping each
     event on arrival.  close_after=n closes the socket after n tokens."""
 
-    def __init__(self, setup, request_id, close_after=None, max_s=30):
+    def __init__(self, setup, request_id, close_after=None, max_s=30,
+                 oai=False):
         self.setup = setup
+        self.oai = oai          # /v1/chat/completions instead of /stream
         self.rid = request_id
         self.close_after = close_after
         self.max_s = max_s
@@ -191,6 +199,10 @@ class Stream:
         self.thread = None
 
     def tokens(self):
+        if self.oai:
+            return [(t, d["choices"][0]["delta"]["content"])
+                    for (t, e, d) in self.events if d.get("choices") and
+                    d["choices"][0].get("delta", {}).get("content")]
         return [(t, d.get("text")) for (t, e, d) in self.events
                 if e == "token"]
 
@@ -213,10 +225,15 @@ class Stream:
         s = self.setup
         body = json.dumps({"prompt": "deployment stream check",
                            "options": {"stream": True}})
+        path = s.api("stream")
+        if self.oai:
+            body = json.dumps({"model": "auto", "stream": True, "messages": [
+                {"role": "user", "content": "deployment stream check"}]})
+            path = s.oai("chat/completions")
         conn = http.client.HTTPConnection("127.0.0.1", s.port,
                                           timeout=self.max_s)
         t0 = time.monotonic()
-        conn.request("POST", s.api("stream"), body=body, headers={
+        conn.request("POST", path, body=body, headers={
             "Content-Type": "application/json",
             "Accept": "text/event-stream",
             "Authorization": "Bearer " + TOKEN,
@@ -245,7 +262,7 @@ class Stream:
                 self.events.append((time.monotonic() - t0, event, data))
                 if event == "token":
                     ntok += 1
-                if event == "done":
+                if event == "done" or data == {"raw": "data: [DONE]"}:
                     break
                 if self.close_after and ntok >= self.close_after:
                     # A client that goes away: FIN now, no more reading.
@@ -299,6 +316,13 @@ class Setup:
 
     def api(self, route):
         return "/api/v1/" + route
+
+    def oai(self, route):
+        """A path of the OpenAI-compatible surface."""
+        return "/v1/" + route
+
+    # Whether the server passes an encoded slash (%2F) in a path through.
+    encoded_slash = True
 
     def server_env(self):
         """The environment the servers start with: PATH, plus a key that
@@ -629,6 +653,12 @@ class HtaccessBase(ApacheBase):
 
     def api(self, route):
         return "/cgi-bin/relayforge.fcgi/api/v1/" + route
+
+    def oai(self, route):
+        return "/cgi-bin/relayforge.fcgi/v1/" + route
+
+    # AllowEncodedSlashes is server config, which .htaccess cannot set.
+    encoded_slash = False
 
     def start(self):
         home = os.path.join(self.tmp, "home")
@@ -1148,13 +1178,82 @@ def case_stream(s, ctx):
     return "%d tokens over %.1f s" % (len(toks), toks[-1][0] - toks[0][0])
 
 
+def case_v1(s, ctx):
+    rid = "dep-v1-" + uuid.uuid4().hex[:12]
+    st, hdr, data = s.request("POST", s.oai("chat/completions"), {
+        "model": "auto", "messages": [{"role": "user", "content": "v1"}]},
+        {"X-Request-Id": rid})
+    check(st == 200, "/v1 chat: HTTP %d %r" % (st, data[:300]))
+    b = jbody(data)
+    check(b.get("object") == "chat.completion" and
+          b["choices"][0]["message"]["content"],
+          "/v1 chat: not a chat.completion: %r" % data[:300])
+    check(b["id"] == "chatcmpl-" + rid and
+          hdr.get("x-relayforge-provider") == "mock",
+          "/v1 chat: id %r, provider %r" % (b.get("id"),
+                                            hdr.get("x-relayforge-provider")))
+    st, _, data = s.request("POST", s.oai("chat/completions"), {
+        "model": "auto", "messages": []})
+    check(st == 400 and jbody(data)["error"]["param"] == "messages",
+          "/v1 400 not in OpenAI's shape: %d %r" % (st, data[:200]))
+    st, _, data = s.request("GET", s.oai("models"))
+    ids = [m["id"] for m in jbody(data).get("data", [])]
+    check(st == 200 and "mock/relayforge-mock-1" in ids,
+          "/v1/models: %d %r" % (st, ids))
+    forms = ["mock/relayforge-mock-1"]
+    if s.encoded_slash:
+        forms.append("mock%2Frelayforge-mock-1")
+    for f in forms:
+        st, _, data = s.request("GET", s.oai("models/" + f))
+        check(st == 200 and jbody(data).get("id") ==
+              "mock/relayforge-mock-1", "/v1/models/%s: HTTP %d %r" %
+              (f, st, data[:200]))
+    row = wait_until(lambda: s.sql(
+        "SELECT endpoint || ' ' || status FROM requests "
+        "WHERE request_id = '%s';" % rid), 5, 0.2)
+    check(row == "openai success", "log row of the /v1 chat: %r" % row)
+    return "model ids: " + ", ".join(forms)
+
+
+def case_v1stream(s, ctx):
+    bg = ctx["v1stream"]
+    check(bg.join(25), "the /v1 stream did not end within 25 s")
+    check(bg.error is None, "/v1 stream: " + str(bg.error))
+    check(bg.status == 200, "/v1 stream: HTTP %d" % bg.status)
+    check("content-length" not in bg.headers,
+          "the /v1 stream carries a Content-Length: buffered")
+    toks = bg.tokens()
+    check(len(toks) >= 5, "%d content chunks" % len(toks))
+    gaps = [b[0] - a[0] for a, b in zip(toks, toks[1:])]
+    spaced = sum(1 for g in gaps if g >= 0.15)
+    check(toks[-1][0] - toks[0][0] >= 1.0,
+          "chunks arrived within %.2f s: buffered" %
+          (toks[-1][0] - toks[0][0]))
+    check(spaced >= 0.8 * len(gaps),
+          "only %d of %d gaps >= 150 ms: chunks arrive in lumps" %
+          (spaced, len(gaps)))
+    check(bg.events[-1][2] == {"raw": "data: [DONE]"},
+          "the /v1 stream did not end with [DONE]: %r" % (bg.events[-1],))
+    row = wait_until(lambda: s.sql(
+        "SELECT endpoint || ' ' || status FROM requests "
+        "WHERE request_id = '%s';" % bg.rid), 5, 0.2)
+    check(row == "openai_stream success", "log row of the /v1 stream: %r"
+          % row)
+    return "%d chunks over %.1f s" % (len(toks), toks[-1][0] - toks[0][0])
+
+
 def case_mount(s, ctx):
     good = s.api("health")
     base = good[:-len("/api/v1/health")]
     mount = base or "/api"
     out = []
-    for path in (mount + "/foo/api/v1/health", mount + "/x/api/v1/logs",
-                 base + "/api/v1%2fhealth", base + "/api%2Fv1/health"):
+    paths = [mount + "/foo/api/v1/health", mount + "/x/api/v1/logs",
+             base + "/api/v1%2fhealth", base + "/api%2Fv1/health",
+             base + "/v1/api/v1/health", base + "/v1%2Fmodels"]
+    if not base:
+        # Mounted at /api and /v1: the mount is where a surface begins.
+        paths.append("/api/api/v1/health")
+    for path in paths:
         st, _, data = s.request("GET", path)
         out.append("%s=%d" % (path, st))
         check(st == 404, "%s: HTTP %d %r" % (path, st, data[:200]))
@@ -1168,7 +1267,7 @@ def cases_of(s):
     if s.fastcgi and s.env_allowed:
         names.append("env")
     names += s.extra_cases
-    names.append("stream")
+    names += ["v1", "stream", "v1stream"]
     return names
 
 
@@ -1231,6 +1330,8 @@ def run_setup(cls, pattern, counts):
         # share case needs a second process.
         ctx["stream"] = Stream(s, "dep-stream-" + uuid.uuid4().hex[:10],
                                max_s=25).start()
+        ctx["v1stream"] = Stream(s, "dep-v1stream-" + uuid.uuid4().hex[:10],
+                                 max_s=25, oai=True).start()
         time.sleep(0.3)
         for n in names[1:-1]:
             if n not in wanted:

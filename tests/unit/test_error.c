@@ -34,6 +34,7 @@ static const struct {
 	{ RF_ERR_STREAM_INTERRUPTED, "stream_interrupted", 502 },
 	{ RF_ERR_INTERNAL, "internal_error", 500 },
 	{ RF_ERR_CLIENT_CLOSED, "client_closed", 499 },
+	{ RF_ERR_MODEL_NOT_FOUND, "model_not_found", 404 },
 };
 
 static void

@@ -88,7 +88,8 @@ test_json_and_error(void **state)
 	    "Status: 200 OK\r\nX-Request-Id: rid-1\r\n"
 	    "Access-Control-Allow-Origin: https://app.example\r\n"
 	    "Access-Control-Expose-Headers: X-Request-Id, X-RelayForge-Provider, "
-	    "X-RelayForge-Fallback, Retry-After\r\nVary: Origin\r\n"
+	    "X-RelayForge-Fallback, X-RelayForge-Attempts, Retry-After, "
+	    "x-should-retry\r\nVary: Origin\r\n"
 	    "Content-Type: application/json; charset=utf-8\r\n"
 	    "Content-Length: 9\r\nCache-Control: no-store\r\nX-Extra: 1\r\n\r\n"
 	    "{\"k\":\"v\"}");

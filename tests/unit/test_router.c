@@ -219,6 +219,13 @@ test_mount_rules(void **state)
 		{ "/cgi-bin/relayforge.fcgix/api/v1/chat",
 		    "/cgi-bin/relayforge.fcgi", NULL, false },
 		{ "//api/v1/chat", NULL, NULL, false },
+		/* a mount point that is where a surface starts is no mount
+		 * to route after: /api/api/v1/... under lighttpd's "/api",
+		 * /v1/api/v1/... under its "/v1" would walk around a rule the
+		 * server puts on /api/v1/logs */
+		{ "/api/api/v1/chat", "/api", "/api/v1/chat", false },
+		{ "/v1/api/v1/chat", "/v1", "/api/v1/chat", false },
+		{ "/api/v1/api/v1/chat", "/api/v1", "/api/v1/chat", false },
 		/* an encoded slash is not a separator */
 		{ "/api/v1%2fchat", "/api", "/v1/chat", false },
 		{ "/api/v1%2Fchat", "/api", "/v1/chat", false },
@@ -553,6 +560,85 @@ test_surface_routes(void **state)
 	free(o);
 }
 
+/* The built-in /v1/ surface (SPEC section 13): OpenAI's error shape with
+ * x-should-retry, x-api-key as the token, the SDK headers in the
+ * preflight, /v1/models/{id} with '/' in the id, encoded or not -- and an
+ * encoded slash anywhere else still no route. */
+static void
+test_oai_surface(void **state)
+{
+	(void)state;
+	struct fake nf = { .params = { "REQUEST_METHOD", "GET", "REQUEST_URI", "/v1/embeddings", NULL } };
+	char *o = serve(&nf);
+	assert_non_null(strstr(o, "Status: 404 Not Found\r\n"));
+	assert_non_null(strstr(o, "x-should-retry: false\r\n"));
+	assert_non_null(strstr(o, "{\"error\":{\"message\":\"No such endpoint.\","
+	    "\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"not_found\"}}"));
+	free(o);
+
+	struct fake af = { .params = { "REQUEST_METHOD", "GET", "REQUEST_URI", "/v1/models", NULL } };
+	o = serve(&af);
+	assert_non_null(strstr(o, "Status: 401 Unauthorized\r\n"));
+	assert_non_null(strstr(o, "\"type\":\"authentication_error\""));
+	free(o);
+
+	struct fake kf = { .params = { "REQUEST_METHOD", "GET", "REQUEST_URI", "/v1/models",
+		"HTTP_X_API_KEY", "tok-123", NULL } };
+	o = serve(&kf);
+	assert_non_null(strstr(o, "Status: 200 OK\r\n"));
+	assert_non_null(strstr(o, "{\"object\":\"list\",\"data\":[{\"id\":\"auto\""));
+	assert_non_null(strstr(o, "\"id\":\"mock/relayforge-mock-1\""));
+	free(o);
+
+	static const char *const ids[] = { "/v1/models/mock/relayforge-mock-1",
+	    "/v1/models/mock%2Frelayforge-mock-1", "/v1/models/mock%2frelayforge-mock-1" };
+	for (size_t i = 0; i < 3; i++) {
+		struct fake mf = { .params = { "REQUEST_METHOD", "GET", "REQUEST_URI", ids[i],
+			"HTTP_AUTHORIZATION", "Bearer tok-123", NULL } };
+		o = serve(&mf);
+		assert_non_null(strstr(o, "Status: 200 OK\r\n"));
+		assert_non_null(strstr(o, "{\"id\":\"mock/relayforge-mock-1\",\"object\":\"model\""));
+		free(o);
+	}
+	/* an encoded slash outside the id, on either surface: no route */
+	static const char *const bad[] = { "/v1%2Fmodels/mock", "/v1/models%2Fmock",
+	    "/api/v1%2fchat", "/v1/chat%2Fcompletions" };
+	for (size_t i = 0; i < 4; i++) {
+		struct fake bf = { .params = { "REQUEST_METHOD", "GET", "REQUEST_URI", bad[i],
+			"HTTP_AUTHORIZATION", "Bearer tok-123", NULL } };
+		o = serve(&bf);
+		assert_non_null(strstr(o, "Status: 404 Not Found\r\n"));
+		free(o);
+	}
+	struct fake uf = { .params = { "REQUEST_METHOD", "GET", "REQUEST_URI", "/v1/models/gpt-4o",
+		"HTTP_AUTHORIZATION", "Bearer tok-123", NULL } };
+	o = serve(&uf);
+	assert_non_null(strstr(o, "Status: 404 Not Found\r\n"));
+	assert_non_null(strstr(o, "\"param\":\"model\",\"code\":\"model_not_found\""));
+	free(o);
+
+	struct fake pf = { .params = { "REQUEST_METHOD", "OPTIONS", "REQUEST_URI", "/v1/chat/completions",
+		"HTTP_ORIGIN", "https://app.example", NULL } };
+	o = serve(&pf);
+	assert_non_null(strstr(o, "Status: 204 No Content\r\n"));
+	assert_non_null(strstr(o, "Access-Control-Allow-Headers: Authorization, Content-Type, "
+	    "X-Request-Id, x-api-key,"));
+	assert_non_null(strstr(o, "X-Stainless-Package-Version"));
+	assert_non_null(strstr(o, "X-Stainless-Retry-Count"));
+	free(o);
+
+	/* mounted at /v1 by lighttpd: SCRIPT_NAME /v1 */
+	struct fake lf = { .params = { "REQUEST_METHOD", "POST", "REQUEST_URI", "/v1/chat/completions",
+		"SCRIPT_NAME", "/v1", "PATH_INFO", "/chat/completions", "CONTENT_TYPE", "application/json",
+		"HTTP_AUTHORIZATION", "Bearer tok-123", NULL },
+		.body = "{\"model\":\"mock\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}" };
+	o = serve(&lf);
+	assert_non_null(strstr(o, "Status: 200 OK\r\n"));
+	assert_non_null(strstr(o, "X-RelayForge-Attempts: mock:ok\r\n"));
+	assert_non_null(strstr(o, "\"object\":\"chat.completion\""));
+	free(o);
+}
+
 int
 main(void)
 {
@@ -567,6 +653,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_rate_limit_without_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_surface_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_surface_routes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_oai_surface, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
