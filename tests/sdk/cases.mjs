@@ -7,7 +7,7 @@
 // RF_BASE is the gateway's /v1 base URL, RF_MOCK the scriptable mock
 // upstream (tests/mock_upstream.py), RF_TOKEN the API token of the "token"
 // phase, RF_PATTERN keeps the cases whose name contains it.  Prints
-// "ok sdk.<case>", "skip sdk.<case>: <why>" or "FAIL sdk.<case>: <reason>"
+// "ok sdk.<case>" or "FAIL sdk.<case>: <reason>"
 // and a last line "RESULT <passed> <failed>".
 import OpenAI, {
   AuthenticationError, InternalServerError, NotFoundError, RateLimitError,
@@ -19,7 +19,6 @@ const MOCK = process.env.RF_MOCK;
 const PATTERN = process.env.RF_PATTERN || "";
 const GROQ_MODEL = "llama-3.1-8b-instant";
 
-class Skip extends Error {}
 
 function check(cond, msg) {
   if (!cond) throw new Error(msg);
@@ -52,8 +51,7 @@ const WEATHER_TOOL = {
 };
 
 // A full round trip: the model asks for the tool, the tool answers, the
-// model answers in text.  Skipped while the answer carries no tool call
-// (the tools branch makes the adapters and the mock produce them).
+// model answers in text.
 async function toolRoundTrip(model, upstream, toolAnswer) {
   const c = client();
   await script(upstream, [toolAnswer, { kind: "ok", text: "It is sunny in Paris." }]);
@@ -61,8 +59,8 @@ async function toolRoundTrip(model, upstream, toolAnswer) {
     model, messages: user("Weather in Paris?"), tools: [WEATHER_TOOL],
   });
   const msg = first.choices[0].message;
-  if (!msg.tool_calls || msg.tool_calls.length === 0)
-    throw new Skip(`no tool call in the answer from ${upstream} (tools branch)`);
+  check(msg.tool_calls && msg.tool_calls.length === 1,
+    `no tool call in the answer from ${upstream}: ${JSON.stringify(msg)}`);
   check(first.choices[0].finish_reason === "tool_calls", "finish_reason");
   const call = msg.tool_calls[0];
   check(call.type === "function" && call.function.name === "get_weather",
@@ -155,8 +153,8 @@ const cases = {
       });
       check(JSON.parse(r.choices[0].message.content).name === "Paris", "answer");
       const sent = (await calls("groq"))[0].body;
-      if (JSON.stringify(sent.response_format) !== JSON.stringify(format))
-        throw new Skip("the OpenAI adapter does not pass response_format on yet (tools branch)");
+      check(JSON.stringify(sent.response_format) === JSON.stringify(format),
+        `response_format sent as ${JSON.stringify(sent.response_format)}`);
     },
 
     async not_found_error() {
@@ -175,13 +173,13 @@ const cases = {
     },
 
     async tool_call_round_trip_openai_wire() {
-      await toolRoundTrip("groq", "groq", { kind: "ok", tool_calls: [
-        { id: "call_1", name: "get_weather", arguments: "{\"city\":\"Paris\"}" }] });
+      await toolRoundTrip("groq", "groq", { kind: "tools", calls: [
+        { id: "call_1", name: "get_weather", arguments: { city: "Paris" } }] });
     },
 
     async tool_call_round_trip_gemini() {
-      await toolRoundTrip("gemini", "gemini", { kind: "ok", tool_calls: [
-        { id: "call_1", name: "get_weather", arguments: "{\"city\":\"Paris\"}" }] });
+      await toolRoundTrip("gemini", "gemini", { kind: "tools", calls: [
+        { name: "get_weather", arguments: { city: "Paris" } }] });
     },
   },
 
@@ -265,12 +263,8 @@ async function main() {
       console.log(`ok sdk.${name}`);
       passed++;
     } catch (e) {
-      if (e instanceof Skip) {
-        console.log(`skip sdk.${name}: ${e.message}`);
-      } else {
-        console.log(`FAIL sdk.${name}: ${String(e && e.message || e).split("\n")[0]}`);
-        failed++;
-      }
+      console.log(`FAIL sdk.${name}: ${String(e && e.message || e).split("\n")[0]}`);
+      failed++;
     }
   }
   console.log(`RESULT ${passed} ${failed}`);

@@ -9,9 +9,8 @@ integration suite (tests/integration/harness.py).
 The cases need three configurations of the gateway (a chain with the
 mock, one provider without the mock, an API token), so they run in three
 phases; each phase restarts lighttpd with its settings and runs the cases
-of that phase.  Prints "ok sdk.<case>", "skip sdk.<case>: <why>" or
-"FAIL sdk.<case>: <reason>" per case, and a last line "RESULT <passed>
-<failed>" (skipped cases count in neither).  Needs node and
+of that phase.  Prints "ok sdk.<case>" or "FAIL sdk.<case>: <reason>" per
+case, and a last line "RESULT <passed> <failed>".  Needs node and
 tests/node_modules (make node-deps).
 """
 
