@@ -91,11 +91,13 @@ def psql_rows(uri, query, params=()):
             str(int(p)) if isinstance(p, (bool, int)) else
             "'" + str(p).replace("'", "''") + "'")
         q = q.replace("?", lit, 1)
-    head = q.lstrip().split(None, 1)[0].upper() if q.strip() else ""
+    code = "\n".join(ln for ln in q.splitlines()
+                     if not ln.lstrip().startswith("--"))
+    head = code.lstrip().split(None, 1)[0].upper() if code.strip() else ""
     rows = head in ("SELECT", "WITH", "VALUES") or " RETURNING " in \
         q.upper()
     if rows:
-        q = "SELECT coalesce(json_agg(t), '[]') FROM (%s) t" % q
+        q = "SELECT coalesce(json_agg(t), '[]') FROM (%s) t" % code
     p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v",
                         "ON_ERROR_STOP=1", "-d", uri, "-c", q],
                        capture_output=True, text=True, timeout=60)
@@ -244,7 +246,7 @@ class Harness:
             "RELAYFORGE_MOCK_DELAY_MS": "1",
             "RELAYFORGE_RATE_LIMIT": "0",
         }
-        if PG:  # a URI has no directory to put the spool beside
+        if self.db_uri:  # a URI has no directory to put the spool beside
             cfg["RELAYFORGE_SPOOL_DIR"] = os.path.join(self.tmp, "spool")
         # Every provider points at the mock, keyed or not: nothing here may
         # ever reach the internet.
@@ -463,7 +465,7 @@ class Harness:
         """Run one statement on the test store; rows as tuples (the
         store-neutral query helper: SQLite through sqlite3, PostgreSQL
         through psql)."""
-        if PG:
+        if self.db_uri:
             return [tuple(r.values()) for r in
                     psql_rows(self.db_uri, query, params)]
         con = sqlite3.connect(self.db_path, timeout=15)
@@ -479,7 +481,7 @@ class Harness:
 
     def dict_rows(self, query, params=()):
         """Rows as dicts, from either store."""
-        if PG:
+        if self.db_uri:
             return psql_rows(self.db_uri, query, params)
         con = sqlite3.connect(self.db_path, timeout=15)
         con.row_factory = sqlite3.Row
@@ -487,6 +489,46 @@ class Harness:
             return [dict(r) for r in con.execute(query, params)]
         finally:
             con.close()
+
+    def store_bytes(self):
+        """Everything the store holds, as bytes, for "never stored"
+        checks: the SQLite file and its WAL, or every table of the
+        PostgreSQL database dumped as text."""
+        if self.db_uri:
+            out = b""
+            for t in ("requests", "attempts", "provider_state",
+                      "rate_limit", "usage_minute", "usage_hour",
+                      "spool_progress"):
+                p = subprocess.run(["psql", "-X", "-q", "-d", self.db_uri,
+                                    "-c", "COPY %s TO STDOUT" % t],
+                                   capture_output=True, timeout=60)
+                out += p.stdout
+            return out
+        db = b""
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                with open(self.db_path + suffix, "rb") as f:
+                    db += f.read()
+            except OSError:
+                pass
+        return db
+
+    def locker(self):
+        """Another session's write lock on the store until .release(): a
+        sqlite3 connection in BEGIN EXCLUSIVE on the file, or a psql
+        session holding EXCLUSIVE locks (reads pass, writes wait) on the
+        PostgreSQL tables."""
+        return (_PgLocker if self.db_uri else _SqliteLocker)(
+            self.db_uri or self.db_path)
+
+    def integrity_ok(self):
+        """The store's own consistency check (SQLite's integrity_check;
+        PostgreSQL keeps its own: the attempts' foreign key holds)."""
+        if self.db_uri:
+            return self.sql("SELECT count(*) FROM attempts a WHERE NOT"
+                            " EXISTS (SELECT 1 FROM requests r"
+                            " WHERE r.id = a.request_id)") == [(0,)]
+        return self.sql("PRAGMA integrity_check") == [("ok",)]
 
     def count_requests(self):
         return self.sql("SELECT COUNT(*) FROM requests")[0][0]
@@ -669,6 +711,43 @@ class Harness:
 
 
 alive = lighttpd_proc.alive
+
+
+class _SqliteLocker:
+    def __init__(self, path):
+        self.con = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.con.execute("BEGIN EXCLUSIVE")
+
+    def release(self):
+        if self.con is not None:
+            self.con.execute("ROLLBACK")
+            self.con.close()
+            self.con = None
+
+
+class _PgLocker:
+    TABLES = "requests, attempts, provider_state, rate_limit, spool_progress"
+
+    def __init__(self, uri):
+        self.uri = uri
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-d", uri, "-c",
+             "BEGIN; LOCK TABLE %s IN EXCLUSIVE MODE;"
+             " SELECT pg_sleep(600)" % self.TABLES],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        held = wait_until(lambda: psql_rows(
+            uri, "SELECT count(*) AS n FROM pg_locks WHERE granted AND"
+            " mode = 'ExclusiveLock' AND relation = 'requests'::regclass")
+            [0]["n"] > 0, 15)
+        if not held:
+            self.release()
+            raise RuntimeError("the PostgreSQL lock was not taken")
+
+    def release(self):
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
 
 class _Reader:

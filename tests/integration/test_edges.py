@@ -227,6 +227,7 @@ def test_content_type_parameters_are_parsed():
 
 # ------------------------------------------------------- the store file
 
+@harness.sqlite_only
 def test_store_files_are_owner_only():
     H.use({})
     ok_meta(*H.chat("write a row")[::2])
