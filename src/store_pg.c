@@ -25,9 +25,9 @@
  *
  * Waiting: every statement is sent asynchronously and waited for with
  * poll(); a call with a budget (rf_store_call_budget) cancels its
- * statement when the budget ends and gives the connection up (it is
- * reopened later), so a slow server never adds more than the budget to an
- * answer.  Other calls wait at most RF_PG_WAIT_MS (statement_timeout and
+ * statement when the budget ends and returns (the connection reads the
+ * cancelled statement's end before its next statement), so a slow server
+ * never adds more than the budget to an answer.  Other calls wait at most RF_PG_WAIT_MS (statement_timeout and
  * lock_timeout bound them on the server too).
  *
  * Errors go to stderr through the log module: the function and the first
@@ -54,6 +54,8 @@
 /* pg_advisory_lock key of the migration ("RFSC"). */
 #define RF_PG_MIGRATE_LOCK "1380340547"
 #define RF_PG_WAIT_MS 60000
+/* The longest an open waits for a table lock (see pg_connect). */
+#define RF_PG_OPEN_LOCK_MS "250"
 #define RF_MINUTE_MS 60000
 #define RF_HOUR_MS 3600000
 
@@ -270,7 +272,8 @@ static const char *const stmt_sql[PS_COUNT] = {
 struct rf_store_conn {
 	PGconn *pg;
 	char *db;            /* the URI, for reset (wiped at close) */
-	bool dead;           /* given up (a cancelled statement) */
+	bool dead;           /* given up: reopen before use */
+	bool pending;        /* a cancelled statement's end not read yet */
 	bool last_refusable; /* the last failure was the values' fault */
 	int cap_ms;          /* > 0: this call waits at most this long */
 };
@@ -353,8 +356,8 @@ wait_ready(struct rf_store_conn *c)
 	return true;
 }
 
-/* A statement that ran out of time: cancel it on the server and give the
- * connection up (store.c reopens it), so no wait for its end. */
+/* A statement that ran out of time: cancel it on the server and leave
+ * its end for settle(), so this call returns now. */
 static void
 give_up(struct rf_store_conn *c)
 {
@@ -365,7 +368,33 @@ give_up(struct rf_store_conn *c)
 		PQcancel(cn, buf, sizeof buf);
 		PQfreeCancel(cn);
 	}
-	c->dead = true;
+	c->pending = true;
+}
+
+/* A statement given up is finished before the connection runs another:
+ * its results read (without any wait on a call with a budget: 0 only when
+ * they are in) and, inside a transaction, rolled back.  A connection that
+ * does not settle within RF_PG_WAIT_MS is given up (store.c reopens it). */
+static int
+settle(struct rf_store_conn *c)
+{
+	PGresult *r;
+
+	if (!c->pending)
+		return 0;
+	if (rf_store_call_budget(NULL)) {
+		if (!PQconsumeInput(c->pg) || PQisBusy(c->pg))
+			return -1;
+	} else if (!wait_ready(c)) {
+		c->dead = true;
+		return -1;
+	}
+	while ((r = PQgetResult(c->pg)) != NULL)
+		PQclear(r);
+	c->pending = false;
+	if (PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		PQclear(PQexec(c->pg, "ROLLBACK"));
+	return 0;
 }
 
 /* Run prepared statement i with n text parameters (NULL = SQL NULL).  The
@@ -380,7 +409,7 @@ run(struct rf_store_conn *c, enum pg_stmt i, int n, const char *const *v,
 	int st;
 
 	c->last_refusable = false;
-	if (c->dead || PQstatus(c->pg) != CONNECTION_OK)
+	if (c->dead || PQstatus(c->pg) != CONNECTION_OK || settle(c) != 0)
 		return NULL;
 	snprintf(name, sizeof name, "s%d", (int)i);
 	if (!PQsendQueryPrepared(c->pg, name, n, v, NULL, NULL, 0)) {
@@ -436,7 +465,7 @@ tx_end(struct rf_store_conn *c, int rc, const char *fn)
 {
 	if (rc == 0 && run0(c, PS_COMMIT, 0, NULL, fn) == 0)
 		return 0;
-	if (!c->dead && PQstatus(c->pg) == CONNECTION_OK &&
+	if (!c->dead && !c->pending && PQstatus(c->pg) == CONNECTION_OK &&
 	    PQtransactionStatus(c->pg) != PQTRANS_IDLE)
 		run0(c, PS_ROLLBACK, 0, NULL, fn);
 	return -1;
@@ -563,8 +592,10 @@ cols_free(struct cols *k)
 	" latency_sum, latency_max, prompt_tokens, completion_tokens"
 
 /* Many periods and providers in one statement: $1..$10 arrays of the
- * rollup columns, $11 each row's histogram as a bigint[] literal.  Rows
- * come sorted by key (two machines lock rows in the same order). */
+ * rollup columns, $11 every row's 72 histogram counts one after another
+ * (row o's bucket b at (o - 1) * 72 + b + 1: a plain subscript, no parse
+ * per column).  Rows come sorted by key (two machines lock rows in the
+ * same order). */
 static int
 upsert_sql(struct rf_buf *b, const char *table, const char *key)
 {
@@ -575,11 +606,12 @@ upsert_sql(struct rf_buf *b, const char *table, const char *key)
 		rc |= rf_buf_printf(b, ", h%d", i);
 	rc |= rf_buf_puts(b, ") SELECT k, p, r, s, e, f, ls, lm, pt, ct");
 	for (int i = 0; i < RF_HIST_BUCKETS; i++)
-		rc |= rf_buf_printf(b, ", (hs::bigint[])[%d]", i + 1);
+		rc |= rf_buf_printf(b, ", ($11::bigint[])[(o - 1) * %d + %d]",
+		    RF_HIST_BUCKETS, i + 1);
 	rc |= rf_buf_printf(b, " FROM unnest($1::bigint[], $2::text[],"
 	    " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],"
-	    " $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
-	    " $11::text[]) AS x (k, p, r, s, e, f, ls, lm, pt, ct, hs)"
+	    " $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])"
+	    " WITH ORDINALITY AS x (k, p, r, s, e, f, ls, lm, pt, ct, o)"
 	    " ON CONFLICT (%s, provider) DO UPDATE SET"
 	    " requests = u.requests + excluded.requests,"
 	    " successes = u.successes + excluded.successes,"
@@ -795,9 +827,17 @@ pg_connect(struct rf_store_conn *c, bool do_migrate, char *err,
 		set_err(err, errlen, "cannot connect to PostgreSQL", c->pg);
 		return -1;
 	}
+	/* Preparing an INSERT takes its table's lock: while an operator
+	 * holds the tables, the open fails within a moment (the process
+	 * answers without the store and tries again) instead of holding up
+	 * its start for the lock timeout. */
 	if (exec_open(c->pg, session_sql, NULL, err, errlen) != 0 ||
 	    (do_migrate && migrate(c->pg, err, errlen) != 0) ||
-	    prepare_all(c, err, errlen) != 0)
+	    exec_open(c->pg, "SET lock_timeout = " RF_PG_OPEN_LOCK_MS, NULL,
+	    err, errlen) != 0 ||
+	    prepare_all(c, err, errlen) != 0 ||
+	    exec_open(c->pg, "SET lock_timeout = 10000", NULL, err,
+	    errlen) != 0)
 		return -1;
 	return 0;
 }
@@ -848,6 +888,7 @@ pg_reset(struct rf_store_conn *c, char *err, size_t errlen)
 	PQfinish(c->pg);
 	c->pg = NULL;
 	c->dead = false;
+	c->pending = false;
 	if (pg_connect(c, false, err, errlen) == 0)
 		return 0;
 	c->dead = true;
@@ -921,16 +962,9 @@ write_rollup(struct rf_store_conn *c, enum pg_stmt i,
 {
 	size_t nr = roll_up(e, n, i == PS_UPSERT_MINUTE ? RF_MINUTE_MS :
 	    RF_HOUR_MS, r);
-	struct rf_buf h = { 0 };
 
 	cols_open(k, 11);
 	for (size_t j = 0; j < nr; j++) {
-		rf_buf_reset(&h);
-		k->rc |= rf_buf_puts(&h, "{");
-		for (int b = 0; b < RF_HIST_BUCKETS; b++)
-			k->rc |= rf_buf_printf(&h, b ? ",%lld" : "%lld",
-			    (long long)r[j].h[b]);
-		k->rc |= rf_buf_puts(&h, "}");
 		k->rc |= arr_num(&k->b[0], r[j].period);
 		k->rc |= arr_text(&k->b[1], r[j].provider);
 		k->rc |= arr_num(&k->b[2], r[j].requests);
@@ -941,9 +975,9 @@ write_rollup(struct rf_store_conn *c, enum pg_stmt i,
 		k->rc |= arr_num(&k->b[7], r[j].lat_max);
 		k->rc |= arr_num(&k->b[8], r[j].prompt);
 		k->rc |= arr_num(&k->b[9], r[j].completion);
-		k->rc |= arr_text(&k->b[10], rf_buf_str(&h));
+		for (int b = 0; b < RF_HIST_BUCKETS; b++)
+			k->rc |= arr_num(&k->b[10], r[j].h[b]);
 	}
-	rf_buf_free(&h);
 	cols_close(k);
 	if (k->rc != 0) {
 		RF_LOG_ERR(NULL, NULL, "out of memory");

@@ -730,11 +730,13 @@ class _PgLocker:
 
     def __init__(self, uri):
         self.uri = uri
+        self.app = "rf-locker-%s" % uuid.uuid4().hex[:8]
         self.proc = subprocess.Popen(
             ["psql", "-X", "-q", "-d", uri, "-c",
              "BEGIN; LOCK TABLE %s IN EXCLUSIVE MODE;"
              " SELECT pg_sleep(600)" % self.TABLES],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PGAPPNAME=self.app))
         held = wait_until(lambda: psql_rows(
             uri, "SELECT count(*) AS n FROM pg_locks WHERE granted AND"
             " mode = 'ExclusiveLock' AND relation = 'requests'::regclass")
@@ -745,6 +747,10 @@ class _PgLocker:
 
     def release(self):
         if self.proc is not None:
+            # The server would sleep on with the locks: end its session.
+            psql_rows(self.uri, "SELECT pg_terminate_backend(pid) FROM"
+                      " pg_stat_activity WHERE application_name = '%s'"
+                      % self.app)
             self.proc.kill()
             self.proc.wait()
             self.proc = None
