@@ -1618,6 +1618,42 @@ test_redact(void **state)
 	assert_string_equal(out, "");
 }
 
+/* A version-2 file (before the node column) upgrades in place: its rows
+ * stay, without a node; new rows have one. */
+static void
+test_upgrade_from_version_2(void **state)
+{
+	struct fixture *f = *state;
+	const char *v3 = strstr(rf_schema_sqlite, "-- Version 3");
+	char *v2, err[256] = "", t[64];
+	struct rf_store *s;
+	struct rf_log_entry e = sample_entry(T0);
+	sqlite3 *db;
+
+	assert_non_null(v3);
+	v2 = strndup(rf_schema_sqlite, (size_t)(v3 - rf_schema_sqlite));
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO requests (request_id,"
+	    " ts_ms, endpoint, strategy, fallback, degraded, demo, status,"
+	    " http_status, latency_ms, prompt_chars) VALUES ('old', 1, 'chat',"
+	    " 'auto', 0, 0, 0, 'success', 200, 5, 3)", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	free(v2);
+	assert_int_equal(sq_int(f->path, "PRAGMA user_version"), 2);
+	s = rf_store_open(f->db, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(q_int(f, "PRAGMA user_version"), 3);
+	assert_int_equal(rf_store_set_node("gw-new"), 0);
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+	q_text(f, "SELECT group_concat(request_id || '=' || coalesce(node,"
+	    " '-'), ',') FROM (SELECT * FROM requests ORDER BY id)", t,
+	    sizeof t);
+	assert_string_equal(t, "old=-,req-1=gw-new");
+	rf_store_close(s);
+}
+
 /* An unreachable server: the open fails at once with a reason that never
  * repeats the password. */
 static void
@@ -1934,6 +1970,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_bad_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_idempotent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_cascades, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_migration_processes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_bounds_the_lock_wait, setup, teardown),
