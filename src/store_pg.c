@@ -27,8 +27,9 @@
  * poll(); a call with a budget (rf_store_call_budget) cancels its
  * statement when the budget ends and returns (the connection reads the
  * cancelled statement's end before its next statement), so a slow server
- * never adds more than the budget to an answer.  Other calls wait at most RF_PG_WAIT_MS (statement_timeout and
- * lock_timeout bound them on the server too).
+ * never adds more than the budget to an answer.  Other calls wait at
+ * most RF_PG_WAIT_MS (statement_timeout and lock_timeout bound them on
+ * the server too).
  *
  * Errors go to stderr through the log module: the function and the first
  * line of the server's message, scrubbed (the URI's password is
