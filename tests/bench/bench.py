@@ -762,10 +762,10 @@ def build_rows(res):
             rows.append(row("PG %s c=%d req/s (vs SQLite)" % (kind, c),
                             p["gateway"]["rps"], q["gateway"]["rps"],
                             "req/s", better="higher"))
-            for k in ("p50", "p99"):
+            for k in ("p50", "p99"):  # wrk's figures
                 rows.append(row("PG %s c=%d %s (vs SQLite)" % (kind, c, k),
-                                ms(p["gateway"]["latency_us"][k]),
-                                ms(q["gateway"]["latency_us"][k]), "ms"))
+                                ms(p["gateway"].get(k)),
+                                ms(q["gateway"].get(k)), "ms"))
     for kind in ("chat", "fallback"):
         p, q = res.get("pg_%s_open1000" % kind), res.get("%s_open1000" % kind)
         if p is None or q is None:
@@ -1020,6 +1020,10 @@ def main():
         "seconds": round(time.time() - started, 1),
         "quick": QUICK,
     }
+    # The raw figures first: a report that fails to build loses nothing.
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "latest-raw.json"), "w") as f:
+        json.dump({"meta": meta, "raw": res}, f, indent=1, sort_keys=True)
     rows = build_rows(res)
     checks = verdicts(res)
     table = render_table(meta, rows, checks)

@@ -120,6 +120,11 @@ def stream(rid, body, **kw):
 def expect(rid, answer, **fields):
     ORDER.append(rid)
     SENT[rid] = dict(fields, answer=answer)
+    # Row ids follow the order rows are written, and two processes' log
+    # writers may write back-to-back requests the other way round (more
+    # often on PostgreSQL, whose write takes longer): wait for each row,
+    # so ORDER is the log's order.
+    harness.wait_until(lambda: H.count_requests() >= len(ORDER), 15)
 
 
 # ------------------------------------------------------------------ the mix
