@@ -35,7 +35,7 @@ done
 # Start the cluster once and run this script again inside it.
 if [ -z "${RF_TEST_PG_URI:-}" ] && [ -z "$PATTERN" ]; then
 	if python3 "$ROOT/tests/pgcluster.py" check; then
-		exec python3 "$ROOT/tests/pgcluster.py" run -- "$0" "$@"
+		exec python3 "$ROOT/tests/pgcluster.py" run -- "$0" $VERBOSE
 	fi
 	echo "run.sh: PostgreSQL binaries missing (make deps): the PostgreSQL runs fail"
 	pg_missing=1
