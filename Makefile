@@ -8,10 +8,10 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
 
-PKGS    := fcgi libcurl json-c sqlite3
+PKGS    := fcgi libcurl json-c sqlite3 libpq
 # libfcgi's .pc has no Cflags (headers live in /usr/include): fall back to -lfcgi.
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -lcurl -ljson-c -lsqlite3)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lfcgi -lcurl -ljson-c -lsqlite3 -lpq)
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
            -Wmissing-prototypes -Wmissing-declarations -Wformat=2 \
@@ -60,6 +60,7 @@ LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
 LIB_SRC += src/hist.c            # latency histogram, percentiles, usage folding
 LIB_SRC += src/store.c           # the store's product API, pool, backend choice
 LIB_SRC += src/store_sqlite.c    # the SQLite backend: every SQL statement
+LIB_SRC += src/store_pg.c        # the PostgreSQL backend (libpq): several machines
 LIB_SRC += src/pstate.c          # provider state in the process, written through
 LIB_SRC += src/ratelimit.c       # per-client limit: shared count, memory fallback
 LIB_SRC += src/spool.c           # request-log spool files: durable rows, replay
@@ -87,7 +88,7 @@ DEPS     := $(patsubst %,$(DEPDIR)/%.d,$(notdir $(LIB_OBJ) $(MAIN_OBJ) $(UNIT_BI
 DEB_PKGS := gcc make pkg-config libfcgi-dev libfcgi-bin libcurl4-openssl-dev \
             libjson-c-dev libsqlite3-dev sqlite3 lighttpd libcmocka-dev curl \
             python3 spawn-fcgi clang apache2 libapache2-mod-fcgid nginx systemd \
-            libjs-chart.js chromium nodejs
+            libjs-chart.js chromium nodejs libpq-dev postgresql
 
 .PHONY: all deps node-deps run test check unit clean web fuzz
 all: $(BIN) web
@@ -135,12 +136,17 @@ $(BUILD)/schema_sqlite.h: schema/relayforge.sql
 	awk 'BEGIN{print "/* generated from schema/relayforge.sql */"; print "static const char rf_schema_sqlite[] ="} \
 	  {gsub(/\\/,"\\\\"); gsub(/"/,"\\\""); print "\"" $$0 "\\n\""} END{print ";"}' $< > $@
 
+$(BUILD)/schema_pg.h: schema/relayforge.pg.sql
+	@mkdir -p $(BUILD)
+	awk 'BEGIN{print "/* generated from schema/relayforge.pg.sql */"; print "static const char rf_schema_pg[] ="} \
+	  {gsub(/\\/,"\\\\"); gsub(/"/,"\\\""); print "\"" $$0 "\\n\""} END{print ";"}' $< > $@
+
 # Header dependencies come from the compiler (-MMD, the .d files below).
 # The generated schema header must exist before the first compile (no .d
 # file names it yet on a clean tree): an order-only prerequisite.  The
 # Makefile itself is one: new flags, or objects built before the .d files
 # existed, mean everything is compiled again.
-$(BUILD)/%.o: src/%.c Makefile | $(BUILD)/schema_sqlite.h
+$(BUILD)/%.o: src/%.c Makefile | $(BUILD)/schema_sqlite.h $(BUILD)/schema_pg.h
 	@mkdir -p $(BUILD) $(DEPDIR)
 	$(CC) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
@@ -153,7 +159,7 @@ $(BIN): $(MAIN_OBJ) $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(LIB) $(LDLIBS)
 
 # cmocka test functions need no prototypes: each test file is one unit.
-$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) | $(BUILD)/schema_sqlite.h
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB) | $(BUILD)/schema_sqlite.h $(BUILD)/schema_pg.h
 	@mkdir -p $(BUILD)/tests $(DEPDIR)
 	$(CC) $(CFLAGS) -Wno-missing-prototypes -Wno-missing-declarations \
 	  $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS) -lcmocka

@@ -60,6 +60,7 @@ struct rf_config {
 	int threads;
 	long log_queue;     /* rows that may wait in the spool */
 	char *spool_dir;    /* RELAYFORGE_SPOOL_DIR, or derived from db_path */
+	char *node;         /* RELAYFORGE_NODE, or the host name */
 };
 
 /* Load from getenv() and the file named by RELAYFORGE_CONFIG.

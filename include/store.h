@@ -8,7 +8,10 @@
  * cooldown, count a client -- never in a query language.  The backend is
  * chosen by the form of RELAYFORGE_DB: a file path is the embedded SQLite
  * file (src/store_sqlite.c); a postgresql:// or postgres:// URI is the
- * PostgreSQL store of SPEC section 14, not built into this binary yet.
+ * PostgreSQL store of SPEC section 14 (src/store_pg.c), shared by every
+ * gateway machine.  A connection to a server that breaks is opened again
+ * with backoff (100 ms doubling to 5 s), by one caller at a time and never
+ * on a call with a budget; meanwhile calls fail (-1) at once.
  * Each process opens one pool of connections (never before a fork),
  * shared by its threads: an operation borrows one connection for its own
  * length, and every operation is one transaction -- a write is all or
@@ -58,6 +61,17 @@ void rf_store_close(struct rf_store *s); /* NULL is a no-op */
 /* db as it may be printed: a URI's password replaced by "***" (and a URI
  * whose parameters might carry one not printed at all); a path as is. */
 void rf_store_redact(const char *db, char *out, size_t len);
+
+/* This machine's name (RELAYFORGE_NODE), recorded in every request row
+ * written with a NULL node: [A-Za-z0-9._-]{1,64}.  Until set, the host
+ * name (other characters as '_', cut to 64).  rf_store_set_node returns
+ * -1 (nothing changed) for a name outside that form; call it at start,
+ * before the threads. */
+#define RF_STORE_NODE_MAX 64
+int rf_store_set_node(const char *node);
+const char *rf_store_node(void);
+/* true when s is a valid node name. */
+bool rf_store_node_valid(const char *s);
 
 /* The longest a call waits for a free connection without a budget. */
 #define RF_STORE_ACQUIRE_MS 2000
@@ -111,6 +125,9 @@ struct rf_log_entry {
 	int skipped_chunks;
 	int restarts;
 	const char *streamed;        /* comma list of providers that streamed, NULL */
+	const char *node;            /* the gateway machine that served it
+	                                (RELAYFORGE_NODE); NULL when writing =
+	                                this process's (rf_store_node) */
 	const struct rf_log_attempt *attempts;
 	size_t nattempts;
 };
@@ -293,6 +310,18 @@ struct rf_usage_report {
 int rf_store_usage(struct rf_store *s, int64_t from_ms, int64_t to_ms,
     int64_t bucket_ms, struct rf_usage_report *out);
 void rf_store_usage_free(struct rf_usage_report *r);
+
+/* ---- moving a store ---- */
+
+/* Copy every request row of from (with its attempts; rollups are counted
+ * again as they are written) into to, oldest first, one transaction per
+ * page of RF_LOG_PAGE_MAX rows.  to must have no request row: -1 with a
+ * reason in err, nothing written, when it has (a copy is never merged
+ * twice).  Provider state and rate-limit counters are not copied: they
+ * are minutes old at most.  *rows gets how many were copied (also after a
+ * failure: the rows written so far stay). */
+int rf_store_copy(struct rf_store *from, struct rf_store *to, long *rows,
+    char *err, size_t errlen);
 
 /* ---- retention ---- */
 

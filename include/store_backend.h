@@ -1,6 +1,7 @@
 /*
  * store_backend: the seam between the store's product API (store.h, the
- * pool in src/store.c) and one database engine (src/store_sqlite.c).
+ * pool in src/store.c) and one database engine (src/store_sqlite.c,
+ * src/store_pg.c).
  * Only src/store.c and the backends include this header.
  *
  * A backend exports one const struct rf_store_ops filled with designated
@@ -54,6 +55,15 @@ struct rf_store_ops {
 	    size_t errlen);
 	/* Release everything of c; NULL is a no-op. */
 	void (*close)(struct rf_store_conn *c);
+	/* For a server reached over a network (NULL for an embedded file):
+	 * broken says, without a round trip, that c lost its server (a
+	 * failed statement showed it, or a statement was given up), and
+	 * reset connects c again with its prepared statements (0, or -1
+	 * with a reason in err that never holds a password; c stays
+	 * broken).  store.c calls reset with backoff, one caller at a time,
+	 * never on a call with a budget. */
+	bool (*broken)(struct rf_store_conn *c);
+	int (*reset)(struct rf_store_conn *c, char *err, size_t errlen);
 
 	/* Write n requests with their attempt rows and usage rollups (the
 	 * latency bucket from rf_hist_bucket) in one transaction. */
@@ -138,6 +148,7 @@ struct rf_store_ops {
 
 /* The backends built into this binary. */
 extern const struct rf_store_ops rf_store_sqlite;   /* src/store_sqlite.c */
+extern const struct rf_store_ops rf_store_pg;       /* src/store_pg.c */
 /* The one that serves a RELAYFORGE_DB given as a file path.  Named here,
  * not in store.c, so the pool and the product API stay engine-neutral. */
 #define RF_STORE_PATH_OPS (&rf_store_sqlite)

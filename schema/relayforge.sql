@@ -6,8 +6,9 @@
 -- create a database with it too:
 --   sqlite3 var/relayforge.db < schema/relayforge.sql
 -- The whole file runs on a file of any older version, so every statement
--- is idempotent (IF NOT EXISTS): a version-1 file keeps its rows and gains
--- what later versions add.
+-- is idempotent (IF NOT EXISTS) -- except version 3's ALTER TABLE, which
+-- only ever runs on a file below version 3, one without that column: a
+-- version-1 or -2 file keeps its rows and gains what later versions add.
 -- The responder also sets journal_mode=WAL and, on a new file,
 -- auto_vacuum=INCREMENTAL (both outside any transaction, so not here).
 --
@@ -189,3 +190,10 @@ CREATE TABLE IF NOT EXISTS spool_progress (
 ) WITHOUT ROWID;
 
 PRAGMA user_version = 2;
+
+-- Version 3: the machine that served each request (RELAYFORGE_NODE), as in
+-- the PostgreSQL store that several machines share (schema/relayforge.pg.sql).
+-- Rows written before it have none (NULL).
+ALTER TABLE requests ADD COLUMN node TEXT;
+
+PRAGMA user_version = 3;

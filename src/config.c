@@ -15,6 +15,7 @@
  */
 #include "config.h"
 #include "provider.h"
+#include "store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -107,6 +108,7 @@ static const struct key_def keys[] = {
 	NUM("RELAYFORGE_THREADS", KT_INT, threads, 8, 1, 1024),
 	NUM("RELAYFORGE_LOG_QUEUE", KT_LONG, log_queue, 100000, 1, 10000000),
 	STR("RELAYFORGE_SPOOL_DIR", KT_STR, spool_dir, ""), /* see spool_default */
+	STR("RELAYFORGE_NODE", KT_STR, node, ""),             /* see node_default */
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -443,6 +445,30 @@ spool_default(struct rf_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+/* RELAYFORGE_NODE: [A-Za-z0-9._-]{1,64} (it names the machine in every
+ * log row, shown to operators); unset, the host name as the store makes
+ * it fit that form. */
+static int
+node_default(struct rf_config *cfg, char *err, size_t errlen)
+{
+	char *node;
+
+	if (cfg->node[0] != '\0') {
+		if (rf_store_node_valid(cfg->node))
+			return 0;
+		seterr(err, errlen, "RELAYFORGE_NODE: must be 1 to %d of"
+		    " A-Z a-z 0-9 . _ -", RF_STORE_NODE_MAX);
+		return -1;
+	}
+	if ((node = strdup(rf_store_node())) == NULL) {
+		seterr(err, errlen, "RELAYFORGE_NODE: out of memory");
+		return -1;
+	}
+	free(cfg->node);
+	cfg->node = node;
+	return 0;
+}
+
 static int
 load_table(struct rf_config *cfg, const struct file_kv *f, char *err,
     size_t errlen)
@@ -757,6 +783,7 @@ rf_config_load(struct rf_config *cfg, char *err, size_t errlen)
 	if (kv_load(&f, err, errlen) == -1 ||
 	    load_table(cfg, &f, err, errlen) == -1 ||
 	    spool_default(cfg, err, errlen) == -1 ||
+	    node_default(cfg, err, errlen) == -1 ||
 	    normalise_origins(cfg, err, errlen) == -1 ||
 	    load_providers(cfg, &f, err, errlen) == -1 ||
 	    load_chain(cfg, &f, err, errlen) == -1)
@@ -784,6 +811,7 @@ rf_config_free(struct rf_config *cfg)
 	}
 	free(cfg->cors_origins);
 	free(cfg->spool_dir);
+	free(cfg->node);
 	free_secret(cfg->api_token);
 	free_secret(cfg->admin_token);
 	memset(cfg, 0, sizeof(*cfg));

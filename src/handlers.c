@@ -183,27 +183,33 @@ rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 	rf_contract_free(&req);
 }
 
-/* ok, or degraded with the reason: the store refuses writes now (probed
- * each time: no "failed once" flag), or the log has a problem of its own
- * (logq).  Either way the spool's figures. */
+/* ok, or degraded with the reason: the store does not answer (a database
+ * server that went away: rows wait in the spool) or refuses writes now
+ * (probed each time: no "failed once" flag), or the log has a problem of
+ * its own (logq).  Either way the spool's figures.  503 only when the
+ * store could never be opened. */
 void
 rf_handle_health(struct rf_worker *w, struct rf_request *rq)
 {
 	struct rf_logq_health lh;
 	char why[160], reason[224];
-	const char *problem;
+	const char *problem, *db = "ok";
 
-	if (w->store == NULL || rf_store_ping(w->store) != 0) {
+	if (w->store == NULL) {
 		rf_reply_store_unavailable(rq);
 		return;
 	}
 	rf_logq_health(&lh);
 	problem = lh.problem;
-	if (rf_store_writable(w->store, HEALTH_PROBE_MS, why, sizeof why) != 0) {
+	if (rf_store_ping(w->store) != 0) {
+		db = "error";
+		problem = "the store does not answer: rows wait in the spool";
+	} else if (rf_store_writable(w->store, HEALTH_PROBE_MS, why,
+	    sizeof why) != 0) {
 		snprintf(reason, sizeof reason, "the store is not writable: %s",
 		    why);
 		problem = reason;
 	}
 	rf_reply_data(rq, NULL, rf_render_health(problem != NULL ? "degraded" :
-	    "ok", RF_VERSION, "ok", problem, lh.rows, lh.dropped));
+	    "ok", RF_VERSION, db, problem, lh.rows, lh.dropped));
 }

@@ -6,7 +6,8 @@
  * pool, the request-log spool and its writer thread (logq: started before
  * the first request, in CGI mode too; it also replays the spool files of
  * processes that died), the provider-state writer (pstate), the retention
- * janitor thread.
+ * janitor thread.  `--copy-store FROM TO` copies a store's history into an
+ * empty one (docs/several-machines.md) and exits.
  * SIGTERM / SIGINT stop accepting, let in-flight requests (streams
  * included) finish, join the threads and exit 0.  This is the only file
  * that knows about threads and signals.
@@ -346,6 +347,39 @@ register_secrets(const struct rf_config *cfg)
 		rf_scrub_add_secret(cfg->admin_token);
 }
 
+/* --copy-store FROM TO: every request row of the store FROM (a file path
+ * or a URI) into the empty store TO, through the store API, so any backend
+ * copies to any other; rows without a node get RELAYFORGE_NODE.  Says how
+ * many on stdout; 0, or 1 with the reason on stderr. */
+static int
+copy_store(const char *from, const char *to)
+{
+	char err[256], a[256], b[256];
+	struct rf_store *src, *dst = NULL;
+	long rows = 0;
+	int rc = 1;
+
+	rf_store_redact(from, a, sizeof a);
+	rf_store_redact(to, b, sizeof b);
+	if ((src = rf_store_open(from, err, sizeof err)) == NULL ||
+	    (dst = rf_store_open(to, err, sizeof err)) == NULL) {
+		RF_LOG_ERR(NULL, NULL, "cannot open %s: %s", src == NULL ? a : b,
+		    err);
+		goto out;
+	}
+	if (rf_store_copy(src, dst, &rows, err, sizeof err) != 0) {
+		RF_LOG_ERR(NULL, NULL, "copy %s -> %s: %s (%ld rows copied)",
+		    a, b, err, rows);
+		goto out;
+	}
+	printf("relayforge: copied %ld requests from %s to %s\n", rows, a, b);
+	rc = 0;
+out:
+	rf_store_close(src);
+	rf_store_close(dst);
+	return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -359,6 +393,15 @@ main(int argc, char **argv)
 	if (rf_config_load(&g_cfg, err, sizeof(err)) != 0) {
 		RF_LOG_ERR(NULL, NULL, "configuration error: %s", err);
 		return 1;
+	}
+	rf_store_set_node(g_cfg.node);
+	if (argc > 1 && strcmp(argv[1], "--copy-store") == 0) {
+		rc = argc == 4 ? copy_store(argv[2], argv[3]) : 2;
+		if (argc != 4)
+			fputs("usage: relayforge.fcgi --copy-store FROM_DB TO_DB\n",
+			    stderr);
+		rf_config_free(&g_cfg);
+		return rc;
 	}
 	if (argc > 1 && strcmp(argv[1], "--check-config") == 0) {
 		printf("relayforge: configuration ok (%d providers in the chain)\n", g_cfg.chain_len);

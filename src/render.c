@@ -397,6 +397,7 @@ item_json(const struct rf_log_item *it, bool preview)
 	add(o, "promptChars", json_object_new_int64(e->prompt_chars));
 	add(o, "usage", usage_json(e));
 	add(o, "source", str_or_null(e->source));
+	add(o, "node", str_or_null(e->node));
 	add(o, "partialChars", json_object_new_int64(e->partial_chars));
 	add(o, "skippedChunks", json_object_new_int(e->skipped_chunks));
 	add(o, "restarts", json_object_new_int(e->restarts));

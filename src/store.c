@@ -26,6 +26,13 @@
  * engine's (src/chain.c), the rate-limit verdict src/ratelimit.c's -- the
  * store persists the deadlines and counts it is given.
  *
+ * A backend whose server is reached over a network (PostgreSQL) may lose
+ * it: a connection it calls broken is opened again here before it is used
+ * -- by one caller at a time per process, on a backoff of 100 ms doubling
+ * to 5 s (with some jitter, so machines do not retry in step), never on a
+ * call with a budget (a request's path falls back at once).  The outage is
+ * said on stderr once, and its end once.
+ *
  * Messages never print RELAYFORGE_DB when it is a URI: it may hold a
  * password.
  */
@@ -38,13 +45,18 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include "hist.h"
 #include "log.h"
 #include "store_backend.h"
+#include "util.h"
 
 #define RF_MINUTE_MS 60000
 #define RF_HOUR_MS 3600000
 #define RF_USAGE_MAX_BUCKETS 1440
+#define RF_RECONNECT_MIN_MS 100
+#define RF_RECONNECT_MAX_MS 5000
 
 /* ---- backend selection ---- */
 
@@ -56,8 +68,8 @@ static const struct backend {
 	const char *name;
 	const struct rf_store_ops *ops;
 } backends[] = {
-	{ "postgresql://", "PostgreSQL", NULL }, /* SPEC section 14 */
-	{ "postgres://", "PostgreSQL", NULL },
+	{ "postgresql://", "PostgreSQL", &rf_store_pg }, /* SPEC section 14 */
+	{ "postgres://", "PostgreSQL", &rf_store_pg },
 	{ "", NULL, RF_STORE_PATH_OPS },         /* anything else: a path */
 };
 
@@ -86,6 +98,56 @@ rf_store_redact(const char *db, char *out, size_t len)
 		    (int)(n - (size_t)(at - db)), at, q != NULL ? "?..." : "");
 	else
 		snprintf(out, len, "%.*s%s", (int)n, db, q != NULL ? "?..." : "");
+}
+
+/* ---- this machine's name ---- */
+
+static char node_name[RF_STORE_NODE_MAX + 1];
+static pthread_once_t node_once = PTHREAD_ONCE_INIT;
+
+bool
+rf_store_node_valid(const char *s)
+{
+	size_t n = s != NULL ? strlen(s) : 0;
+
+	if (n < 1 || n > RF_STORE_NODE_MAX)
+		return false;
+	return strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	    "0123456789._-") == n;
+}
+
+/* The host name in the node's alphabet. */
+static void
+node_default(void)
+{
+	char host[256] = "";
+
+	if (node_name[0] != '\0')
+		return;
+	if (gethostname(host, sizeof host - 1) != 0 || host[0] == '\0')
+		snprintf(host, sizeof host, "localhost");
+	host[RF_STORE_NODE_MAX] = '\0';
+	for (char *c = host; *c != '\0'; c++)
+		if (!rf_store_node_valid((char[2]){ *c, '\0' }))
+			*c = '_';
+	snprintf(node_name, sizeof node_name, "%s", host);
+}
+
+int
+rf_store_set_node(const char *node)
+{
+	if (!rf_store_node_valid(node))
+		return -1;
+	pthread_once(&node_once, node_default);
+	snprintf(node_name, sizeof node_name, "%s", node);
+	return 0;
+}
+
+const char *
+rf_store_node(void)
+{
+	pthread_once(&node_once, node_default);
+	return node_name;
 }
 
 /* The backend of db, or NULL with the reason in err (never db itself). */
@@ -122,6 +184,11 @@ struct rf_store {
 	int nfree;
 	struct rf_store_conn **all;    /* every opened connection */
 	struct rf_store_conn **free_;  /* a stack of idle ones */
+	/* Reconnecting (under lock): the next try, its backoff, and whether
+	 * the outage has been said. */
+	int64_t retry_at;
+	int backoff_ms;
+	bool down;
 };
 
 /* ---- the budget of this thread's calls ---- */
@@ -166,10 +233,84 @@ rf_store_call_budget(bool *expired)
 	return true;
 }
 
+/* Pop an idle connection (under lock): a working one when there is one. */
+static struct rf_store_conn *
+pop_free(struct rf_store *p)
+{
+	int k = p->nfree - 1;
+	struct rf_store_conn *c;
+
+	for (int i = p->nfree - 1; p->ops->broken != NULL && i >= 0; i--)
+		if (!p->ops->broken(p->free_[i])) {
+			k = i;
+			break;
+		}
+	c = p->free_[k];
+	p->free_[k] = p->free_[--p->nfree];
+	return c;
+}
+
+static void release(struct rf_store *p, struct rf_store_conn *c);
+
+/* The outcome of a reconnect, said once per outage (under lock). */
+static void
+reconnected(struct rf_store *p, bool ok, const char *err)
+{
+	int64_t now = rf_mono_ms();
+
+	if (ok) {
+		if (p->down)
+			RF_LOG_INFO(NULL, NULL, "%s store reachable again",
+			    p->ops->name);
+		p->down = false;
+		p->backoff_ms = RF_RECONNECT_MIN_MS;
+		p->retry_at = 0;
+		return;
+	}
+	if (!p->down)
+		RF_LOG_WARN(NULL, NULL, "%s store unreachable (%s): calls fail"
+		    " at once, reconnecting with backoff up to %d ms",
+		    p->ops->name, err, RF_RECONNECT_MAX_MS);
+	p->down = true;
+	p->backoff_ms = p->backoff_ms * 2 > RF_RECONNECT_MAX_MS ?
+	    RF_RECONNECT_MAX_MS : p->backoff_ms * 2;
+	/* Up to a quarter more, so the machines' processes spread out. */
+	p->retry_at = now + p->backoff_ms +
+	    (now + (int64_t)getpid() * 7919) % (p->backoff_ms / 4 + 1);
+}
+
+/* A broken connection is connected again before it is used -- by one
+ * caller at a time, when the backoff allows and the call has no budget.
+ * false: it stays broken (the call fails). */
+static bool
+usable(struct rf_store *p, struct rf_store_conn *c)
+{
+	char err[256] = "";
+	bool mine, ok;
+
+	if (p->ops->broken == NULL || !p->ops->broken(c))
+		return true;
+	if (budget_ms > 0)
+		return false;
+	pthread_mutex_lock(&p->lock);
+	mine = rf_mono_ms() >= p->retry_at;
+	if (mine) /* the others wait for this try */
+		p->retry_at = rf_mono_ms() + RF_RECONNECT_MAX_MS;
+	pthread_mutex_unlock(&p->lock);
+	if (!mine)
+		return false;
+	ok = p->ops->reset(c, err, sizeof err) == 0;
+	pthread_mutex_lock(&p->lock);
+	reconnected(p, ok, err);
+	pthread_mutex_unlock(&p->lock);
+	return ok;
+}
+
 /* Borrow a connection, waiting while all are busy: until the call's
  * budget ends, or RF_STORE_ACQUIRE_MS without one.  NULL when none came
  * free in time (said on stderr unless the caller has a budget: it then
- * has a fallback of its own). */
+ * has a fallback of its own), or when the one it got lost its server and
+ * cannot be connected again now. */
 static struct rf_store_conn *
 acquire(struct rf_store *p)
 {
@@ -183,11 +324,15 @@ acquire(struct rf_store *p)
 	while (p->nfree == 0 && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&p->freed, &p->lock, &until);
 	if (p->nfree > 0)
-		c = p->free_[--p->nfree];
+		c = pop_free(p);
 	pthread_mutex_unlock(&p->lock);
 	if (c == NULL && budget_ms == 0)
 		RF_LOG_ERR(NULL, NULL, "no store connection came free in %d ms",
 		    RF_STORE_ACQUIRE_MS);
+	if (c != NULL && !usable(p, c)) {
+		release(p, c);
+		c = NULL;
+	}
 	return c;
 }
 
@@ -228,6 +373,7 @@ rf_store_open_pool(const char *db, int max_conns, char *err, size_t errlen)
 		goto fail;
 	}
 	p->ops = ops;
+	p->backoff_ms = RF_RECONNECT_MIN_MS;
 	pthread_mutex_init(&p->lock, NULL);
 	cond_init_monotonic(&p->freed);
 	p->all = calloc((size_t)max_conns, sizeof *p->all);
@@ -658,6 +804,99 @@ rf_store_usage_free(struct rf_usage_report *r)
 	r->buckets = NULL;
 	r->providers = NULL;
 	r->nbuckets = r->nproviders = 0;
+}
+
+/* ---- moving a store ---- */
+
+/* Copy the page of rows below before (newest first) oldest first. */
+static int
+copy_page(struct rf_store *from, struct rf_store *to, int64_t before,
+    long *rows)
+{
+	struct rf_log_query q = { .limit = RF_LOG_PAGE_MAX,
+	    .before_id = before };
+	const struct rf_log_entry *e[RF_LOG_PAGE_MAX];
+	struct rf_log_page page;
+	int rc;
+
+	if (rf_store_logs(from, &q, &page) != 0)
+		return -1;
+	for (size_t i = 0; i < page.nitems; i++)
+		e[i] = &page.items[page.nitems - 1 - i].e;
+	rc = rf_store_log_requests(to, e, page.nitems);
+	if (rc == 0)
+		*rows += (long)page.nitems;
+	rf_store_log_page_free(&page);
+	return rc;
+}
+
+/* The before_id of every page of from, newest page first, into *marks. */
+static int
+copy_marks(struct rf_store *from, int64_t **marks, size_t *n)
+{
+	struct rf_log_query q = { .limit = RF_LOG_PAGE_MAX };
+	struct rf_log_page page;
+	size_t cap = 0;
+	bool more = true;
+
+	*marks = NULL;
+	*n = 0;
+	while (more) {
+		if (*n == cap) {
+			int64_t *m = realloc(*marks, (cap = cap ? cap * 2 : 64) *
+			    sizeof *m);
+			if (m == NULL)
+				return -1;
+			*marks = m;
+		}
+		if (rf_store_logs(from, &q, &page) != 0)
+			return -1;
+		more = page.more && page.nitems > 0;
+		if (page.nitems > 0)
+			(*marks)[(*n)++] = q.before_id;
+		if (page.nitems > 0)
+			q.before_id = page.items[page.nitems - 1].id;
+		rf_store_log_page_free(&page);
+	}
+	return 0;
+}
+
+int
+rf_store_copy(struct rf_store *from, struct rf_store *to, long *rows,
+    char *err, size_t errlen)
+{
+	struct rf_log_query one = { .limit = 1 };
+	struct rf_log_page page;
+	int64_t *marks = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	*rows = 0;
+	if (rf_store_logs(to, &one, &page) != 0) {
+		snprintf(err, errlen, "cannot read the target store");
+		return -1;
+	}
+	rc = page.nitems > 0 ? 1 : 0;
+	rf_store_log_page_free(&page);
+	if (rc != 0) {
+		snprintf(err, errlen, "the target store already has requests:"
+		    " copy into an empty one");
+		return -1;
+	}
+	if (copy_marks(from, &marks, &n) != 0) {
+		snprintf(err, errlen, "cannot read the source store");
+		goto out;
+	}
+	/* Oldest page first, so ids grow with age in the target too. */
+	for (size_t i = n; i-- > 0;)
+		if (copy_page(from, to, marks[i], rows) != 0) {
+			snprintf(err, errlen, "a page could not be copied");
+			goto out;
+		}
+	rc = 0;
+out:
+	free(marks);
+	return rc;
 }
 
 /* ---- retention ---- */

@@ -45,7 +45,7 @@
 #include "util.h"
 
 /* Must equal the PRAGMA user_version set at the end of the schema file. */
-#define RF_SCHEMA_VERSION 2
+#define RF_SCHEMA_VERSION 3
 
 #define RF_BUSY_TIMEOUT_MS 10000
 #define RF_BUSY_STEP_MS 5
@@ -107,9 +107,10 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " attempted_provider, final_provider, fallback, degraded, demo,"
 	    " status, error_code, http_status, latency_ms, ttft_ms, model,"
 	    " prompt_chars, prompt_tokens, completion_tokens, source,"
-	    " prompt_preview, partial_chars, skipped_chunks, restarts, streamed)"
+	    " prompt_preview, partial_chars, skipped_chunks, restarts, streamed,"
+	    " node)"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-	    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)",
+	    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)",
 	[ST_INSERT_ATTEMPT] =
 	    "INSERT INTO attempts (request_id, seq, provider, outcome, reason,"
 	    " http_status, latency_ms, retry)"
@@ -702,6 +703,7 @@ insert_request(struct rf_store_conn *s, const struct rf_log_entry *e)
 	b |= bind_i64(st, 22, e->skipped_chunks);
 	b |= bind_i64(st, 23, e->restarts);
 	b |= bind_str(st, 24, e->streamed);
+	b |= bind_str(st, 25, e->node != NULL ? e->node : rf_store_node());
 	return finish_write(s, ST_INSERT_REQUEST, b, "rf_store_log_request");
 }
 
@@ -1345,7 +1347,8 @@ log_variant(const struct rf_log_query *q)
 	" attempted_provider, final_provider, fallback, degraded, demo," \
 	" status, error_code, http_status, latency_ms, ttft_ms, model," \
 	" prompt_chars, prompt_tokens, completion_tokens, source," \
-	" prompt_preview, partial_chars, skipped_chunks, restarts, streamed"
+	" prompt_preview, partial_chars, skipped_chunks, restarts, streamed," \
+	" node"
 
 /* The page query of variant v: ?1 ids below, ?2 final provider, ?3 rows.
  * Filter values are literals from a fixed set, never from the client. */
@@ -1407,6 +1410,7 @@ log_item_read(struct rf_log_page *page, sqlite3_stmt *st,
 	e->skipped_chunks = sqlite3_column_int(st, 22);
 	e->restarts = sqlite3_column_int(st, 23);
 	e->streamed = page_col(page, st, 24);
+	e->node = page_col(page, st, 25);
 }
 
 /* Step the page query into page->items (limit rows; one more sets

@@ -8,6 +8,12 @@
 #   BIN    the responder under test (cgi-bin/relayforge.fcgi)
 #   tests/run.sh -k PATTERN   only the integration and SDK tests matching
 #                             PATTERN (no unit tests), for development
+#
+# The whole run happens inside a throw-away PostgreSQL cluster
+# (tests/pgcluster.py: initdb + pg_ctl in a temp dir, Unix socket only,
+# removed at the end): the unit tests get RF_TEST_PG_URI (test_store runs
+# its contract on PostgreSQL too), and the integration suite runs a second
+# time with RF_TEST_STORE=pg, every gateway on a database of that cluster.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,8 +34,18 @@ while [ $# -gt 0 ]; do
 	esac
 done
 
+# Start the cluster once and run this script again inside it.
+if [ -z "${RF_TEST_PG_URI:-}" ] && [ -z "$PATTERN" ]; then
+	if python3 "$ROOT/tests/pgcluster.py" check; then
+		exec python3 "$ROOT/tests/pgcluster.py" run -- "$0" $VERBOSE
+	fi
+	echo "run.sh: PostgreSQL binaries missing (make deps): the PostgreSQL runs fail"
+	pg_missing=1
+fi
+
 passed=0
 failed=0
+[ -n "${pg_missing:-}" ] && failed=1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 
@@ -92,6 +108,14 @@ set -- python3 "$ROOT/tests/integration/runner.py"
 [ -n "$PATTERN" ] && set -- "$@" -k "$PATTERN"
 [ -n "$VERBOSE" ] && set -- "$@" -v
 run_suite integration "$@"
+
+# The same suite once more with every gateway on PostgreSQL.
+if [ -z "$PATTERN" ] && [ -n "${RF_TEST_PG_URI:-}" ]; then
+	echo "integration on PostgreSQL:"
+	export RF_TEST_STORE=pg
+	run_suite integration-pg python3 "$ROOT/tests/integration/runner.py"
+	unset RF_TEST_STORE
+fi
 
 # The official openai npm package driving /v1 as a user would (tests/sdk/).
 set -- python3 "$ROOT/tests/sdk/run.py"

@@ -321,7 +321,10 @@ function logRow(r) {
   const flags = [r.fallbackActivated && "fallback", r.degradedMode && "degraded", r.demoMode && "demo"].filter(Boolean);
   return el("tr", { attrs: { "data-request-id": r.requestId } },
     el("td", { class: "nowrap", text: fmtDateTime(r.timestamp), title: r.requestId ? `request id ${r.requestId}` : "" }),
-    el("td", { class: "nowrap", text: `${endpointLabel(r.endpoint)} · ${r.strategy || "?"}`, title: r.endpoint ? `endpoint ${r.endpoint}` : "" }),
+    // Which gateway machine served it (RELAYFORGE_NODE): a sub-line.
+    el("td", { title: r.endpoint ? `endpoint ${r.endpoint}` : "" },
+      el("span", { class: "nowrap", text: `${endpointLabel(r.endpoint)} · ${r.strategy || "?"}` }),
+      r.node ? el("span", { class: "sub node", text: r.node, title: "the gateway machine that served it" }) : null),
     el("td", {}, el("span", { class: "nowrap", text: route }), el("span", { class: "sub", text: r.model || "no model" })),
     el("td", {}, el("span", { class: `badge s-${ok ? "ok" : "error"}`, text: ok ? "ok" : r.errorCode || r.status || "error" })),
     el("td", { class: "num", text: r.httpStatus ?? "–" }),

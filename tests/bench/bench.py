@@ -58,6 +58,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lighttpd_proc  # noqa: E402  (tests/lighttpd_proc.py)
+import pgcluster  # noqa: E402  (tests/pgcluster.py)
 import urllib.error
 import urllib.request
 
@@ -574,6 +575,87 @@ def phase_usage(procs, tmp, res):
                     "totals_requests": counted}
 
 
+# ------------------------------------------- the same figures on PostgreSQL
+# SPEC sections 11 and 14: every store-touching figure again with the
+# store on PostgreSQL (a throw-away cluster of tests/pgcluster.py on this
+# machine, Unix socket, fsync on), beside SQLite's, in the same run.
+
+PG_SETTINGS = {"fsync": "on", "full_page_writes": "on"}
+
+
+def pg_config(procs, uri, tmp, up):
+    cfg = gateway_config(procs, uri, THREADS, up)
+    cfg["RELAYFORGE_SPOOL_DIR"] = os.path.join(tmp, "pg-spool")
+    return cfg
+
+
+def phase_pg_chat(procs, bodies, res, pg, tmp):
+    procs.start_lighttpd(pg_config(procs, pg.uri, tmp, CHAT_UP))
+    log("PostgreSQL: warm-up (3 s at concurrency 16)")
+    wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 3)
+    for c in (1, 16, 64):
+        log("PostgreSQL: chat, concurrency %d" % c)
+        g = wrk(procs.gw("/api/v1/chat"), bodies["chat"], c, SECS)
+        res["pg_chat_c%d" % c] = {"gateway": g,
+                                  "direct": res["chat_c%d" % c]["direct"]}
+    log("PostgreSQL: chat, open loop at 1,000 requests/s")
+    d = loadgen(direct(procs, IMMEDIATE), bodies["direct_chat"], 1000,
+                OPEN_SECS)
+    g = loadgen(procs.gw("/api/v1/chat"), bodies["chat"], 1000, OPEN_SECS)
+    res["pg_chat_open1000"] = {"gateway": g, "direct": d}
+    for c in (1, 16, 64):
+        log("PostgreSQL: fallback (429 then OK), concurrency %d" % c)
+        g = wrk(procs.gw("/api/v1/chat"), bodies["fallback"], c, SECS)
+        res["pg_fallback_c%d" % c] = {"gateway": g,
+                                      "direct": res["chat_c%d" % c]["direct"]}
+    log("PostgreSQL: fallback, open loop at 1,000 requests/s")
+    g = loadgen(procs.gw("/api/v1/chat"), bodies["fallback"], 1000, OPEN_SECS)
+    res["pg_fallback_open1000"] = {"gateway": g, "direct": d}
+    procs.stop_lighttpd()
+
+
+def phase_pg_usage(procs, res, pg, tmp):
+    log("PostgreSQL: generating a store of %d logged requests" % USAGE_ROWS)
+    t0 = time.monotonic()
+    p = subprocess.run([os.path.join(TOOLS, "genstore"), "--db", pg.uri,
+                        "--rows", str(USAGE_ROWS)], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=1800)
+    out = p.stdout.decode(errors="replace").strip()
+    if p.returncode != 0:
+        res["pg_usage"] = {"status": "error", "note": "genstore: " + out[-300:]}
+        return
+    gen = {"rows": USAGE_ROWS, "via": "batch",
+           "seconds": round(time.monotonic() - t0, 1)}
+    pg.psql("VACUUM ANALYZE")
+    procs.start_lighttpd(pg_config(procs, pg.uri, tmp, CHAT_UP))
+    url = procs.gw("/api/v1/usage?window=30d")
+    status, cold_us, body = timed_get(url)
+    log("PostgreSQL: usage?window=30d over %d requests" % USAGE_ROWS)
+    warm = loadgen(url, None, 10, count=30, warmup=0)
+    counted = None
+    try:
+        counted = json.loads(body)["data"]["totals"]["requests"]
+    except (ValueError, KeyError, TypeError):
+        pass
+    res["pg_usage"] = {"status": "ok" if status == 200 else "http %d" % status,
+                       "generated": gen, "cold_us": cold_us, "warm": warm,
+                       "totals_requests": counted}
+    procs.stop_lighttpd()
+
+
+def phase_pg(procs, bodies, res, tmp):
+    if not pgcluster.available():
+        res.setdefault("failures", []).append(
+            "PostgreSQL: server binaries missing (make deps)")
+        return
+    with pgcluster.Cluster(settings=PG_SETTINGS) as pg:
+        try:
+            phase_pg_chat(procs, bodies, res, pg, tmp)
+        finally:
+            procs.stop_lighttpd()
+        phase_pg_usage(procs, res, pg, tmp)
+
+
 def timed_get(url):
     t = time.monotonic()
     try:
@@ -684,14 +766,39 @@ def build_rows(res):
     if c:
         rows.append(row("upstream conns / 1000 req", c["per_1000"], None,
                         "conns"))
-    u = res.get("usage")
-    if u and u.get("status") == "ok":
-        w = u["warm"]["service_us"]
-        n = "%gM" % (u["generated"]["rows"] / 1e6)
-        rows.append(row("usage 30d (%s) cold" % n, ms(u["cold_us"]), None,
-                        "ms"))
-        rows.append(row("usage 30d (%s) p50" % n, ms(w["p50"]), None, "ms"))
-        rows.append(row("usage 30d (%s) p99" % n, ms(w["p99"]), None, "ms"))
+    for key, store in (("usage", "SQLite"), ("pg_usage", "PostgreSQL")):
+        u = res.get(key)
+        if u and u.get("status") == "ok":
+            w = u["warm"]["service_us"]
+            n = "%gM, %s" % (u["generated"]["rows"] / 1e6, store)
+            rows.append(row("usage 30d (%s) cold" % n, ms(u["cold_us"]),
+                            None, "ms"))
+            rows.append(row("usage 30d (%s) p50" % n, ms(w["p50"]), None,
+                            "ms"))
+            rows.append(row("usage 30d (%s) p99" % n, ms(w["p99"]), None,
+                            "ms"))
+    # PostgreSQL beside SQLite: the "mock" column holds SQLite's figure.
+    for c in (1, 16, 64):
+        for kind in ("chat", "fallback"):
+            p, q = res.get("pg_%s_c%d" % (kind, c)), res.get("%s_c%d" % (
+                kind, c))
+            if p is None or q is None:
+                continue
+            rows.append(row("PG %s c=%d req/s (vs SQLite)" % (kind, c),
+                            p["gateway"]["rps"], q["gateway"]["rps"],
+                            "req/s", better="higher"))
+            for k in ("p50", "p99"):  # wrk's figures
+                rows.append(row("PG %s c=%d %s (vs SQLite)" % (kind, c, k),
+                                ms(p["gateway"].get(k)),
+                                ms(q["gateway"].get(k)), "ms"))
+    for kind in ("chat", "fallback"):
+        p, q = res.get("pg_%s_open1000" % kind), res.get("%s_open1000" % kind)
+        if p is None or q is None:
+            continue
+        for k in ("p50", "p99"):
+            rows.append(row("PG %s @1000/s %s (vs SQLite)" % (kind, k),
+                            ms(p["gateway"]["latency_us"][k]),
+                            ms(q["gateway"]["latency_us"][k]), "ms"))
     return rows
 
 
@@ -758,18 +865,31 @@ def verdicts(res):
     if c:
         add("new upstream connections per 1000 warm requests", "0",
             c["per_1000"], c["opened"] == 0)
-    u = res.get("usage")
-    if u:
+    for key, store in (("usage", "SQLite"), ("pg_usage", "PostgreSQL")):
+        u = res.get(key)
+        if not u:
+            continue
         if u.get("status") == "ok":
             v = ms(u["warm"]["service_us"]["p99"])
-            add("/usage?window=30d over %d requests (p99)"
-                % u["generated"]["rows"], "< 50 ms", v,
+            add("/usage?window=30d over %d requests (p99, %s)"
+                % (u["generated"]["rows"], store), "< 50 ms", v,
                 v < 50, "cold %.1f ms; it counted %s of %d requests" % (
                     ms(u["cold_us"]), u.get("totals_requests"),
                     u["generated"]["rows"]))
         else:
-            add("/usage?window=30d over 1M requests", "< 50 ms", None, None,
-                u.get("note", u.get("status")))
+            add("/usage?window=30d over 1M requests (%s)" % store, "< 50 ms",
+                None, None, u.get("note", u.get("status")))
+    p = res.get("pg_chat_open1000")
+    if p:
+        g, d = p["gateway"]["latency_us"], p["direct"]["latency_us"]
+        add("chat overhead p99 @1000/s (PostgreSQL)", "<= 1 ms",
+            ms(g["p99"] - d["p99"]), g["p99"] - d["p99"] <= 1000)
+    for c in (1, 16, 64):
+        p, q = res.get("pg_chat_c%d" % c), res.get("chat_c%d" % c)
+        if p and q and q["gateway"]["rps"]:
+            r = p["gateway"]["rps"] / q["gateway"]["rps"]
+            add("chat c=%d throughput, PostgreSQL / SQLite" % c, ">= 80%",
+                "%d%%" % round(100 * r), r >= 0.8)
     return out
 
 
@@ -782,7 +902,9 @@ fallback: groq answers 429, sambanova answers (its mock column is plain chat).
 v1: the same request on POST /v1/chat/completions (the OpenAI surface).
 chat+quota hdrs: the upstream sends x-ratelimit-* headers, as Groq does.
 relay: when a token left the mock -> when the client read it (stamped).
-CPU/request: responder and lighttpd CPU time per request at 1,000/s."""
+CPU/request: responder and lighttpd CPU time per request at 1,000/s.
+PG rows: the same figure with the store on PostgreSQL; their "mock"
+column holds SQLite's figure of the same run (ratio = PostgreSQL/SQLite)."""
 
 
 def fmt(v, unit):
@@ -910,12 +1032,16 @@ def main():
                     res.setdefault("failures", []).append(
                         "%s: %s" % (phase.__name__, str(e)[:300]))
         procs.stop_lighttpd()
-        try:
-            phase_usage(procs, tmp, res)
-        except (RuntimeError, KeyError, ValueError, OSError,
-                subprocess.TimeoutExpired) as e:
-            log("phase_usage failed: %s" % e)
-            res.setdefault("failures", []).append("phase_usage: %s" % e)
+        for name, run in (("phase_usage", lambda: phase_usage(procs, tmp,
+                                                               res)),
+                          ("phase_pg", lambda: phase_pg(procs, bodies, res,
+                                                        tmp))):
+            try:
+                run()
+            except (RuntimeError, KeyError, ValueError, OSError,
+                    subprocess.TimeoutExpired) as e:
+                log("%s failed: %s" % (name, e))
+                res.setdefault("failures", []).append("%s: %s" % (name, e))
     except KeyboardInterrupt:
         failure = "interrupted"
     finally:
@@ -930,12 +1056,18 @@ def main():
         "config": ("lighttpd + deploy/lighttpd-run.conf.in, %d responder "
                    "processes x %s threads (chat, fallback, connections, "
                    "usage) and x %d threads (streams), every request logged "
-                   "to SQLite, rate limit off, mock_fast upstream on loopback"
+                   "to SQLite (PG rows: to PostgreSQL 15 on this machine, "
+                   "Unix socket, fsync on), rate limit off, mock_fast "
+                   "upstream on loopback"
                    % (PROCS, THREADS or "8 (default)", STREAM_THREADS)),
         "versions": versions(),
         "seconds": round(time.time() - started, 1),
         "quick": QUICK,
     }
+    # The raw figures first: a report that fails to build loses nothing.
+    os.makedirs(RESULTS, exist_ok=True)
+    with open(os.path.join(RESULTS, "latest-raw.json"), "w") as f:
+        json.dump({"meta": meta, "raw": res}, f, indent=1, sort_keys=True)
     rows = build_rows(res)
     checks = verdicts(res)
     table = render_table(meta, rows, checks)

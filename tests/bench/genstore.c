@@ -1,7 +1,8 @@
 /*
  * genstore: a store of N logged requests for the /api/v1/usage bench.
  *
- *   genstore --db PATH --rows N [--via product|bulk|auto] [--t0 MS]
+ *   genstore --db PATH|URI --rows N [--via product|batch|bulk|auto]
+ *            [--t0 MS]
  *   genstore --verify [--rows N]
  *
  * Row i is a fixed function of i (provider mix, 3% errors, 8% fallbacks,
@@ -17,8 +18,13 @@
  * rf_store_log_request maintains (src/store_sqlite.c: upsert_rollup;
  * src/hist.c: rf_hist_bucket).
  * --verify writes a sample both ways and compares every table row by row;
+ * --via batch writes through the product too, RF_BATCH rows per
+ * rf_store_log_requests call (the writer thread's group commit): the way
+ * to fill a PostgreSQL store (a postgresql:// URI), whose backend writes
+ * each batch as one statement per table.
  * --via auto (the default) verifies first and falls back to the product
- * path when the mirror no longer matches (the store changed), saying so.
+ * path when the mirror no longer matches (the store changed), saying so;
+ * for a URI it is batch.
  */
 #include <inttypes.h>
 #include <sqlite3.h>
@@ -113,6 +119,59 @@ via_product(const char *path, int64_t n, int64_t t0)
 	return 0;
 }
 
+/* ---- the product path in batches (any backend) ----------------------- */
+
+#define RF_BATCH 1000
+
+/* Drop what a previous run left: a fresh store every time. */
+static int
+fresh_pg(const char *uri)
+{
+	char cmd[1200];
+
+	if (strchr(uri, '\'') != NULL)
+		return -1;
+	snprintf(cmd, sizeof cmd, "psql -X -q -v ON_ERROR_STOP=1 -d '%s' -c"
+	    " 'DROP TABLE IF EXISTS attempts, requests, provider_state,"
+	    " rate_limit, usage_minute, usage_hour, spool_progress,"
+	    " schema_version CASCADE' >/dev/null", uri);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static int
+via_batch(const char *path, int64_t n, int64_t t0)
+{
+	char err[256];
+	struct rf_store *s;
+	struct row *r = calloc(RF_BATCH, sizeof *r);
+	const struct rf_log_entry *e[RF_BATCH];
+	int rc = 0;
+
+	if (strstr(path, "://") != NULL && fresh_pg(path) != 0) {
+		fprintf(stderr, "genstore: cannot empty the store\n");
+		free(r);
+		return -1;
+	}
+	if ((s = rf_store_open(path, err, sizeof(err))) == NULL || r == NULL) {
+		fprintf(stderr, "genstore: %s\n", s == NULL ? err : "no memory");
+		free(r);
+		rf_store_close(s);
+		return -1;
+	}
+	for (int64_t i = 0; i < n && rc == 0; i += RF_BATCH) {
+		size_t k = 0;
+
+		for (; k < RF_BATCH && i + (int64_t)k < n; k++) {
+			make_row(i + (int64_t)k, n, t0, &r[k]);
+			e[k] = &r[k].e;
+		}
+		rc = rf_store_log_requests(s, e, k);
+	}
+	rf_store_close(s);
+	free(r);
+	return rc;
+}
+
 /* ---- the bulk path ---------------------------------------------------- */
 
 static const char insert_request_sql[] =
@@ -120,9 +179,9 @@ static const char insert_request_sql[] =
     " attempted_provider, final_provider, fallback, degraded, demo,"
     " status, error_code, http_status, latency_ms, ttft_ms, model,"
     " prompt_chars, prompt_tokens, completion_tokens, source,"
-    " prompt_preview, partial_chars, skipped_chunks, restarts, streamed)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+    " prompt_preview, partial_chars, skipped_chunks, restarts, streamed,"
+    " node) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+    " ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
 static const char insert_attempt_sql[] =
     "INSERT INTO attempts (request_id, seq, provider, outcome, reason,"
     " http_status, latency_ms, retry) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
@@ -173,6 +232,7 @@ put_request(sqlite3_stmt *st, const struct rf_log_entry *e)
 	sqlite3_bind_int(st, 22, e->skipped_chunks);
 	sqlite3_bind_int(st, 23, e->restarts);
 	sqlite3_bind_text(st, 24, e->streamed, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 25, rf_store_node(), -1, SQLITE_STATIC);
 	return step_reset(st);
 }
 
@@ -437,8 +497,14 @@ main(int argc, char **argv)
 		return verify(rows < VERIFY_ROWS ? rows : VERIFY_ROWS, t0) == 0 ? 0 : 1;
 	if (db == NULL || rows <= 0) {
 		fprintf(stderr, "usage: genstore --db PATH [--rows N]"
-		    " [--via product|bulk|auto] [--t0 MS] | --verify\n");
+		    " [--via product|batch|bulk|auto] [--t0 MS] | --verify\n");
 		return 2;
+	}
+	if (strstr(db, "://") != NULL) { /* PostgreSQL: the product, batched */
+		rc = via_batch(db, rows, t0);
+		if (rc == 0)
+			printf("genstore: %" PRId64 " requests via batch\n", rows);
+		return rc == 0 ? 0 : 1;
 	}
 	remove_db(db);
 	if (strcmp(via, "auto") == 0) {
@@ -449,6 +515,7 @@ main(int argc, char **argv)
 			    " product (slow); update tests/bench/genstore.c\n");
 	}
 	rc = strcmp(via, "product") == 0 ? via_product(db, rows, t0) :
+	    strcmp(via, "batch") == 0 ? via_batch(db, rows, t0) :
 	    via_bulk(db, rows, t0);
 	if (rc == 0)
 		printf("genstore: %" PRId64 " requests via %s in %s\n", rows, via, db);

@@ -13,6 +13,13 @@ when the merged config changes.  lighttpd runs with a scrubbed environment
 (PATH only), so the config file is the responder's only source of settings.
 Everything a test receives from the server is kept in H.seen for the
 "keys never leak" checks.  Python 3 standard library only.
+
+The store: a private SQLite file by default.  With RF_TEST_STORE=pg (and
+RF_TEST_PG_ADMIN, a superuser URI of a throw-away cluster: tests/run.sh
+sets both through tests/pgcluster.py) each Harness gets a database of its
+own on that PostgreSQL instead, and H.sql() / H.request_row() & co. ask it
+through psql; tests that are about the SQLite file itself are marked
+@sqlite_only and skipped there.
 """
 
 import http.client
@@ -30,7 +37,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lighttpd_proc  # noqa: E402  (tests/lighttpd_proc.py)
+import urllib.parse
 import urllib.request
+import uuid
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TEMPLATE = os.path.join(ROOT, "deploy", "lighttpd-run.conf.in")
@@ -44,6 +53,59 @@ KEYS = {
     "gemini": "test-key-gemini-SECRET4",
     "openrouter": "test-key-openrouter-SECRET5",
 }
+STORE = os.environ.get("RF_TEST_STORE", "sqlite")
+PG = STORE == "pg"
+
+
+class Skip(Exception):
+    """A test that does not apply to this run (tests/integration/runner.py
+    reports it as skipped)."""
+
+
+def sqlite_only(fn):
+    """A test about the SQLite file itself: skipped on a PostgreSQL run."""
+    def wrapper(*a, **kw):
+        if PG:
+            raise Skip("about the SQLite file")
+        return fn(*a, **kw)
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn
+    return wrapper
+
+
+def pg_uri_with_db(uri, db):
+    """The same server and credentials, another database."""
+    u = urllib.parse.urlsplit(uri)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + db, u.query,
+                                    u.fragment))
+
+
+def psql_rows(uri, query, params=()):
+    """Run one statement through psql: a SELECT (or anything returning
+    rows) gives a list of dicts (JSON types: numbers, strings, None),
+    anything else []."""
+    q = query
+    for p in params:  # "?" placeholders, as sqlite3 takes them
+        lit = "NULL" if p is None else (
+            str(int(p)) if isinstance(p, (bool, int)) else
+            "'" + str(p).replace("'", "''") + "'")
+        q = q.replace("?", lit, 1)
+    code = "\n".join(ln for ln in q.splitlines()
+                     if not ln.lstrip().startswith("--"))
+    head = code.lstrip().split(None, 1)[0].upper() if code.strip() else ""
+    rows = head in ("SELECT", "WITH", "VALUES") or " RETURNING " in \
+        q.upper()
+    if rows:
+        q = "SELECT coalesce(json_agg(t), '[]') FROM (%s) t" % code
+    p = subprocess.run(["psql", "-X", "-q", "-A", "-t", "-v",
+                        "ON_ERROR_STOP=1", "-d", uri, "-c", q],
+                       capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError("psql: %s" % p.stderr.strip()[-800:])
+    return json.loads(p.stdout) if rows else []
+
+
 ISO_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
 
@@ -117,6 +179,17 @@ class Harness:
         self.run_dir = os.path.join(self.tmp, "run")
         os.makedirs(self.run_dir)
         self.db_path = os.path.join(self.tmp, "relayforge.db")
+        self.db_uri = None
+        self.pg_db = None
+        if PG:
+            # A database of this harness's own on the run's cluster.
+            admin = os.environ["RF_TEST_PG_ADMIN"]
+            self.pg_db = "rf_%s_%s" % (re.sub(r"[^a-z0-9]", "_",
+                                              label.lower())[:20],
+                                       uuid.uuid4().hex[:8])
+            psql_rows(admin, "CREATE DATABASE %s OWNER rf" % self.pg_db)
+            self.db_uri = pg_uri_with_db(os.environ["RF_TEST_PG_URI"],
+                                         self.pg_db)
         self.conf_path = os.path.join(self.tmp, "relayforge.conf")
         self.lconf_path = os.path.join(self.run_dir, "lighttpd.conf")
         self.log_path = os.path.join(self.run_dir, "error.log")
@@ -169,10 +242,12 @@ class Harness:
 
     def base_config(self):
         cfg = {
-            "RELAYFORGE_DB": self.db_path,
+            "RELAYFORGE_DB": self.db_uri or self.db_path,
             "RELAYFORGE_MOCK_DELAY_MS": "1",
             "RELAYFORGE_RATE_LIMIT": "0",
         }
+        if self.db_uri:  # a URI has no directory to put the spool beside
+            cfg["RELAYFORGE_SPOOL_DIR"] = os.path.join(self.tmp, "spool")
         # Every provider points at the mock, keyed or not: nothing here may
         # ever reach the internet.
         for p in PROVIDERS:
@@ -343,6 +418,14 @@ class Harness:
             except subprocess.TimeoutExpired:
                 self.mock.kill()
         self.mock = None
+        if self.pg_db:
+            try:
+                psql_rows(os.environ["RF_TEST_PG_ADMIN"],
+                          "DROP DATABASE IF EXISTS %s WITH (FORCE)" %
+                          self.pg_db)
+            except RuntimeError:
+                pass
+            self.pg_db = None
         if os.environ.get("RF_KEEP_TMP"):
             print("kept %s" % self.tmp, file=sys.stderr)
         else:
@@ -372,13 +455,19 @@ class Harness:
         for table in ("provider_state", "rate_limit"):
             try:
                 self.sql("DELETE FROM %s" % table)
-            except sqlite3.OperationalError as e:
+            except (sqlite3.OperationalError, RuntimeError) as e:
                 # A responder that could not open its store made no tables.
-                if "no such table" not in str(e):
+                if "no such table" not in str(e) and \
+                        "does not exist" not in str(e):
                     raise
 
     def sql(self, query, params=()):
-        """Run one statement on the test DB; rows as tuples."""
+        """Run one statement on the test store; rows as tuples (the
+        store-neutral query helper: SQLite through sqlite3, PostgreSQL
+        through psql)."""
+        if self.db_uri:
+            return [tuple(r.values()) for r in
+                    psql_rows(self.db_uri, query, params)]
         con = sqlite3.connect(self.db_path, timeout=15)
         try:
             cur = con.execute(query, params)
@@ -390,43 +479,76 @@ class Harness:
 
     sqlite = sql
 
+    def dict_rows(self, query, params=()):
+        """Rows as dicts, from either store."""
+        if self.db_uri:
+            return psql_rows(self.db_uri, query, params)
+        con = sqlite3.connect(self.db_path, timeout=15)
+        con.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in con.execute(query, params)]
+        finally:
+            con.close()
+
+    def store_bytes(self):
+        """Everything the store holds, as bytes, for "never stored"
+        checks: the SQLite file and its WAL, or every table of the
+        PostgreSQL database dumped as text."""
+        if self.db_uri:
+            out = b""
+            for t in ("requests", "attempts", "provider_state",
+                      "rate_limit", "usage_minute", "usage_hour",
+                      "spool_progress"):
+                p = subprocess.run(["psql", "-X", "-q", "-d", self.db_uri,
+                                    "-c", "COPY %s TO STDOUT" % t],
+                                   capture_output=True, timeout=60)
+                out += p.stdout
+            return out
+        db = b""
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                with open(self.db_path + suffix, "rb") as f:
+                    db += f.read()
+            except OSError:
+                pass
+        return db
+
+    def locker(self):
+        """Another session's write lock on the store until .release(): a
+        sqlite3 connection in BEGIN EXCLUSIVE on the file, or a psql
+        session holding EXCLUSIVE locks (reads pass, writes wait) on the
+        PostgreSQL tables."""
+        return (_PgLocker if self.db_uri else _SqliteLocker)(
+            self.db_uri or self.db_path)
+
+    def integrity_ok(self):
+        """The store's own consistency check (SQLite's integrity_check;
+        PostgreSQL keeps its own: the attempts' foreign key holds)."""
+        if self.db_uri:
+            return self.sql("SELECT count(*) FROM attempts a WHERE NOT"
+                            " EXISTS (SELECT 1 FROM requests r"
+                            " WHERE r.id = a.request_id)") == [(0,)]
+        return self.sql("PRAGMA integrity_check") == [("ok",)]
+
     def count_requests(self):
         return self.sql("SELECT COUNT(*) FROM requests")[0][0]
 
     def request_row(self, request_id, timeout=5.0):
         """The requests row (as a dict) of one request id, waiting for the
         log write; None when it never appears."""
-        def get():
-            con = sqlite3.connect(self.db_path, timeout=15)
-            con.row_factory = sqlite3.Row
-            try:
-                rows = con.execute("SELECT * FROM requests WHERE request_id=?",
-                                   (request_id,)).fetchall()
-                return [dict(r) for r in rows]
-            finally:
-                con.close()
-        rows = wait_until(get, timeout)
-        return rows
+        return wait_until(lambda: self.dict_rows(
+            "SELECT * FROM requests WHERE request_id=?", (request_id,)),
+            timeout)
 
     def attempt_rows(self, rowid):
-        con = sqlite3.connect(self.db_path, timeout=15)
-        con.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in con.execute(
-                "SELECT * FROM attempts WHERE request_id=? ORDER BY seq",
-                (rowid,))]
-        finally:
-            con.close()
+        return self.dict_rows(
+            "SELECT * FROM attempts WHERE request_id=? ORDER BY seq",
+            (rowid,))
 
     def provider_state(self, provider):
-        con = sqlite3.connect(self.db_path, timeout=15)
-        con.row_factory = sqlite3.Row
-        try:
-            r = con.execute("SELECT * FROM provider_state WHERE provider=?",
-                            (provider,)).fetchone()
-            return dict(r) if r else None
-        finally:
-            con.close()
+        rows = self.dict_rows("SELECT * FROM provider_state WHERE provider=?",
+                              (provider,))
+        return rows[0] if rows else None
 
     def errorlog(self, since=0):
         """lighttpd's and the responders' stderr (since a byte offset,
@@ -589,6 +711,49 @@ class Harness:
 
 
 alive = lighttpd_proc.alive
+
+
+class _SqliteLocker:
+    def __init__(self, path):
+        self.con = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.con.execute("BEGIN EXCLUSIVE")
+
+    def release(self):
+        if self.con is not None:
+            self.con.execute("ROLLBACK")
+            self.con.close()
+            self.con = None
+
+
+class _PgLocker:
+    TABLES = "requests, attempts, provider_state, rate_limit, spool_progress"
+
+    def __init__(self, uri):
+        self.uri = uri
+        self.app = "rf-locker-%s" % uuid.uuid4().hex[:8]
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-d", uri, "-c",
+             "BEGIN; LOCK TABLE %s IN EXCLUSIVE MODE;"
+             " SELECT pg_sleep(600)" % self.TABLES],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, PGAPPNAME=self.app))
+        held = wait_until(lambda: psql_rows(
+            uri, "SELECT count(*) AS n FROM pg_locks WHERE granted AND"
+            " mode = 'ExclusiveLock' AND relation = 'requests'::regclass")
+            [0]["n"] > 0, 15)
+        if not held:
+            self.release()
+            raise RuntimeError("the PostgreSQL lock was not taken")
+
+    def release(self):
+        if self.proc is not None:
+            # The server would sleep on with the locks: end its session.
+            psql_rows(self.uri, "SELECT pg_terminate_backend(pid) FROM"
+                      " pg_stat_activity WHERE application_name = '%s'"
+                      % self.app)
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
 
 
 class _Reader:

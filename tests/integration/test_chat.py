@@ -543,13 +543,7 @@ def test_zz_keys_never_leak():
     assert H.seen, "no responses were recorded"
     seen = "\n".join(H.seen)
     log = H.errorlog()
-    db = b""
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            with open(H.db_path + suffix, "rb") as f:
-                db += f.read()
-        except OSError:
-            pass
+    db = H.store_bytes()
     assert db, "no database bytes to check"
     for p, key in KEYS.items():
         assert key not in seen, "%s key in a response" % p

@@ -13,7 +13,6 @@ waits are for the rows to appear, with generous bounds.
 
 import os
 import signal
-import sqlite3
 import threading
 import time
 import uuid
@@ -37,19 +36,10 @@ def teardown_module():
         H.close()
 
 
-class Locker:
-    """Another process's write lock on the store: a python sqlite3
-    connection holding BEGIN EXCLUSIVE until release()."""
-
-    def __init__(self, path):
-        self.con = sqlite3.connect(path, timeout=30, isolation_level=None)
-        self.con.execute("BEGIN EXCLUSIVE")
-
-    def release(self):
-        if self.con is not None:
-            self.con.execute("ROLLBACK")
-            self.con.close()
-            self.con = None
+def Locker(path):
+    """Another session's write lock on the store (harness.locker: the
+    SQLite file's BEGIN EXCLUSIVE, or PostgreSQL table locks)."""
+    return H.locker()
 
 
 class Load:
@@ -134,7 +124,7 @@ def check_every_acked_row(tag, acked):
         len(lost), len(acked), lost[:5])
     assert not twice, "requests with more than one row: %s" % (
         list(twice.items())[:5])
-    assert H.sql("PRAGMA integrity_check") == [("ok",)]
+    assert H.integrity_ok()
 
 
 def kill_under_load(locked, rounds=2):

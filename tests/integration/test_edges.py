@@ -227,6 +227,7 @@ def test_content_type_parameters_are_parsed():
 
 # ------------------------------------------------------- the store file
 
+@harness.sqlite_only
 def test_store_files_are_owner_only():
     H.use({})
     ok_meta(*H.chat("write a row")[::2])
@@ -248,21 +249,22 @@ def schema_dir(tmp):
     for d in (os.environ.get("BUILD"), "build", "build-san"):
         if d and os.path.exists(os.path.join(harness.ROOT, d, SCHEMA_HEADER)):
             return os.path.join(harness.ROOT, d)
-    lines = ["/* generated from schema/relayforge.sql */",
-             "static const char rf_schema_sqlite[] ="]
-    with open(os.path.join(harness.ROOT, "schema", "relayforge.sql")) as f:
-        for ln in f.read().split("\n")[:-1]:
-            lines.append('"%s\\n"' % ln.replace("\\", "\\\\").replace('"', '\\"'))
-    lines.append(";")
-    with open(os.path.join(tmp, SCHEMA_HEADER), "w") as f:
-        f.write("\n".join(lines) + "\n")
+    for sql, name in (("relayforge.sql", "sqlite"), ("relayforge.pg.sql", "pg")):
+        lines = ["/* generated from schema/%s */" % sql,
+                 "static const char rf_schema_%s[] =" % name]
+        with open(os.path.join(harness.ROOT, "schema", sql)) as f:
+            for ln in f.read().split("\n")[:-1]:
+                lines.append('"%s\\n"' % ln.replace("\\", "\\\\").replace('"', '\\"'))
+        lines.append(";")
+        with open(os.path.join(tmp, "schema_%s.h" % name), "w") as f:
+            f.write("\n".join(lines) + "\n")
     return tmp
 
 
 def tsan_binary(tmp):
     src = os.path.join(harness.ROOT, "src")
     flags = subprocess.run(["pkg-config", "--cflags", "--libs", "fcgi",
-                            "libcurl", "json-c", "sqlite3"],
+                            "libcurl", "json-c", "sqlite3", "libpq"],
                            capture_output=True, text=True, check=True)
     out = os.path.join(tmp, "relayforge-tsan")
     cmd = (["gcc", "-std=c11", "-D_DEFAULT_SOURCE",

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "store.h"
 #include "provider.h"
 
 #ifndef RF_DEFAULT_DB
@@ -345,6 +346,11 @@ test_bounds(void **state)
 		{ "RELAYFORGE_LOG_QUEUE", "0" },
 		{ "RELAYFORGE_LOG_QUEUE", "10000001" },
 		{ "RELAYFORGE_SPOOL_DIR", "a\nb" },
+		{ "RELAYFORGE_NODE", "two words" },
+		{ "RELAYFORGE_NODE", "gw/1" },
+		{ "RELAYFORGE_NODE", "g\xc3\xa9" },
+		{ "RELAYFORGE_NODE", "x12345678901234567890123456789012345678901"
+		    "234567890123456789012345" },
 	};
 	char err[256], prefix[64];
 	size_t i;
@@ -400,6 +406,32 @@ test_spool_settings(void **state)
 	load_ok(&cfg);
 	assert_string_equal(cfg.spool_dir, "/srv/spool");
 	assert_int_equal(cfg.log_queue, 1);
+	rf_config_free(&cfg);
+}
+
+/* RELAYFORGE_NODE: this machine's name, the host name by default. */
+static void
+test_node(void **state)
+{
+	struct rf_config cfg;
+	char host[256] = "";
+
+	(void)state;
+	load_ok(&cfg);
+	assert_true(rf_store_node_valid(cfg.node));
+	if (gethostname(host, sizeof host - 1) == 0 &&
+	    rf_store_node_valid(host))
+		assert_string_equal(cfg.node, host);
+	rf_config_free(&cfg);
+	setenv("RELAYFORGE_NODE", "gw-2.eu_west", 1);
+	load_ok(&cfg);
+	assert_string_equal(cfg.node, "gw-2.eu_west");
+	rf_config_free(&cfg);
+	/* 64 characters is the most. */
+	setenv("RELAYFORGE_NODE", "a123456789012345678901234567890123456789"
+	    "012345678901234567890123", 1);
+	load_ok(&cfg);
+	assert_int_equal(strlen(cfg.node), 64);
 	rf_config_free(&cfg);
 }
 
@@ -690,6 +722,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_lookups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_free_zeroed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_node, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -397,9 +397,13 @@ test_meta_and_log_item_agree(void **state)
 	sample_result(&r);
 	e = entry_of(&req, &r);
 	item = (struct rf_log_item){ .id = 9, .e = e };
+	item.e.node = "gw-b";
 	m = round_trip(rf_render_meta(&e, RF_META_CHAT));
 	d = round_trip(rf_render_logs(&page, false));
 	it = json_object_array_get_idx(get(d, "items"), 0);
+	/* The machine that served it: in the item, not in the meta. */
+	assert_string_equal(str(it, "node"), "gw-b");
+	assert_false(json_object_object_get_ex(m, "node", NULL));
 	assert_string_equal(str(it, "requestId"), str(m, "requestId"));
 	assert_string_equal(str(it, "finalProvider"), str(m, "finalProvider"));
 	assert_string_equal(str(it, "status"), "success");

@@ -1,14 +1,20 @@
 /*
- * Unit tests of the store, in three groups:
+ * Unit tests of the store, in four groups:
  *  - the contract every backend keeps, run once per row of backends[]
- *    (only SQLite today): the request log with its attempt trail and
+ *    (SQLite always; PostgreSQL when RF_TEST_PG_URI names a database, as
+ *    tests/run.sh does through tests/pgcluster.py, each test in a fresh
+ *    schema of it): the request log with its attempt trail and
  *    rollups, all-or-nothing writes, concurrent writers (processes and
  *    threads), provider state (with the engine's threshold and quota
  *    decisions applied as src/chain.c applies them), the rate limit, ping,
- *    and the status / logs / usage reads;
+ *    the status / logs / usage reads, the spool's slots (exactly once),
+ *    the node of each row, retention, and copying a store;
  *  - what the SQLite file itself must be: schema and migrations (also
  *    several processes opening one fresh file at once), WAL, pages given
  *    back by maintenance;
+ *  - what PostgreSQL adds: its schema and migration under an advisory
+ *    lock, a call's budget against a held lock, reconnecting after the
+ *    server dropped the connections, no password in any message;
  *  - the choice of backend from the form of RELAYFORGE_DB.
  * Each test works in its own mkdtemp directory under /tmp; a separate raw
  * connection of the backend (its q_int / q_text) checks what was written.
@@ -19,6 +25,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <libpq-fe.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
@@ -46,6 +53,8 @@ struct backend {
 	const char *name;
 	/* Fill f->db (the RELAYFORGE_DB value) for a fresh store. */
 	void (*make)(struct fixture *f);
+	/* Remove what make made (NULL: teardown's files do). */
+	void (*drop)(struct fixture *f);
 	/* First column of the first row: an integer (-999 for NULL,
 	 * INT64_MIN for no row) or text ("<null>" for NULL, "" for none). */
 	int64_t (*q_int)(const struct fixture *f, const char *sql);
@@ -57,8 +66,11 @@ struct fixture {
 	const struct backend *be;
 	char dir[64];
 	char path[128];  /* SQLite: the file */
-	char db[160];    /* what rf_store_open gets */
+	char db[512];    /* what rf_store_open gets */
+	char schema[48]; /* PostgreSQL: the test's own schema */
 };
+
+static int pg_seq;
 
 /* ---- raw checks through a separate connection ---- */
 
@@ -116,11 +128,135 @@ sqlite_q_text(const struct fixture *f, const char *sql, char *out, size_t n)
 	sq_text(f->path, sql, out, n);
 }
 
-/* The contract runs once per row.  A PostgreSQL row (SPEC section 14)
- * names a fresh database in make and checks through libpq. */
+/* ---- PostgreSQL: a schema of RF_TEST_PG_URI's database per test ---- */
+
+/* A libpq connection to RF_TEST_PG_URI with search_path set to schema
+ * ("" = the default). */
+static PGconn *
+pg_raw(const char *schema)
+{
+	PGconn *c = PQconnectdb(getenv("RF_TEST_PG_URI"));
+	char sql[96];
+
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQclear(PQexec(c, "SET client_min_messages = warning"));
+	if (schema[0] != '\0') {
+		snprintf(sql, sizeof sql, "SET search_path = %s", schema);
+		PQclear(PQexec(c, sql));
+	}
+	return c;
+}
+
+/* Run sql; the result when it succeeded, else fail the test. */
+static PGresult *
+pg_exec(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	int st = PQresultStatus(r);
+
+	if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+		fprintf(stderr, "psql: %s: %s", sql, PQresultErrorMessage(r));
+	assert_true(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK);
+	return r;
+}
+
+static void
+pg_sql(const char *schema, const char *sql)
+{
+	PGconn *c = pg_raw(schema);
+
+	PQclear(pg_exec(c, sql));
+	PQfinish(c);
+}
+
+/* The URI of a fresh schema: the store is created there. */
+static void
+pg_uri(struct fixture *f, const char *schema)
+{
+	snprintf(f->db, sizeof f->db, "%s%coptions=-csearch_path%%3D%s",
+	    getenv("RF_TEST_PG_URI"), strchr(getenv("RF_TEST_PG_URI"), '?') ?
+	    '&' : '?', schema);
+}
+
+static void
+pg_make(struct fixture *f)
+{
+	char sql[96];
+
+	snprintf(f->schema, sizeof f->schema, "t_%d_%d", (int)getpid(),
+	    ++pg_seq);
+	snprintf(sql, sizeof sql, "CREATE SCHEMA %s", f->schema);
+	pg_sql("", sql);
+	/* SQLite's quote(), which the contract's checks use. */
+	pg_sql(f->schema, "CREATE FUNCTION quote(anyelement) RETURNS text"
+	    " LANGUAGE sql IMMUTABLE AS $$SELECT CASE WHEN $1 IS NULL"
+	    " THEN 'NULL' WHEN pg_typeof($1) = 'text'::regtype"
+	    " THEN quote_literal($1) ELSE $1::text END$$");
+	pg_uri(f, f->schema);
+}
+
+static void
+pg_drop(struct fixture *f)
+{
+	char sql[96];
+
+	snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE", f->schema);
+	pg_sql("", sql);
+}
+
+/* SQLite's group_concat(x, sep) is PostgreSQL's string_agg. */
+static PGresult *
+pg_query(const struct fixture *f, const char *sql)
+{
+	char q[2048], *p;
+	PGconn *c = pg_raw(f->schema);
+	PGresult *r;
+
+	snprintf(q, sizeof q, "%s", sql);
+	while ((p = strstr(q, "group_concat(")) != NULL)
+		memcpy(p, "string_agg  (", 13);
+	r = pg_exec(c, q);
+	PQfinish(c);
+	return r;
+}
+
+static int64_t
+pg_q_int(const struct fixture *f, const char *sql)
+{
+	PGresult *r = pg_query(f, sql);
+	int64_t v = INT64_MIN;
+
+	if (PQntuples(r) > 0)
+		v = PQgetisnull(r, 0, 0) ? -999 :
+		    strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	return v;
+}
+
+static void
+pg_q_text(const struct fixture *f, const char *sql, char *out, size_t n)
+{
+	PGresult *r = pg_query(f, sql);
+
+	out[0] = '\0';
+	if (PQntuples(r) > 0)
+		snprintf(out, n, "%s", PQgetisnull(r, 0, 0) ? "<null>" :
+		    PQgetvalue(r, 0, 0));
+	PQclear(r);
+}
+
+/* The contract runs once per row; the PostgreSQL row when RF_TEST_PG_URI
+ * is set (main skips it otherwise). */
 static const struct backend backends[] = {
-	{ "sqlite", sqlite_make, sqlite_q_int, sqlite_q_text },
+	{ "sqlite", sqlite_make, NULL, sqlite_q_int, sqlite_q_text },
+	{ "postgresql", pg_make, pg_drop, pg_q_int, pg_q_text },
 };
+
+static bool
+is_sqlite(const struct fixture *f)
+{
+	return f->be == &backends[0];
+}
 
 /* cmocka's initial state is the backend (NULL: the first one). */
 static int
@@ -161,6 +297,8 @@ teardown(void **state)
 	struct fixture *f = *state;
 	char p[160];
 
+	if (f->be->drop != NULL)
+		f->be->drop(f);
 	remove_db(f->path);
 	for (int round = 0; round < MIGRATION_ROUNDS; round++) {
 		snprintf(p, sizeof p, "%s/mig%d.db", f->dir, round);
@@ -242,7 +380,7 @@ test_open_creates_schema(void **state)
 	struct rf_store *s = open_ok(f);
 	char mode[16];
 
-	assert_int_equal(schema_file_version(), 2);
+	assert_int_equal(schema_file_version(), 3);
 	assert_int_equal(q_int(f, "PRAGMA user_version"),
 	    schema_file_version());
 	assert_int_equal(q_int(f, "SELECT count(*) FROM sqlite_master"
@@ -261,6 +399,8 @@ test_open_creates_schema(void **state)
 	assert_int_equal(q_int(f, "SELECT count(*) FROM"
 	    " pragma_table_info('usage_minute') WHERE name GLOB 'h[0-9]*'"),
 	    72);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM"
+	    " pragma_table_info('requests') WHERE name = 'node'"), 1);
 	assert_int_equal(q_int(f, "PRAGMA auto_vacuum"), 2);
 	q_text(f, "PRAGMA journal_mode", mode, sizeof mode);
 	assert_string_equal(mode, "wal");
@@ -291,7 +431,7 @@ test_reopen_idempotent(void **state)
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	rf_store_close(s);
 	s = open_ok(f);
-	assert_int_equal(q_int(f, "PRAGMA user_version"), 2);
+	assert_int_equal(q_int(f, "PRAGMA user_version"), 3);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 1);
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	rf_store_close(s);
@@ -329,9 +469,10 @@ test_log_request_values(void **state)
 	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts WHERE"
 	    " request_id = (SELECT id FROM requests)"), 3);
 	q_text(f, "SELECT group_concat(seq || ':' || provider || ':' || outcome"
-	    " || ':' || coalesce(reason, '-') || ':' || coalesce(http_status, '-')"
-	    " || ':' || coalesce(latency_ms, '-') || ':' || retry, ' ')"
-	    " FROM (SELECT * FROM attempts ORDER BY seq)", t, sizeof t);
+	    " || ':' || coalesce(reason, '-') || ':'"
+	    " || coalesce(CAST(http_status AS TEXT), '-') || ':'"
+	    " || coalesce(CAST(latency_ms AS TEXT), '-') || ':' || retry, ' ')"
+	    " FROM (SELECT * FROM attempts ORDER BY seq) AS a", t, sizeof t);
 	assert_string_equal(t, "0:groq:provider_rate_limited:-:429:31:0 "
 	    "1:sambanova:skipped:unconfigured:-:-:0 "
 	    "2:openrouter:ok:-:200:790:1");
@@ -552,7 +693,7 @@ test_concurrent_migration_processes(void **state)
 	for (int round = 0; round < MIGRATION_ROUNDS; round++) {
 		snprintf(path, sizeof path, "%s/mig%d.db", f->dir, round);
 		fork_workers(path, 0);
-		assert_int_equal(sq_int(path, "PRAGMA user_version"), 2);
+		assert_int_equal(sq_int(path, "PRAGMA user_version"), 3);
 		assert_int_equal(sq_int(path, "PRAGMA auto_vacuum"), 2);
 		fork_workers(path, 1);
 		assert_int_equal(sq_int(path, "SELECT count(*) FROM requests"),
@@ -1318,15 +1459,20 @@ test_prune_and_maintain(void **state)
 	/* A rollup row whose period is not over at the cutoff stays. */
 	assert_int_equal(rf_store_prune(s, cutoff + 1, 8), 1);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM usage_minute"), 1);
+	assert_int_equal(rf_store_prune(NULL, cutoff, 8), -1);
+	assert_int_equal(rf_store_prune(s, cutoff, 0), -1);
+	assert_int_equal(rf_store_maintain(NULL), -1);
+	if (!is_sqlite(f)) { /* autovacuum's work: maintain only answers */
+		assert_int_equal(rf_store_maintain(s), 0);
+		rf_store_close(s);
+		return;
+	}
 
 	pages = q_int(f, "PRAGMA page_count");
 	assert_true(q_int(f, "PRAGMA freelist_count") > 10);
 	assert_int_equal(rf_store_maintain(s), 0);
 	assert_int_equal(q_int(f, "PRAGMA freelist_count"), 0);
 	assert_true(q_int(f, "PRAGMA page_count") < pages - 10);
-	assert_int_equal(rf_store_prune(NULL, cutoff, 8), -1);
-	assert_int_equal(rf_store_prune(s, cutoff, 0), -1);
-	assert_int_equal(rf_store_maintain(NULL), -1);
 	rf_store_close(s);
 }
 
@@ -1472,12 +1618,51 @@ test_redact(void **state)
 	assert_string_equal(out, "");
 }
 
+/* A version-2 file (before the node column) upgrades in place: its rows
+ * stay, without a node; new rows have one. */
 static void
-test_open_postgres_not_built(void **state)
+test_upgrade_from_version_2(void **state)
+{
+	struct fixture *f = *state;
+	const char *v3 = strstr(rf_schema_sqlite, "-- Version 3");
+	char *v2, err[256] = "", t[64];
+	struct rf_store *s;
+	struct rf_log_entry e = sample_entry(T0);
+	sqlite3 *db;
+
+	assert_non_null(v3);
+	v2 = strndup(rf_schema_sqlite, (size_t)(v3 - rf_schema_sqlite));
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "INSERT INTO requests (request_id,"
+	    " ts_ms, endpoint, strategy, fallback, degraded, demo, status,"
+	    " http_status, latency_ms, prompt_chars) VALUES ('old', 1, 'chat',"
+	    " 'auto', 0, 0, 0, 'success', 200, 5, 3)", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	free(v2);
+	assert_int_equal(sq_int(f->path, "PRAGMA user_version"), 2);
+	s = rf_store_open(f->db, err, sizeof err);
+	assert_non_null(s);
+	assert_int_equal(q_int(f, "PRAGMA user_version"), 3);
+	assert_int_equal(rf_store_set_node("gw-new"), 0);
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+	q_text(f, "SELECT group_concat(request_id || '=' || coalesce(node,"
+	    " '-'), ',') FROM (SELECT * FROM requests ORDER BY id)", t,
+	    sizeof t);
+	assert_string_equal(t, "old=-,req-1=gw-new");
+	rf_store_close(s);
+}
+
+/* An unreachable server: the open fails at once with a reason that never
+ * repeats the password. */
+static void
+test_open_postgres_unreachable(void **state)
 {
 	static const char *const uris[] = {
-		"postgresql://relay:s3cret@db.example:5432/relayforge",
-		"postgres://relay:s3cret@db.example/relayforge?sslmode=require",
+		"postgresql://relay:s3cret-pw@/relayforge?host=/nonexistent-rf",
+		"postgres://relay:s3cret-pw@/relayforge?host=/nonexistent-rf"
+		    "&sslmode=disable",
 	};
 	char err[256];
 
@@ -1485,14 +1670,267 @@ test_open_postgres_not_built(void **state)
 	for (size_t i = 0; i < sizeof uris / sizeof uris[0]; i++) {
 		strcpy(err, "");
 		assert_null(rf_store_open(uris[i], err, sizeof err));
-		assert_string_equal(err,
-		    "PostgreSQL store is not built into this binary");
+		assert_non_null(strstr(err, "cannot connect to PostgreSQL"));
+		assert_null(strstr(err, "s3cret"));
 		strcpy(err, "");
 		assert_null(rf_store_open_pool(uris[i], 4, err, sizeof err));
 		assert_null(strstr(err, "s3cret"));
-		assert_null(strstr(err, "db.example"));
 	}
 	assert_null(rf_store_open(NULL, err, sizeof err));
+}
+
+/* ---- the spool's slots, the node, copying ---- */
+
+static void
+test_spool_slots_exactly_once(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_log_entry e1 = sample_entry(T0), e2 = sample_entry(T0 + 1);
+	const struct rf_log_entry *rows[2] = { &e1, &e2 };
+	char why[160] = "";
+	int64_t at = -1;
+	long refused = -1;
+
+	e2.request_id = "req-2";
+	assert_int_equal(rf_store_spool_progress(s, "a.spool", &at), 0);
+	assert_int_equal(at, 0);
+	assert_int_equal(rf_store_log_spooled(s, "a.spool", 0, 100, rows, 2,
+	    &refused), 0);
+	assert_int_equal(refused, 0);
+	/* The same batch again (a writer that died before its bookkeeping):
+	 * nothing written twice. */
+	assert_int_equal(rf_store_log_spooled(s, "a.spool", 0, 100, rows, 2,
+	    &refused), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 2);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts"), 6);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_hour"), 2);
+	assert_int_equal(rf_store_spool_progress(s, "a.spool", &at), 0);
+	assert_int_equal(at, 100);
+	/* A batch that starts past the stored progress moves it only. */
+	assert_int_equal(rf_store_log_spooled(s, "a.spool", 100, 150, NULL, 0,
+	    &refused), 0);
+	assert_int_equal(rf_store_spool_progress(s, "a.spool", &at), 0);
+	assert_int_equal(at, 150);
+	/* A row the schema refuses (no endpoint) is left out alone. */
+	e2.endpoint = NULL;
+	e1.request_id = "req-3";
+	assert_int_equal(rf_store_log_spooled(s, "a.spool", 150, 200, rows, 2,
+	    &refused), 0);
+	assert_int_equal(refused, 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 3);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests WHERE"
+	    " request_id = 'req-3'"), 1);
+	assert_int_equal(rf_store_spool_forget(s, "a.spool"), 0);
+	assert_int_equal(rf_store_spool_progress(s, "a.spool", &at), 0);
+	assert_int_equal(at, 0);
+	assert_int_equal(rf_store_writable(s, 200, why, sizeof why), 0);
+	rf_store_close(s);
+}
+
+/* Every row records the machine that served it; logs give it back. */
+static void
+test_node_recorded(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_log_entry e = sample_entry(T0);
+	struct rf_log_query q = { .limit = 10 };
+	struct rf_log_page page;
+	char t[80];
+
+	assert_true(rf_store_node_valid(rf_store_node()));
+	assert_int_equal(rf_store_set_node("bad node"), -1);
+	assert_int_equal(rf_store_set_node(""), -1);
+	assert_int_equal(rf_store_set_node("gw-a.example_1"), 0);
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+	e.node = "gw-b";
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+	q_text(f, "SELECT group_concat(node, ',') FROM (SELECT node FROM"
+	    " requests ORDER BY id) AS n", t, sizeof t);
+	assert_string_equal(t, "gw-a.example_1,gw-b");
+	assert_int_equal(rf_store_logs(s, &q, &page), 0);
+	assert_int_equal(page.nitems, 2);
+	assert_string_equal(page.items[0].e.node, "gw-b");
+	assert_string_equal(page.items[1].e.node, "gw-a.example_1");
+	rf_store_log_page_free(&page);
+	rf_store_close(s);
+}
+
+/* A SQLite store's history into this backend: every row once, oldest
+ * first, with its attempts and rollups; never into a store with rows. */
+static void
+test_copy_store(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *dst = open_ok(f), *src;
+	char path[200], err[256] = "";
+	long rows = -1;
+
+	snprintf(path, sizeof path, "%s/source.db", f->dir);
+	src = rf_store_open(path, err, sizeof err);
+	assert_non_null(src);
+	log_mixed(src, 450); /* three pages, the last one short */
+	assert_int_equal(rf_store_copy(src, dst, &rows, err, sizeof err), 0);
+	assert_int_equal(rows, 450);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 450);
+	assert_int_equal(q_int(f, "SELECT count(DISTINCT request_id)"
+	    " FROM requests"), 450);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM attempts"), 675);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_minute"),
+	    450);
+	/* Oldest first: ids grow with the arrival time. */
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests a JOIN"
+	    " requests b ON b.id > a.id AND b.ts_ms < a.ts_ms"), 0);
+	/* A second run is refused, nothing written. */
+	assert_int_equal(rf_store_copy(src, dst, &rows, err, sizeof err), -1);
+	assert_non_null(strstr(err, "already has requests"));
+	assert_int_equal(rows, 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 450);
+	rf_store_close(src);
+	rf_store_close(dst);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/source.db-wal", f->dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/source.db-shm", f->dir);
+	unlink(path);
+}
+
+/* ---- what PostgreSQL adds ---- */
+
+static void
+test_pg_open_creates_schema(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_store *again = open_ok(f); /* the version is current */
+
+	assert_int_equal(q_int(f, "SELECT max(version) FROM schema_version"),
+	    1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM"
+	    " information_schema.tables WHERE table_schema ="
+	    " current_schema() AND table_name IN ('requests', 'attempts',"
+	    " 'provider_state', 'rate_limit', 'usage_minute', 'usage_hour',"
+	    " 'spool_progress')"), 7);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM"
+	    " information_schema.columns WHERE table_schema ="
+	    " current_schema() AND table_name = 'usage_hour'"
+	    " AND column_name ~ '^h[0-9]+$'"), 72);
+	assert_int_equal(rf_store_ping(s), 0);
+	rf_store_close(again);
+	rf_store_close(s);
+}
+
+/* Several processes open one fresh schema at once: one migrates under the
+ * advisory lock, the others wait and find it done. */
+static void
+test_pg_concurrent_migration(void **state)
+{
+	struct fixture *f = *state;
+	char sql[160];
+
+	for (int round = 0; round < 3; round++) {
+		snprintf(sql, sizeof sql, "DROP SCHEMA %s CASCADE;"
+		    " CREATE SCHEMA %s", f->schema, f->schema);
+		pg_sql("", sql);
+		fork_workers(f->db, 1);
+		assert_int_equal(q_int(f, "SELECT count(*) FROM requests"),
+		    WORKERS);
+		assert_int_equal(q_int(f, "SELECT count(*) FROM"
+		    " schema_version"), 1);
+	}
+}
+
+/* An operator's EXCLUSIVE lock on the shared tables: a call with a budget
+ * gives up within it (a generous bound: a second against 5 ms; the
+ * server would wait 10 s), nothing written; the connection it gave up is
+ * opened again by the next call without a budget. */
+static void
+test_pg_budget_bounds_the_lock_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	PGconn *lk = pg_raw(f->schema);
+	int64_t t0;
+	int was, fails = 0;
+
+	assert_int_equal(rf_store_provider_failed(s, "groq", "x", T0, 0, NULL),
+	    0);
+	PQclear(pg_exec(lk, "BEGIN; LOCK TABLE provider_state, rate_limit"
+	    " IN EXCLUSIVE MODE"));
+	was = rf_store_budget(RF_STORE_HOT_MS);
+	t0 = rf_mono_ms();
+	assert_int_equal(rf_store_provider_failed(s, "groq", "x", T0, 0,
+	    &fails), -1);
+	assert_int_equal(rf_store_rate_count(s, "c", 1, T0), -1);
+	assert_true(rf_mono_ms() - t0 < 1000);
+	assert_int_equal(fails, 0);
+	rf_store_budget(was);
+	PQclear(pg_exec(lk, "COMMIT"));
+	PQfinish(lk);
+	assert_int_equal(rf_store_ping(s), 0);
+	assert_int_equal(q_int(f, "SELECT consecutive_failures FROM"
+	    " provider_state WHERE provider = 'groq'"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM rate_limit"), 0);
+	rf_store_close(s);
+}
+
+/* The server drops every connection (as a restart does): calls fail, then
+ * the pool connects again -- not on a call with a budget -- and nothing
+ * of the password shows in what is said. */
+static void
+test_pg_reconnects(void **state)
+{
+	struct fixture *f = *state;
+	char err[256] = "";
+	struct rf_store *s = rf_store_open_pool(f->db, 3, err, sizeof err);
+	struct rf_log_entry e = sample_entry(T0);
+	int was, ok = 0;
+
+	assert_non_null(s);
+	pg_sql("", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+	    " WHERE application_name = 'relayforge'"
+	    " AND pid <> pg_backend_pid()");
+	/* Each connection finds out on its next statement. */
+	for (int i = 0; i < 3; i++)
+		rf_store_ping(s);
+	was = rf_store_budget(RF_STORE_HOT_MS);
+	assert_int_equal(rf_store_ping(s), -1); /* no reconnect on a budget */
+	rf_store_budget(was);
+	for (int i = 0; i < 100 && !ok; i++) { /* backoff: 100 ms first */
+		ok = rf_store_log_request(s, &e) == 0;
+		if (!ok)
+			rf_sleep_ms(50);
+	}
+	assert_true(ok);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 1);
+	rf_store_close(s);
+}
+
+/* A wrong password: refused, and the message does not repeat it. */
+static void
+test_pg_wrong_password_not_said(void **state)
+{
+	struct fixture *f = *state;
+	char uri[600], err[256] = "", *at;
+
+	(void)state;
+	snprintf(uri, sizeof uri, "%s", f->db);
+	at = strchr(uri + strlen("postgresql://"), '@');
+	assert_non_null(at);
+	/* rf:<password>@ -> rf:wrong-pw-SECRET7@ */
+	{
+		char *colon = strchr(uri + strlen("postgresql://"), ':');
+		char rest[600];
+
+		assert_non_null(colon);
+		snprintf(rest, sizeof rest, "%s", at);
+		snprintf(colon, sizeof uri - (size_t)(colon - uri),
+		    ":wrong-pw-SECRET7%s", rest);
+	}
+	assert_null(rf_store_open(uri, err, sizeof err));
+	assert_true(err[0] != '\0');
+	assert_null(strstr(err, "wrong-pw"));
 }
 
 /* The contract tests, run once per backend. */
@@ -1517,6 +1955,10 @@ static const struct CMUnitTest contract[] = {
 	cmocka_unit_test_setup_teardown(test_provider_reports, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_logs_pages, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_logs_null_fields, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_prune_and_maintain, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_spool_slots_exactly_once, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_node_recorded, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_copy_store, setup, teardown),
 };
 
 #define NCONTRACT (sizeof contract / sizeof contract[0])
@@ -1528,21 +1970,33 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_open_creates_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_bad_path, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reopen_idempotent, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_cascades, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_migration_processes, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_prune_and_maintain, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_bounds_the_lock_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_acquire_is_bounded, setup, teardown),
 	};
 	const struct CMUnitTest selection[] = {
-		cmocka_unit_test(test_open_postgres_not_built),
+		cmocka_unit_test(test_open_postgres_unreachable),
 		cmocka_unit_test(test_redact),
+	};
+	struct CMUnitTest pg_only[] = {
+		cmocka_unit_test_setup_teardown(test_pg_open_creates_schema, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_concurrent_migration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_budget_bounds_the_lock_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_reconnects, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_wrong_password_not_said, setup, teardown),
 	};
 	struct CMUnitTest run[NCONTRACT];
 	char name[64];
+	bool pg = getenv("RF_TEST_PG_URI") != NULL &&
+	    *getenv("RF_TEST_PG_URI") != '\0';
 	int failed = 0;
 
-	for (size_t b = 0; b < sizeof backends / sizeof backends[0]; b++) {
+	if (!pg)
+		fprintf(stderr, "RF_TEST_PG_URI is not set: the PostgreSQL"
+		    " runs are skipped (tests/run.sh sets it)\n");
+	for (size_t b = 0; b < (pg ? 2 : 1); b++) {
 		for (size_t i = 0; i < NCONTRACT; i++) {
 			run[i] = contract[i];
 			run[i].initial_state = (void *)&backends[b];
@@ -1556,5 +2010,10 @@ main(void)
 	    sqlite_file, NULL, NULL);
 	failed += cmocka_run_group_tests_name("store: backend selection",
 	    selection, NULL, NULL);
+	for (size_t i = 0; pg && i < sizeof pg_only / sizeof pg_only[0]; i++)
+		pg_only[i].initial_state = (void *)&backends[1];
+	if (pg)
+		failed += cmocka_run_group_tests_name("store: PostgreSQL",
+		    pg_only, NULL, NULL);
 	return failed;
 }
