@@ -56,6 +56,7 @@ LIB_SRC += src/provider_mock.c   # the built-in demo tier
 LIB_SRC += src/upstream.c        # the only libcurl user: calls, pool, headers
 LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
 LIB_SRC += src/hist.c            # latency histogram, percentiles, usage folding
+LIB_SRC += src/metrics.c         # metric families, a request's series, batches
 LIB_SRC += src/store.c           # the store's product API, pool, backend choice
 LIB_SRC += src/store_sqlite.c    # the SQLite backend: every SQL statement
 LIB_SRC += src/pstate.c          # provider state in the process, written through
