@@ -47,6 +47,7 @@ LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted
 LIB_SRC += src/config.c          # settings from env and file, per provider too
 LIB_SRC += src/contract.c        # request bodies in: parse and validate
 LIB_SRC += src/render.c          # every response JSON shape, from one form
+LIB_SRC += src/render_metrics.c  # the Prometheus text exposition of /metrics
 LIB_SRC += src/sse.c             # SSE parser (upstream) and writer (client)
 LIB_SRC += src/catalog.c         # the provider catalog: one line per provider
 LIB_SRC += src/provider.c        # helpers shared by the adapters (JSON, errors)
@@ -63,6 +64,7 @@ LIB_SRC += src/pstate.c          # provider state in the process, written throug
 LIB_SRC += src/ratelimit.c       # per-client limit: shared count, memory fallback
 LIB_SRC += src/spool.c           # request-log spool files: durable rows, replay
 LIB_SRC += src/logq.c            # the spool's writer thread: batches to the store
+LIB_SRC += src/gauges.c          # this process's live gauges, published to the store
 LIB_SRC += src/fcgi.c            # the only libfcgi user: FastCGI and CGI I/O
 LIB_SRC += src/reply.c           # the reply writer: heads, JSON, errors, SSE
 LIB_SRC += src/router.c          # surfaces, route table, guards, refusals
@@ -81,10 +83,11 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 DEPS     := $(patsubst %,$(DEPDIR)/%.d,$(notdir $(LIB_OBJ) $(MAIN_OBJ) $(UNIT_BIN)))
 
+# prometheus: its promtool checks GET /api/v1/metrics (tests/integration/test_metrics.py).
 DEB_PKGS := gcc make pkg-config libfcgi-dev libfcgi-bin libcurl4-openssl-dev \
             libjson-c-dev libsqlite3-dev sqlite3 lighttpd libcmocka-dev curl \
             python3 spawn-fcgi clang apache2 libapache2-mod-fcgid nginx systemd \
-            libjs-chart.js chromium nodejs
+            libjs-chart.js chromium nodejs prometheus
 
 .PHONY: all deps node-deps run test check unit clean web fuzz
 all: $(BIN) web
