@@ -15,9 +15,15 @@
  *   outcome of a request   success | error | cancelled (rf_store_entry_status)
  *   outcome of an attempt  ok | an error code | skipped | cancelled
  *                          (the client hung up: client_closed)
- *   code of a request      ok | its error code
  *   a provider             its id, or "none" when no provider was called
  * Durations are recorded in whole milliseconds and exposed in seconds.
+ *
+ * A counter that would only repeat a histogram's _count is not stored: it
+ * is exposed from that histogram's series (a family's "from"), so the two
+ * can never disagree and a request costs fewer writes --
+ * relayforge_requests_total is the request duration's count, and
+ * relayforge_attempts_total the upstream calls' count (label
+ * gen_ai_provider_name exposed as provider) plus the stored skipped ones.
  */
 #ifndef RF_METRICS_H
 #define RF_METRICS_H
@@ -42,6 +48,11 @@ struct rf_metric_family {
 	const char *const *le;       /* the same bounds as exposed ("0.01") */
 	int64_t scale;               /* recorded units per exposed unit:
 	                                1000 for seconds recorded in ms */
+	int from;                    /* counters: also the _count of this
+	                                family's series, -1 = none */
+	const char *rename;          /* with from: its first label, exposed
+	                                under this family's first label
+	                                (NULL: the same labels) */
 };
 
 enum rf_metric_id {
@@ -65,6 +76,7 @@ int rf_metrics_bucket(const struct rf_metric_family *f, int64_t v);
  * requests share most series).  Zeroed is valid (empty). */
 struct rf_metrics_acc {
 	struct rf_metric_row *v;
+	uint64_t *hash;        /* private: of each row's family and labels */
 	size_t n, cap;
 };
 

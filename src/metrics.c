@@ -8,18 +8,19 @@
  *   gen_ai_server_time_to_first_token_seconds  a request whose first token
  *       reached the client (streams): its ttft; the same labels
  *   gen_ai_client_operation_duration_seconds  every upstream call of the
- *       attempt trail (not the skipped ones): its latency; labels
- *       gen_ai_provider_name, outcome
+ *       attempt trail (not the skipped ones): its latency (none known
+ *       counts as 0); labels gen_ai_provider_name, outcome
  *   gen_ai_client_token_usage  a request whose provider reported tokens:
  *       one observation per known count; labels gen_ai_provider_name (the
  *       final provider), gen_ai_token_type input | output
- *   relayforge_requests_total  every request; labels endpoint, outcome,
- *       final_provider, code
+ *   relayforge_requests_total  every request (the duration's count);
+ *       labels endpoint, outcome, final_provider
  *   relayforge_fallbacks_total  a request answered (or failed) by another
  *       provider than the first one called; labels attempted_provider,
  *       final_provider
- *   relayforge_attempts_total  every entry of the attempt trail, skipped
- *       ones included; labels provider, outcome
+ *   relayforge_attempts_total  every entry of the attempt trail: the
+ *       upstream calls' count, and the skipped ones (stored); labels
+ *       provider, outcome
  * The bucket bounds are the OpenTelemetry GenAI semantic conventions'
  * recommended ones.  They are part of the stored data (b0..b15 of
  * metric_totals count per bound): changing one needs a new metric name.
@@ -60,8 +61,9 @@ _Static_assert(NELEM(ttft_ms) <= RF_METRIC_BUCKETS &&
     NELEM(tokens) <= RF_METRIC_BUCKETS, "the store keeps 16 buckets");
 
 #define HIST(n, h, b, le, sc) { n, h, RF_METRIC_HISTOGRAM, (int)NELEM(b), \
-	b, le, sc }
-#define COUNTER(n, h) { n, h, RF_METRIC_COUNTER, 0, NULL, NULL, 1 }
+	b, le, sc, -1, NULL }
+#define COUNTER(n, h, from, rename) { n, h, RF_METRIC_COUNTER, 0, NULL, \
+	NULL, 1, from, rename }
 
 const struct rf_metric_family rf_metric_families[RF_M_NFAMILIES] = {
 	[RF_M_SERVER_DURATION] = HIST("gen_ai_server_request_duration_seconds",
@@ -83,13 +85,15 @@ const struct rf_metric_family rf_metric_families[RF_M_NFAMILIES] = {
 	    tokens, tokens_le, 1),
 	[RF_M_REQUESTS] = COUNTER("relayforge_requests_total",
 	    "Requests that reached the fallback chain, by endpoint, outcome"
-	    " (success, error, cancelled), final provider and code."),
+	    " (success, error, cancelled) and final provider.",
+	    RF_M_SERVER_DURATION, NULL),
 	[RF_M_FALLBACKS] = COUNTER("relayforge_fallbacks_total",
 	    "Requests whose final provider is not the first one called, by"
-	    " both providers."),
+	    " both providers.", -1, NULL),
 	[RF_M_ATTEMPTS] = COUNTER("relayforge_attempts_total",
 	    "Entries of the attempt trails, by provider and outcome (ok, an"
-	    " error code, skipped, cancelled)."),
+	    " error code, skipped, cancelled).",
+	    RF_M_CLIENT_DURATION, "provider"),
 };
 
 int
@@ -104,14 +108,29 @@ rf_metrics_bucket(const struct rf_metric_family *f, int64_t v)
 
 /* ---- label sets ---- */
 
-/* Append key="value" to out (a comma first unless it is the first); the
- * value made an identifier: other bytes become '_', at most
- * RF_METRICS_VALUE_MAX of them.  out has room (see metrics.h). */
+/* A label set being built: k="v",... (fits: see metrics.h). */
+struct labels {
+	char s[sizeof(((struct rf_metric_row *)0)->labels)];
+	size_t n;
+};
+
 static void
-label(char *out, size_t len, const char *key, const char *v)
+put(struct labels *l, const char *p, size_t n)
 {
-	char val[RF_METRICS_VALUE_MAX + 1];
-	size_t n = 0, used = strlen(out);
+	if (l->n + n < sizeof l->s) {
+		memcpy(l->s + l->n, p, n);
+		l->n += n;
+	}
+	l->s[l->n] = '\0';
+}
+
+/* Append key="value"; the value made an identifier: other bytes become
+ * '_', at most RF_METRICS_VALUE_MAX of them. */
+static void
+label(struct labels *l, const char *key, const char *v)
+{
+	char val[RF_METRICS_VALUE_MAX];
+	size_t n = 0;
 
 	for (; v != NULL && v[n] != '\0' && n < RF_METRICS_VALUE_MAX; n++) {
 		unsigned char c = (unsigned char)v[n];
@@ -120,9 +139,12 @@ label(char *out, size_t len, const char *key, const char *v)
 		    c == '.' || c == ':';
 		val[n] = ok ? (char)c : '_';
 	}
-	val[n] = '\0';
-	snprintf(out + used, len - used, "%s%s=\"%s\"", used ? "," : "", key,
-	    val);
+	if (l->n > 0)
+		put(l, ",", 1);
+	put(l, key, strlen(key));
+	put(l, "=\"", 2);
+	put(l, val, n);
+	put(l, "\"", 1);
 }
 
 static const char *
@@ -162,43 +184,69 @@ rf_metrics_acc_free(struct rf_metrics_acc *a)
 	if (a == NULL)
 		return;
 	free(a->v);
+	free(a->hash);
 	memset(a, 0, sizeof *a);
 }
 
-/* The row of series (family f, labels), new and zeroed when the batch
+/* FNV-1a of a family and a label set: rows are compared by it first. */
+static uint64_t
+series_hash(enum rf_metric_id id, const struct labels *l)
+{
+	uint64_t h = 14695981039346656037ULL ^ (uint64_t)id;
+
+	for (size_t i = 0; i < l->n; i++)
+		h = (h ^ (unsigned char)l->s[i]) * 1099511628211ULL;
+	return h;
+}
+
+static int
+grow(struct rf_metrics_acc *a)
+{
+	size_t cap = a->cap ? a->cap * 2 : 32;
+	struct rf_metric_row *v = realloc(a->v, cap * sizeof *v);
+	uint64_t *h;
+
+	if (v == NULL)
+		return -1;
+	a->v = v;
+	if ((h = realloc(a->hash, cap * sizeof *h)) == NULL)
+		return -1;
+	a->hash = h;
+	a->cap = cap;
+	return 0;
+}
+
+/* The row of series (family id, labels l), new and zeroed when the batch
  * has none yet; NULL when out of memory. */
 static struct rf_metric_row *
-series(struct rf_metrics_acc *a, const struct rf_metric_family *f,
-    const char *labels)
+series(struct rf_metrics_acc *a, enum rf_metric_id id,
+    const struct labels *l)
 {
+	const char *name = rf_metric_families[id].name;
+	uint64_t h = series_hash(id, l);
 	struct rf_metric_row *r;
 
 	for (size_t i = 0; i < a->n; i++)
-		if (strcmp(a->v[i].name, f->name) == 0 &&
-		    strcmp(a->v[i].labels, labels) == 0)
+		if (a->hash[i] == h && strcmp(a->v[i].labels, l->s) == 0 &&
+		    strcmp(a->v[i].name, name) == 0)
 			return &a->v[i];
-	if (a->n == a->cap) {
-		size_t cap = a->cap ? a->cap * 2 : 32;
-		r = realloc(a->v, cap * sizeof *r);
-		if (r == NULL)
-			return NULL;
-		a->v = r;
-		a->cap = cap;
-	}
+	if (a->n == a->cap && grow(a) != 0)
+		return NULL;
+	a->hash[a->n] = h;
 	r = &a->v[a->n++];
 	memset(r, 0, sizeof *r);
-	snprintf(r->name, sizeof r->name, "%s", f->name);
-	snprintf(r->labels, sizeof r->labels, "%s", labels);
+	memcpy(r->name, name, strlen(name) + 1);
+	memcpy(r->labels, l->s, l->n + 1);
 	return r;
 }
 
 /* One observation of v (a histogram) or one count (a counter). */
 static int
-observe(struct rf_metrics_acc *a, enum rf_metric_id id, const char *labels,
-    int64_t v)
+observe(struct rf_metrics_acc *a, enum rf_metric_id id,
+    const struct labels *l, int64_t v)
 {
 	const struct rf_metric_family *f = &rf_metric_families[id];
-	struct rf_metric_row *r = series(a, f, labels);
+	struct rf_metric_row *r = series(a, id, l);
 	int b;
 
 	if (r == NULL)
@@ -215,30 +263,27 @@ observe(struct rf_metrics_acc *a, enum rf_metric_id id, const char *labels,
 	return 0;
 }
 
-/* The request-level series: duration, first token, count, fallback. */
+/* The request-level series: duration (whose count is the requests
+ * counter), first token, fallback. */
 static int
 add_request(struct rf_metrics_acc *a, const struct rf_log_entry *e)
 {
-	const char *outcome = rf_store_entry_status(e);
 	const char *final = provider_or_none(e->final_provider);
-	char l[sizeof a->v->labels] = "";
+	struct labels l = { .n = 0 };
 	int rc = 0;
 
-	label(l, sizeof l, "endpoint", e->endpoint);
-	label(l, sizeof l, "outcome", outcome);
-	label(l, sizeof l, "final_provider", final);
-	rc |= observe(a, RF_M_SERVER_DURATION, l, e->latency_ms);
+	label(&l, "endpoint", e->endpoint);
+	label(&l, "outcome", rf_store_entry_status(e));
+	label(&l, "final_provider", final);
+	rc |= observe(a, RF_M_SERVER_DURATION, &l, e->latency_ms);
 	if (e->ttft_ms >= 0)
-		rc |= observe(a, RF_M_TTFT, l, e->ttft_ms);
-	label(l, sizeof l, "code", e->success || e->error_code == NULL ? "ok" :
-	    e->error_code);
-	rc |= observe(a, RF_M_REQUESTS, l, 0);
+		rc |= observe(a, RF_M_TTFT, &l, e->ttft_ms);
 	if (e->fallback) {
-		l[0] = '\0';
-		label(l, sizeof l, "attempted_provider",
+		l.n = 0;
+		label(&l, "attempted_provider",
 		    provider_or_none(e->attempted_provider));
-		label(l, sizeof l, "final_provider", final);
-		rc |= observe(a, RF_M_FALLBACKS, l, 0);
+		label(&l, "final_provider", final);
+		rc |= observe(a, RF_M_FALLBACKS, &l, 0);
 	}
 	return rc;
 }
@@ -249,26 +294,27 @@ add_tokens(struct rf_metrics_acc *a, const struct rf_log_entry *e)
 {
 	static const char *const type[] = { "input", "output" };
 	int64_t n[] = { e->prompt_tokens, e->completion_tokens };
-	char l[sizeof a->v->labels];
+	struct labels l;
 	int rc = 0;
 
 	for (size_t i = 0; i < NELEM(n); i++) {
 		if (n[i] < 0)
 			continue;
-		l[0] = '\0';
-		label(l, sizeof l, "gen_ai_provider_name",
+		l.n = 0;
+		label(&l, "gen_ai_provider_name",
 		    provider_or_none(e->final_provider));
-		label(l, sizeof l, "gen_ai_token_type", type[i]);
-		rc |= observe(a, RF_M_TOKENS, l, n[i]);
+		label(&l, "gen_ai_token_type", type[i]);
+		rc |= observe(a, RF_M_TOKENS, &l, n[i]);
 	}
 	return rc;
 }
 
-/* The attempt trail: a count per entry, a duration per upstream call. */
+/* The attempt trail: an upstream call's duration (whose count is its
+ * attempts counter), or a skip's count. */
 static int
 add_attempts(struct rf_metrics_acc *a, const struct rf_log_entry *e)
 {
-	char l[sizeof a->v->labels];
+	struct labels l;
 	int rc = 0;
 
 	for (size_t i = 0; i < e->nattempts; i++) {
@@ -276,17 +322,12 @@ add_attempts(struct rf_metrics_acc *a, const struct rf_log_entry *e)
 		bool skipped = t->outcome != NULL &&
 		    strcmp(t->outcome, "skipped") == 0;
 
-		l[0] = '\0';
-		label(l, sizeof l, "provider", provider_or_none(t->provider));
-		label(l, sizeof l, "outcome", attempt_outcome(t));
-		rc |= observe(a, RF_M_ATTEMPTS, l, 0);
-		if (skipped || t->latency_ms < 0)
-			continue;
-		l[0] = '\0';
-		label(l, sizeof l, "gen_ai_provider_name",
+		l.n = 0;
+		label(&l, skipped ? "provider" : "gen_ai_provider_name",
 		    provider_or_none(t->provider));
-		label(l, sizeof l, "outcome", attempt_outcome(t));
-		rc |= observe(a, RF_M_CLIENT_DURATION, l, t->latency_ms);
+		label(&l, "outcome", attempt_outcome(t));
+		rc |= skipped ? observe(a, RF_M_ATTEMPTS, &l, 0) :
+		    observe(a, RF_M_CLIENT_DURATION, &l, t->latency_ms);
 	}
 	return rc;
 }

@@ -41,9 +41,9 @@ scaled(struct rf_buf *o, int64_t v, int64_t scale)
 	return rf_buf_printf(o, "%lld", (long long)v);
 }
 
-/* {labels} or {labels,extra} or {extra} or nothing. */
+/* {l,extra}, {l}, {extra} or nothing. */
 static int
-labels(struct rf_buf *o, const char *l, const char *extra)
+labels_extra(struct rf_buf *o, const char *l, const char *extra)
 {
 	bool both = l[0] != '\0' && extra != NULL;
 
@@ -65,23 +65,64 @@ histogram(struct rf_buf *o, const struct rf_metric_family *f,
 		cum += r->b[i];
 		snprintf(le, sizeof le, "le=\"%s\"", f->le[i]);
 		rc |= rf_buf_printf(o, "%s_bucket", f->name);
-		rc |= labels(o, r->labels, le);
+		rc |= labels_extra(o, r->labels, le);
 		rc |= rf_buf_printf(o, " %lld\n", (long long)cum);
 	}
 	rc |= rf_buf_printf(o, "%s_bucket", f->name);
-	rc |= labels(o, r->labels, "le=\"+Inf\"");
+	rc |= labels_extra(o, r->labels, "le=\"+Inf\"");
 	rc |= rf_buf_printf(o, " %lld\n%s_sum", (long long)r->count, f->name);
-	rc |= labels(o, r->labels, NULL);
+	rc |= labels_extra(o, r->labels, NULL);
 	rc |= rf_buf_puts(o, " ");
 	rc |= scaled(o, r->sum, f->scale);
 	rc |= rf_buf_printf(o, "\n%s_count", f->name);
-	rc |= labels(o, r->labels, NULL);
+	rc |= labels_extra(o, r->labels, NULL);
 	rc |= rf_buf_printf(o, " %lld\n", (long long)r->count);
 	return rc;
 }
 
-/* One family and every stored series of it.  A row whose labels could
- * break the format (only a hand-edited store has one) is left out. */
+/* A stored label set that could break the format (only a hand-edited
+ * store has one) is left out. */
+static bool
+usable(const char *labels)
+{
+	return strpbrk(labels, "\n{}\\") == NULL;
+}
+
+static int
+counter(struct rf_buf *o, const char *name, const char *l, int64_t v)
+{
+	int rc = rf_buf_puts(o, name);
+
+	rc |= labels_extra(o, l, NULL);
+	rc |= rf_buf_printf(o, " %lld\n", (long long)v);
+	return rc;
+}
+
+/* A counter's series that are another family's _count: that family's
+ * rows, their first label renamed when f says so. */
+static int
+derived(struct rf_buf *o, const struct rf_metric_family *f,
+    const struct rf_metrics_snapshot *m)
+{
+	const char *src = rf_metric_families[f->from].name;
+	char l[sizeof m->rows->labels + 32];
+	int rc = 0;
+
+	for (size_t i = 0; i < m->nrows; i++) {
+		const struct rf_metric_row *r = &m->rows[i];
+		const char *eq = strchr(r->labels, '=');
+		if (strcmp(r->name, src) != 0 || !usable(r->labels))
+			continue;
+		if (f->rename != NULL && eq != NULL)
+			snprintf(l, sizeof l, "%s%s", f->rename, eq);
+		else
+			snprintf(l, sizeof l, "%s", r->labels);
+		rc |= counter(o, f->name, l, r->count);
+	}
+	return rc;
+}
+
+/* One family and every series of it. */
 static int
 family(struct rf_buf *o, const struct rf_metric_family *f,
     const struct rf_metrics_snapshot *m)
@@ -91,17 +132,13 @@ family(struct rf_buf *o, const struct rf_metric_family *f,
 
 	for (size_t i = 0; i < m->nrows; i++) {
 		const struct rf_metric_row *r = &m->rows[i];
-		if (strcmp(r->name, f->name) != 0 ||
-		    strpbrk(r->labels, "\n{}\\") != NULL)
+		if (strcmp(r->name, f->name) != 0 || !usable(r->labels))
 			continue;
-		if (hist) {
-			rc |= histogram(o, f, r);
-		} else {
-			rc |= rf_buf_puts(o, f->name);
-			rc |= labels(o, r->labels, NULL);
-			rc |= rf_buf_printf(o, " %lld\n", (long long)r->count);
-		}
+		rc |= hist ? histogram(o, f, r) :
+		    counter(o, f->name, r->labels, r->count);
 	}
+	if (!hist && f->from >= 0)
+		rc |= derived(o, f, m);
 	return rc;
 }
 
@@ -143,8 +180,10 @@ static int
 one(struct rf_buf *o, const char *name, const char *type, const char *help,
     int64_t v)
 {
-	return head(o, name, type, help) |
-	    rf_buf_printf(o, "%s %lld\n", name, (long long)v);
+	int rc = head(o, name, type, help);
+
+	rc |= rf_buf_printf(o, "%s %lld\n", name, (long long)v);
+	return rc;
 }
 
 /* The responder processes' own figures, summed over the live ones. */

@@ -278,8 +278,11 @@ struct rf_store_conn {
 	/* Rollup upserts per table (minute, hour) and latency bucket, prepared
 	 * the first time a bucket is used (bucket 0 is st[ST_UPSERT_*]). */
 	sqlite3_stmt *roll[2][RF_HIST_BUCKETS];
-	/* The metric increments of the batch being written. */
+	/* The metric increments of the batch being written, and the update
+	 * of a series with at most one bucket to add to (index: the bucket,
+	 * RF_METRIC_BUCKETS for none), prepared on first use. */
 	struct rf_metrics_acc acc;
+	sqlite3_stmt *madd[RF_METRIC_BUCKETS + 1];
 };
 
 /* ---- open-time helpers (unprepared: they run once per connection) ---- */
@@ -584,6 +587,8 @@ sq_close(struct rf_store_conn *s)
 		for (int b = 1; b < RF_HIST_BUCKETS; b++)
 			sqlite3_finalize(s->roll[t][b]);
 	rf_metrics_acc_free(&s->acc);
+	for (int b = 0; b <= RF_METRIC_BUCKETS; b++)
+		sqlite3_finalize(s->madd[b]);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -883,7 +888,76 @@ log_one(struct rf_store_conn *s, const struct rf_log_entry *e)
 	return 0;
 }
 
-/* Add the batch's metric increments to the totals: one upsert per series
+/* The bucket a row adds to when it adds to one at most (a row of one
+ * request always does): its index, RF_METRIC_BUCKETS for none; -1 for
+ * several. */
+static int
+one_bucket(const struct rf_metric_row *r)
+{
+	int k = RF_METRIC_BUCKETS;
+
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++) {
+		if (r->b[i] == 0)
+			continue;
+		if (k != RF_METRIC_BUCKETS)
+			return -1;
+		k = i;
+	}
+	return k;
+}
+
+/* The update of an existing series that adds to bucket k only (k ==
+ * RF_METRIC_BUCKETS: none): 3 columns written, not 18. */
+static sqlite3_stmt *
+metric_update_stmt(struct rf_store_conn *s, int k)
+{
+	char sql[256];
+
+	if (s->madd[k] != NULL)
+		return s->madd[k];
+	if (k < RF_METRIC_BUCKETS)
+		snprintf(sql, sizeof sql, "UPDATE metric_totals SET count = count"
+		    " + ?3, sum = sum + ?4, b%d = b%d + ?5 WHERE name = ?1 AND"
+		    " labels = ?2", k, k);
+	else
+		snprintf(sql, sizeof sql, "UPDATE metric_totals SET count = count"
+		    " + ?3, sum = sum + ?4 WHERE name = ?1 AND labels = ?2");
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &s->madd[k], NULL) != SQLITE_OK)
+		s->madd[k] = NULL;
+	return s->madd[k];
+}
+
+/* Add one series' increment: an update of its row when it has one and
+ * adds to one bucket at most (the common case), else the upsert.
+ * 1 when the update found no row (the upsert must follow), 0, -1. */
+static int
+metric_update(struct rf_store_conn *s, const struct rf_metric_row *r,
+    const char *fn)
+{
+	int k = one_bucket(r), b, step;
+	sqlite3_stmt *st;
+
+	if (k < 0)
+		return 1;
+	if ((st = metric_update_stmt(s, k)) == NULL) {
+		report(s, fn);
+		return -1;
+	}
+	b = bind_str(st, 1, r->name) | bind_str(st, 2, r->labels) |
+	    bind_i64(st, 3, r->count) | bind_i64(st, 4, r->sum);
+	if (k < RF_METRIC_BUCKETS)
+		b |= bind_i64(st, 5, r->b[k]);
+	step = b == SQLITE_OK ? sqlite3_step(st) : SQLITE_ERROR;
+	if (step != SQLITE_DONE)
+		report(s, fn);
+	done_with(st);
+	if (step != SQLITE_DONE)
+		return -1;
+	return sqlite3_changes(s->db) == 1 ? 0 : 1;
+}
+
+/* Add the batch's metric increments to the totals: one write per series
  * the batch touched (a few), not per row. */
 static int
 metrics_flush(struct rf_store_conn *s, const char *fn)
@@ -893,7 +967,11 @@ metrics_flush(struct rf_store_conn *s, const char *fn)
 
 	for (size_t i = 0; i < s->acc.n && rc == 0; i++) {
 		const struct rf_metric_row *r = &s->acc.v[i];
-		int b = bind_str(st, 1, r->name) | bind_str(st, 2, r->labels) |
+		int b;
+
+		if ((rc = metric_update(s, r, fn)) <= 0)
+			continue;
+		b = bind_str(st, 1, r->name) | bind_str(st, 2, r->labels) |
 		    bind_i64(st, 3, r->count) | bind_i64(st, 4, r->sum);
 		for (int k = 0; k < RF_METRIC_BUCKETS; k++)
 			b |= bind_i64(st, k + 5, r->b[k]);

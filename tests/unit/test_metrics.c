@@ -6,8 +6,9 @@
  * request that called no provider), a batch summed into one row per
  * series, label values made identifiers, and the exact text rendered from
  * a snapshot: HELP and TYPE of every family, cumulative buckets ending in
- * +Inf, sums in seconds, gauges with ended cooldowns at 0 and unknown
- * quota left out.  Pure: no store, no I/O.
+ * +Inf, sums in seconds, the counters exposed from a histogram's count,
+ * gauges with ended cooldowns at 0 and unknown quota left out.  Pure: no
+ * store, no I/O.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -69,6 +70,12 @@ test_families_follow_the_conventions(void **state)
 		assert_int_equal(rf_metric_families[i].type, RF_METRIC_COUNTER);
 		assert_string_equal(rf_metric_families[i].name + n - 6, "_total");
 	}
+	/* The two counters a histogram's count already holds. */
+	assert_int_equal(rf_metric_families[RF_M_REQUESTS].from,
+	    RF_M_SERVER_DURATION);
+	assert_int_equal(rf_metric_families[RF_M_ATTEMPTS].from,
+	    RF_M_CLIENT_DURATION);
+	assert_int_equal(rf_metric_families[RF_M_FALLBACKS].from, -1);
 }
 
 static void
@@ -160,18 +167,17 @@ test_a_fallback_chat(void **state)
 	assert_int_equal(r->sum, 842);
 	assert_int_equal(r->b[6], 0);  /* le 0.64 */
 	assert_int_equal(r->b[7], 1);  /* le 1.28 */
-	assert_int_equal(count_of(&a, "relayforge_requests_total",
-	    "endpoint=\"chat\",outcome=\"success\",final_provider=\"cerebras\","
-	    "code=\"ok\""), 1);
 	assert_int_equal(count_of(&a, "relayforge_fallbacks_total",
 	    "attempted_provider=\"groq\",final_provider=\"cerebras\""), 1);
-	/* Every entry of the trail counts; the skip has no duration. */
-	assert_int_equal(count_of(&a, "relayforge_attempts_total",
-	    "provider=\"groq\",outcome=\"provider_rate_limited\""), 1);
+	/* A skip is counted as such; a call is its duration's count. */
 	assert_int_equal(count_of(&a, "relayforge_attempts_total",
 	    "provider=\"sambanova\",outcome=\"skipped\""), 1);
 	assert_null(find(&a, "gen_ai_client_operation_duration_seconds",
 	    "gen_ai_provider_name=\"sambanova\",outcome=\"skipped\""));
+	assert_null(find(&a, "relayforge_attempts_total",
+	    "provider=\"groq\",outcome=\"provider_rate_limited\""));
+	for (size_t i = 0; i < a.n; i++)
+		assert_string_not_equal(a.v[i].name, "relayforge_requests_total");
 	r = find(&a, "gen_ai_client_operation_duration_seconds",
 	    "gen_ai_provider_name=\"groq\",outcome=\"provider_rate_limited\"");
 	assert_non_null(r);
@@ -199,18 +205,16 @@ test_a_hangup_is_cancelled(void **state)
 	(void)state;
 	rf_metrics_acc_init(&a);
 	assert_int_equal(rf_metrics_acc_add(&a, &e), 0);
-	assert_int_equal(count_of(&a, "relayforge_requests_total",
-	    "endpoint=\"stream\",outcome=\"cancelled\",final_provider=\"groq\","
-	    "code=\"client_closed\""), 1);
+	assert_int_equal(count_of(&a, "gen_ai_server_request_duration_seconds",
+	    "endpoint=\"stream\",outcome=\"cancelled\",final_provider=\"groq\""),
+	    1);
 	r = find(&a, "gen_ai_server_time_to_first_token_seconds",
 	    "endpoint=\"stream\",outcome=\"cancelled\",final_provider=\"groq\"");
 	assert_non_null(r);
 	assert_int_equal(r->sum, 40);
 	assert_int_equal(r->b[4], 1); /* le 0.04 */
-	assert_int_equal(count_of(&a, "relayforge_attempts_total",
-	    "provider=\"groq\",outcome=\"cancelled\""), 1);
-	assert_non_null(find(&a, "gen_ai_client_operation_duration_seconds",
-	    "gen_ai_provider_name=\"groq\",outcome=\"cancelled\""));
+	assert_int_equal(count_of(&a, "gen_ai_client_operation_duration_seconds",
+	    "gen_ai_provider_name=\"groq\",outcome=\"cancelled\""), 1);
 	/* Nothing says error, and unknown tokens are no observation. */
 	for (size_t i = 0; i < a.n; i++) {
 		assert_null(strstr(a.v[i].labels, "\"error\""));
@@ -228,15 +232,14 @@ test_nobody_called_and_odd_values(void **state)
 	struct rf_log_entry e = { .endpoint = "chat", .success = false,
 		.error_code = "provider_unavailable", .latency_ms = 2,
 		.ttft_ms = -1, .prompt_tokens = -1, .completion_tokens = 0 };
-	struct rf_log_attempt odd = { longv, "ok", NULL, 200, 5, 0 };
+	struct rf_log_attempt odd = { longv, "skipped", NULL, 0, -1, 0 };
 	const struct rf_metric_row *r;
 
 	(void)state;
 	rf_metrics_acc_init(&a);
 	assert_int_equal(rf_metrics_acc_add(&a, &e), 0);
-	assert_int_equal(count_of(&a, "relayforge_requests_total",
-	    "endpoint=\"chat\",outcome=\"error\",final_provider=\"none\","
-	    "code=\"provider_unavailable\""), 1);
+	assert_int_equal(count_of(&a, "gen_ai_server_request_duration_seconds",
+	    "endpoint=\"chat\",outcome=\"error\",final_provider=\"none\""), 1);
 	/* 0 output tokens is a known count: le 1. */
 	r = find(&a, "gen_ai_client_token_usage",
 	    "gen_ai_provider_name=\"none\",gen_ai_token_type=\"output\"");
@@ -259,7 +262,7 @@ test_nobody_called_and_odd_values(void **state)
 			continue;
 		assert_null(strchr(a.v[i].labels, '\n'));
 		assert_int_equal(strlen(a.v[i].labels), strlen(
-		    "provider=\"\",outcome=\"ok\"") + RF_METRICS_VALUE_MAX);
+		    "provider=\"\",outcome=\"skipped\"") + RF_METRICS_VALUE_MAX);
 		assert_memory_equal(a.v[i].labels, "provider=\"__xxx", 15);
 	}
 	rf_metrics_acc_free(&a);
@@ -288,9 +291,9 @@ test_a_batch_sums_per_series(void **state)
 	assert_int_equal(r->b[0] + r->b[7], 2);
 	for (int i = 0; i < 40; i++)
 		assert_int_equal(rf_metrics_acc_add(&a, &h), 0);
-	assert_int_equal(count_of(&a, "relayforge_requests_total",
-	    "endpoint=\"stream\",outcome=\"cancelled\",final_provider=\"groq\","
-	    "code=\"client_closed\""), 40);
+	assert_int_equal(count_of(&a, "gen_ai_server_request_duration_seconds",
+	    "endpoint=\"stream\",outcome=\"cancelled\",final_provider=\"groq\""),
+	    40);
 	rf_metrics_acc_free(&a);
 }
 
@@ -325,13 +328,13 @@ render(const struct rf_metrics_snapshot *m, const char *const *ids,
 static void
 test_render_exact_text(void **state)
 {
-	struct rf_metric_row rows[4];
+	struct rf_metric_row rows[6];
 	struct rf_metrics_provider prov[2] = {
 		{ 1767268900500, 99, -1 },   /* cooling for 100.5 s more */
 		{ 1767268700000, -1, 5000 }, /* a cooldown that ended */
 	};
 	const char *ids[] = { "groq", "cerebras" };
-	struct rf_metrics_snapshot m = { .rows = rows, .nrows = 4,
+	struct rf_metrics_snapshot m = { .rows = rows, .nrows = 6,
 		.providers = prov, .nproviders = 2,
 		.live = { 3, 7, 0 }, .live_processes = 2, .dropped_rows = 11 };
 	char *t;
@@ -342,11 +345,15 @@ test_render_exact_text(void **state)
 	    1234);
 	rows[0].b[0] = 1;   /* <= 10 ms */
 	rows[0].b[7] = 1;   /* <= 1280 ms; one more above 81.92 s */
-	rows[1] = row("relayforge_requests_total",
-	    "endpoint=\"chat\",outcome=\"success\",final_provider=\"groq\","
-	    "code=\"ok\"", 3, 0);
-	rows[2] = row("relayforge_requests_total", "bad\n", 9, 0);
+	rows[1] = row("gen_ai_client_operation_duration_seconds",
+	    "gen_ai_provider_name=\"groq\",outcome=\"ok\"", 4, 40);
+	rows[1].b[0] = 4;
+	rows[2] = row("gen_ai_server_request_duration_seconds", "bad\n", 9, 0);
 	rows[3] = row("some_future_metric", "", 1, 0);
+	rows[4] = row("relayforge_attempts_total",
+	    "provider=\"sambanova\",outcome=\"skipped\"", 2, 0);
+	rows[5] = row("relayforge_fallbacks_total",
+	    "attempted_provider=\"groq\",final_provider=\"mock\"", 1, 0);
 	t = render(&m, ids, 2, 1767268800000);
 	assert_non_null(strstr(t,
 	    "# HELP gen_ai_server_request_duration_seconds "));
@@ -372,9 +379,19 @@ test_render_exact_text(void **state)
 		    RF_METRIC_COUNTER ? "counter" : "histogram");
 		assert_non_null(strstr(t, head));
 	}
+	/* The requests counter is the duration's count; the attempts
+	 * counter the calls' count (label renamed) plus the stored skips. */
 	assert_non_null(strstr(t, "# TYPE relayforge_requests_total counter\n"
 	    "relayforge_requests_total{endpoint=\"chat\",outcome=\"success\","
-	    "final_provider=\"groq\",code=\"ok\"} 3\n# HELP"));
+	    "final_provider=\"groq\"} 3\n# HELP"));
+	assert_non_null(strstr(t, "# TYPE relayforge_attempts_total counter\n"
+	    "relayforge_attempts_total{provider=\"sambanova\",outcome="
+	    "\"skipped\"} 2\n"
+	    "relayforge_attempts_total{provider=\"groq\",outcome=\"ok\"} 4\n"
+	    "# HELP"));
+	assert_non_null(strstr(t, "# TYPE relayforge_fallbacks_total counter\n"
+	    "relayforge_fallbacks_total{attempted_provider=\"groq\","
+	    "final_provider=\"mock\"} 1\n# HELP"));
 	assert_null(strstr(t, "bad"));          /* a broken label set */
 	assert_null(strstr(t, "some_future_metric"));
 	assert_non_null(strstr(t,
