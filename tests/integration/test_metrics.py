@@ -18,10 +18,14 @@ gauges' 5 s heartbeat, with generous bounds; no duration is asserted.
 
 The tests run in order and build on the mix the first one sends."""
 
+import json
+import os
 import re
 import subprocess
 import threading
 import time
+import urllib.parse
+import urllib.request
 
 import harness
 from harness import key_config
@@ -339,6 +343,73 @@ def test_mix_every_series_matches():
     assert samples[("relayforge_store_dropped_rows_total", ())] == 0
     assert samples[("relayforge_open_streams", ())] == 0
     assert samples[("relayforge_processes", ())] == 2
+
+
+def documented_job():
+    """The scrape job of docs/operations.md ("## Metrics"), as text."""
+    with open(os.path.join(harness.ROOT, "docs", "operations.md")) as f:
+        doc = f.read()
+    part = doc[doc.index("## Metrics"):]
+    m = re.search(r"```yaml\n(scrape_configs:.*?)```", part, re.S)
+    assert m, "no scrape_configs block under ## Metrics"
+    return m.group(1)
+
+
+def test_prometheus_scrapes_with_the_documented_job():
+    """A real Prometheus, configured with the job the docs show, scrapes
+    the gateway and holds its series."""
+    job = documented_job()
+    assert "metrics_path: /api/v1/metrics" in job
+    assert re.search(r"^\s+bearer_token: ", job, re.M), job
+    cfg = re.sub(r"(scheme:) https", r"\1 http", job)
+    cfg = re.sub(r'(bearer_token:) "[^"]*"', r'\1 "%s"' % ADMIN, cfg)
+    cfg = re.sub(r'(targets:) \["[^"]*"\]', r'\1 ["127.0.0.1:%d"]' % H.port,
+                 cfg)
+    cfg = re.sub(r"(scrape_interval:) \S+", r"\1 1s", cfg)
+    assert ADMIN in cfg and "127.0.0.1:%d" % H.port in cfg, cfg
+    d = os.path.join(H.tmp, "prometheus")
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "prometheus.yml")
+    with open(conf, "w") as f:
+        f.write(cfg)
+    p = subprocess.run(["promtool", "check", "config", conf],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    port = harness.free_port()
+    log = open(os.path.join(d, "prometheus.log"), "wb")
+    prom = subprocess.Popen(
+        ["prometheus", "--config.file=" + conf,
+         "--storage.tsdb.path=" + os.path.join(d, "data"),
+         "--web.listen-address=127.0.0.1:%d" % port],
+        stdout=log, stderr=log)
+    log.close()
+    try:
+        def query(q):
+            url = "http://127.0.0.1:%d/api/v1/query?query=%s" % (
+                port, urllib.parse.quote(q))
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    res = json.loads(r.read().decode())["data"]["result"]
+            except (OSError, ValueError, KeyError):
+                return None
+            return float(res[0]["value"][1]) if res else None
+
+        want = float(len(all_items()))
+        got = harness.wait_until(
+            lambda: query("sum(relayforge_requests_total)") == want,
+            timeout=60, interval=0.5)
+        assert got, "Prometheus never held the requests: %s" % open(
+            os.path.join(d, "prometheus.log")).read()[-2000:]
+        assert query('up{job="relayforge"}') == 1
+        assert query("sum(gen_ai_server_request_duration_seconds_count)") \
+            == want
+    finally:
+        prom.terminate()
+        try:
+            prom.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            prom.kill()
+            prom.wait()
 
 
 def harness_iso_ms(s):
