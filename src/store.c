@@ -21,7 +21,9 @@
  * What does not depend on the engine lives here, so every backend shares
  * it: the arguments the API bounds (page limits, usage windows), the
  * rate limit's one-minute window, the defaults and merge rules of a
- * provider report, and the memory a log page owns.  Histograms and the
+ * provider report, the memory a log page and a metrics snapshot own, and
+ * what a request's status is (rf_store_entry_status: a client hang-up is
+ * cancelled).  Which metric series a request adds to is src/metrics.c's.  Histograms and the
  * folding of usage rows are in src/hist.c; cooldown decisions are the
  * engine's (src/chain.c), the rate-limit verdict src/ratelimit.c's -- the
  * store persists the deadlines and counts it is given.

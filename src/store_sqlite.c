@@ -18,7 +18,9 @@
  * back whole on any error; reads for the observability endpoints run in
  * one deferred transaction each, so every answer is one consistent
  * snapshot.  Usage reads the per-minute / per-hour rollups that every
- * logged request updates in its own transaction, never the requests.
+ * logged request updates in its own transaction, never the requests; the
+ * same transaction adds the batch's metric series (src/metrics.c) to
+ * metric_totals, which retention never touches.
  * Rows from the request-log spool are written with the spool's progress
  * (spool_progress) in the same transaction; when the schema refuses a row
  * the batch is done again with a savepoint per row, so that row alone is

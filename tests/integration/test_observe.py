@@ -1,8 +1,8 @@
 """GET /api/v1/providers/status, /logs and /usage through lighttpd and two
 responder processes (SPEC section 4), after a scripted mix of requests
 against the mock upstream: successes, fallbacks (groq 500 and 429 -> the
-next tier), an error without fallback, streams, a client hang-up and the
-demo tier.  Every figure must be exactly what was sent, from either
+next tier), an error without fallback, streams, a client hang-up (a
+cancelled request: neither a success nor an error) and the demo tier.  Every figure must be exactly what was sent, from either
 process; also pagination and filters, 400s naming the parameter, the admin
 token, a restart, PRAGMA integrity_check, 8 x 25 concurrent clients, and
 every named query of schema/queries.sql through the sqlite3 CLI.

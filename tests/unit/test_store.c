@@ -5,10 +5,14 @@
  *    rollups, all-or-nothing writes, concurrent writers (processes and
  *    threads), provider state (with the engine's threshold and quota
  *    decisions applied as src/chain.c applies them), the rate limit, ping,
- *    and the status / logs / usage reads;
+ *    the status / logs / usage reads (a client hang-up counted as
+ *    cancelled, never as an error), and the metrics: cumulative totals
+ *    that neither a failed batch, a refused spooled row, retention nor a
+ *    reopened store changes, and the processes' live gauges;
  *  - what the SQLite file itself must be: schema and migrations (also
- *    several processes opening one fresh file at once), WAL, pages given
- *    back by maintenance;
+ *    several processes opening one fresh file at once, and a version-2
+ *    file whose hang-ups move to cancelled), WAL, pages given back by
+ *    maintenance;
  *  - the choice of backend from the form of RELAYFORGE_DB.
  * Each test works in its own mkdtemp directory under /tmp; a separate raw
  * connection of the backend (its q_int / q_text) checks what was written.
