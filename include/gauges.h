@@ -35,9 +35,11 @@ void rf_gauges_read(struct rf_process_gauges *g);
 /* "host:pid:start_ms": the name of this process's row. */
 const char *rf_gauges_process(void);
 
-/* Write this process's row to s as of now.  wait false: when another
- * thread is publishing at this moment, return 1 at once (its write is as
- * fresh).  0, 1, or -1 when the store did not take the write. */
+/* Write this process's row to s as of now, waiting for the store at most
+ * 1 s (or the calling thread's shorter budget: rf_store_budget).  wait
+ * false: when another thread is publishing at this moment, return 1 at
+ * once (its write is as fresh).  0, 1, or -1 when the store did not take
+ * the write. */
 int rf_gauges_publish(struct rf_store *s, bool wait);
 
 #endif

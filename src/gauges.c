@@ -14,6 +14,11 @@
 #include "logq.h"
 #include "util.h"
 
+/* The longest a publication waits for the store: a heartbeat skipped
+ * while the store is locked costs nothing (the next one follows), and a
+ * stopping process must not wait the store's 10 s busy timeout. */
+#define PUBLISH_MS 1000
+
 static atomic_long open_streams;
 static pthread_mutex_t publish_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t name_once = PTHREAD_ONCE_INIT;
@@ -67,7 +72,7 @@ rf_gauges_publish(struct rf_store *s, bool wait)
 {
 	struct rf_process_gauges g;
 	const char *process = rf_gauges_process();
-	int rc;
+	int rc, was;
 
 	if (s == NULL)
 		return -1;
@@ -75,8 +80,12 @@ rf_gauges_publish(struct rf_store *s, bool wait)
 		pthread_mutex_lock(&publish_lock);
 	else if (pthread_mutex_trylock(&publish_lock) != 0)
 		return 1;
+	was = rf_store_budget(PUBLISH_MS);
+	if (was > 0)
+		rf_store_budget(was); /* the caller's own budget stands */
 	rf_gauges_read(&g);
 	rc = rf_store_gauges_publish(s, process, &g, rf_now_ms());
+	rf_store_budget(was);
 	pthread_mutex_unlock(&publish_lock);
 	return rc;
 }
