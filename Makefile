@@ -49,6 +49,7 @@ LIB_SRC += src/contract.c        # request bodies in: parse and validate
 LIB_SRC += src/contract_openai.c # /v1 chat completions bodies, model routing
 LIB_SRC += src/render.c          # every response JSON shape, from one form
 LIB_SRC += src/render_openai.c   # the /v1 shapes: completion, chunk, error
+LIB_SRC += src/render_metrics.c  # the Prometheus text exposition of /metrics
 LIB_SRC += src/sse.c             # SSE parser (upstream) and writer (client)
 LIB_SRC += src/catalog.c         # the provider catalog: one line per provider
 LIB_SRC += src/provider.c        # helpers shared by the adapters (JSON, errors)
@@ -58,6 +59,7 @@ LIB_SRC += src/provider_mock.c   # the built-in demo tier
 LIB_SRC += src/upstream.c        # the only libcurl user: calls, pool, headers
 LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
 LIB_SRC += src/hist.c            # latency histogram, percentiles, usage folding
+LIB_SRC += src/metrics.c         # metric families, a request's series, batches
 LIB_SRC += src/store.c           # the store's product API, pool, backend choice
 LIB_SRC += src/store_sqlite.c    # the SQLite backend: every SQL statement
 LIB_SRC += src/store_pg.c        # the PostgreSQL backend (libpq): several machines
@@ -65,6 +67,7 @@ LIB_SRC += src/pstate.c          # provider state in the process, written throug
 LIB_SRC += src/ratelimit.c       # per-client limit: shared count, memory fallback
 LIB_SRC += src/spool.c           # request-log spool files: durable rows, replay
 LIB_SRC += src/logq.c            # the spool's writer thread: batches to the store
+LIB_SRC += src/gauges.c          # this process's live gauges, published to the store
 LIB_SRC += src/fcgi.c            # the only libfcgi user: FastCGI and CGI I/O
 LIB_SRC += src/reply.c           # the reply writer: heads, JSON, errors, SSE
 LIB_SRC += src/router.c          # surfaces, route table, guards, refusals
@@ -85,10 +88,11 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 DEPS     := $(patsubst %,$(DEPDIR)/%.d,$(notdir $(LIB_OBJ) $(MAIN_OBJ) $(UNIT_BIN)))
 
+# prometheus: its promtool checks GET /api/v1/metrics (tests/integration/test_metrics.py).
 DEB_PKGS := gcc make pkg-config libfcgi-dev libfcgi-bin libcurl4-openssl-dev \
             libjson-c-dev libsqlite3-dev sqlite3 lighttpd libcmocka-dev curl \
             python3 spawn-fcgi clang apache2 libapache2-mod-fcgid nginx systemd \
-            libjs-chart.js chromium nodejs libpq-dev postgresql
+            libjs-chart.js chromium nodejs libpq-dev postgresql prometheus
 
 .PHONY: all deps node-deps run test check unit clean web fuzz
 all: $(BIN) web

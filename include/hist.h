@@ -40,7 +40,7 @@ long rf_hist_percentile(const int64_t *h, int64_t n, int pct, int64_t max);
 struct rf_hist_row {
 	int64_t period_ms;
 	const char *provider;
-	int64_t requests, successes, errors, fallbacks;
+	int64_t requests, successes, errors, cancelled, fallbacks;
 	int64_t latency_sum, latency_max;
 	int64_t prompt_tokens, completion_tokens;
 	int64_t h[RF_HIST_BUCKETS];

@@ -11,6 +11,9 @@
  * Ownership: every function returns a new reference the caller puts (or
  * hands to a function that takes it); arguments documented "taken" are
  * owned by the result afterwards.
+ *
+ * The one shape that is not JSON, the Prometheus text of GET /metrics,
+ * is built by src/render_metrics.c (rf_render_metrics, at the end).
  */
 #ifndef RF_RENDER_H
 #define RF_RENDER_H
@@ -24,6 +27,7 @@
 #include "error.h"
 #include "store.h"
 
+struct rf_buf;
 struct rf_provider_conf;
 
 /* {"success":true,"data":data} / {"success":false,"error":error}; both
@@ -90,5 +94,13 @@ json_object *rf_render_logs(const struct rf_log_page *page, bool preview);
 /* GET /usage's data for the named window. */
 json_object *rf_render_usage(const char *window,
     const struct rf_usage_report *r);
+
+/* GET /metrics: the Prometheus text exposition (version 0.0.4) of m,
+ * appended to out: every metric family with its HELP and TYPE, each
+ * provider of ids (the n ids m was read for, in m->providers' order) with
+ * its cooldown -- 0 unless it ends after now_ms -- and known quota, and
+ * the processes' gauges.  0, or -1 when out of memory. */
+int rf_render_metrics(struct rf_buf *out, const struct rf_metrics_snapshot *m,
+    const char *const *ids, size_t n, int64_t now_ms);
 
 #endif

@@ -60,6 +60,14 @@ int rf_reply_store_unavailable(struct rf_request *rq);
 /* 500 internal_error with short, safe technicalDetails. */
 int rf_reply_internal(struct rf_request *rq, const char *details);
 
+/* A whole text reply: the head, Content-Type type, Content-Length,
+ * Cache-Control: no-store, then the n bytes of body.  0, or -1 when the
+ * client is gone. */
+int rf_reply_text(struct rf_request *rq, int status, const char *type,
+    const char *body, size_t n);
+/* The Content-Type of the Prometheus text exposition format. */
+#define RF_METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
 /* One event of a started stream: "event: <event>" (none when event is
  * NULL: a bare "data:" event, as /v1 streams send) and obj as compact JSON
  * (taken; NULL is an error), then a flush.  0, or -1 when the client is

@@ -132,7 +132,15 @@ struct rf_log_entry {
 	size_t nattempts;
 };
 
-/* Write the request row and its attempt rows in one transaction. */
+/* A request's status, the one meaning every number uses (usage totals and
+ * timeseries, the /logs filter and items, metrics): "success"; "cancelled"
+ * when the client hung up (error_code "client_closed": neither a success
+ * nor an error of the gateway or of a provider); else "error". */
+const char *rf_store_entry_status(const struct rf_log_entry *e);
+#define RF_STORE_CANCELLED_CODE "client_closed"
+
+/* Write the request row and its attempt rows in one transaction (with its
+ * usage rollups and its metric totals: see rf_store_metrics). */
 int rf_store_log_request(struct rf_store *s, const struct rf_log_entry *e);
 /* n requests in one transaction (group commit): all written, or none. */
 int rf_store_log_requests(struct rf_store *s, const struct rf_log_entry *const *e,
@@ -250,7 +258,8 @@ struct rf_log_query {
 	int limit;             /* 1..RF_LOG_PAGE_MAX */
 	int64_t before_id;     /* only ids below it; 0 = from the newest */
 	const char *provider;  /* final provider; NULL = any */
-	const char *status;    /* "success" | "error" | NULL = any */
+	const char *status;    /* "success" | "error" | "cancelled" | NULL =
+	                          any (rf_store_entry_status) */
 	const char *endpoint;  /* "chat" | "stream" | NULL = any */
 };
 
@@ -281,7 +290,8 @@ void rf_store_log_page_free(struct rf_log_page *page);
  * largest latency seen -- at most 25% above the exact figure, exact under
  * 8 ms.  -1 = no request. */
 struct rf_usage_figures {
-	int64_t requests, successes, errors, fallbacks;
+	/* requests = successes + errors + cancelled */
+	int64_t requests, successes, errors, cancelled, fallbacks;
 	int64_t latency_sum, latency_max;
 	long p50_ms, p95_ms, p99_ms;
 	int64_t prompt_tokens, completion_tokens; /* unknown counts as 0 */
@@ -290,7 +300,7 @@ struct rf_usage_figures {
 /* One final provider of the window. */
 struct rf_usage_provider {
 	char provider[32];     /* "" = requests that called no provider */
-	int64_t requests, errors, latency_sum;
+	int64_t requests, errors, cancelled, latency_sum;
 };
 
 struct rf_usage_report {
@@ -322,13 +332,74 @@ void rf_store_usage_free(struct rf_usage_report *r);
  * failure: the rows written so far stay). */
 int rf_store_copy(struct rf_store *from, struct rf_store *to, long *rows,
     char *err, size_t errlen);
+/* ---- metrics (GET /api/v1/metrics, SPEC section 15) ----
+ * Every logged request adds to cumulative metric series (src/metrics.c
+ * says which) in the transaction that writes its row, and they are never
+ * pruned.  Each responder process also publishes its live gauges; a read
+ * sums those of the processes alive now. */
+
+/* Finite buckets a stored histogram may have. */
+#define RF_METRIC_BUCKETS 16
+
+/* One metric series: a counter's value, or a histogram's totals. */
+struct rf_metric_row {
+	char name[64];                 /* as exposed */
+	char labels[256];              /* k="v",... as exposed */
+	int64_t count;                 /* counter value, or observations */
+	int64_t sum;                   /* histograms: in the recorded unit */
+	int64_t b[RF_METRIC_BUCKETS];  /* observations per finite bucket,
+	                                  not cumulative */
+};
+
+/* One process's live gauges. */
+struct rf_process_gauges {
+	int64_t open_streams;   /* event streams being answered now */
+	int64_t queue_rows;     /* log rows waiting in its spool */
+	int64_t dropped_rows;   /* log rows it dropped since its start */
+};
+
+/* A provider's state as the gauges show it. */
+struct rf_metrics_provider {
+	int64_t cooldown_until_ms;   /* 0 = none (may lie in the past) */
+	long quota_remaining_requests; /* -1 = unknown */
+	long quota_remaining_tokens;   /* -1 = unknown */
+};
+
+/* One consistent snapshot of everything /metrics shows. */
+struct rf_metrics_snapshot {
+	struct rf_metric_row *rows;    /* every series, by name then labels */
+	size_t nrows;
+	struct rf_process_gauges live; /* summed over live processes (their
+	                                  dropped_rows: see dropped_rows) */
+	int64_t live_processes;        /* processes that reported lately */
+	int64_t dropped_rows;          /* every process's, ever */
+	struct rf_metrics_provider *providers; /* one per id asked for */
+	size_t nproviders;
+	size_t cap;                    /* private: capacity of rows */
+};
+
+/* Read the snapshot: every series, the gauges of the processes whose
+ * last report is at live_since_ms or later, and the state of the n
+ * provider ids.  Free with rf_store_metrics_free (NULL-safe; safe after a
+ * failure). */
+int rf_store_metrics(struct rf_store *s, const char *const *ids, size_t n,
+    int64_t live_since_ms, struct rf_metrics_snapshot *out);
+void rf_store_metrics_free(struct rf_metrics_snapshot *m);
+
+/* Record this process's gauges (process: a name unique to it among every
+ * process that ever shared the store, e.g. host:pid:start) as of now_ms.
+ * dropped_rows never lowers the stored figure. */
+int rf_store_gauges_publish(struct rf_store *s, const char *process,
+    const struct rf_process_gauges *g, int64_t now_ms);
 
 /* ---- retention ---- */
 
 /* Delete up to batch of the oldest requests that arrived before
  * older_than_ms (their attempts go with them), up to batch usage rollup
  * rows of each resolution whose period ended by then, and the rate-limit
- * counters of past minutes.  One short write transaction.  Returns the
+ * counters of past minutes; the gauge rows of processes silent since
+ * before older_than_ms go too, their dropped rows kept in the total.
+ * Metric totals are never deleted.  One short write transaction.  Returns the
  * number of requests and rollup rows deleted (call again while it is
  * >= batch), or -1.
  * Intended use: a background thread, every minute,

@@ -65,16 +65,20 @@ struct rf_store_ops {
 	bool (*broken)(struct rf_store_conn *c);
 	int (*reset)(struct rf_store_conn *c, char *err, size_t errlen);
 
-	/* Write n requests with their attempt rows and usage rollups (the
-	 * latency bucket from rf_hist_bucket) in one transaction. */
+	/* Write n requests with their attempt rows, usage rollups (the
+	 * latency bucket from rf_hist_bucket; a cancelled request --
+	 * rf_store_entry_status -- counts in cancelled, not errors) and
+	 * metric totals (the series rf_metrics_acc_add gives, summed over the
+	 * batch, added to metric_totals) in one transaction. */
 	int (*log_requests)(struct rf_store_conn *c,
 	    const struct rf_log_entry *const *e, size_t n);
 
 	/* rf_store_log_spooled: in one transaction, unless the stored
 	 * progress of spool is through or more (then nothing), write the n
-	 * rows and set the progress to through.  A row the engine refuses
-	 * as invalid is left out alone (logged, counted in *refused); -1
-	 * (all rolled back) for any other failure. */
+	 * rows (as log_requests, metric totals included) and set the
+	 * progress to through.  A row the engine refuses as invalid is left
+	 * out alone (logged, counted in *refused, and not in the metric
+	 * totals); -1 (all rolled back) for any other failure. */
 	int (*log_spooled)(struct rf_store_conn *c, const char *spool,
 	    int64_t from, int64_t through, const struct rf_log_entry *const *e,
 	    size_t n, long *refused);
@@ -128,22 +132,45 @@ struct rf_store_ops {
 	/* Read one page of q (limit already checked) into page, whose
 	 * items array holds q->limit entries: rows newest first through
 	 * rf_store_page_text, page->more when one more row matches, then
-	 * every item's attempts through rf_store_page_attempt. */
+	 * every item's attempts through rf_store_page_attempt.  q->status
+	 * follows rf_store_entry_status: "error" leaves out the cancelled
+	 * (error_code client_closed), "cancelled" keeps only them. */
 	int (*logs)(struct rf_store_conn *c, const struct rf_log_query *q,
 	    struct rf_log_page *page);
 	/* Fold the rows of the rollup table in [r->from_ms, r->to_ms), in
 	 * period order, into r (buckets allocated and initialised) with
-	 * rf_hist_fold_*. */
+	 * rf_hist_fold_* (each row with its cancelled count). */
 	int (*usage)(struct rf_store_conn *c, enum rf_store_rollup table,
 	    struct rf_usage_report *r);
 
 	/* rf_store_prune's work (batch >= 1): the number of requests and
-	 * rollup rows deleted, or -1. */
+	 * rollup rows deleted, or -1.  Also, in the same transaction: add the
+	 * dropped_rows of process_gauges rows updated before older_than_ms
+	 * to the metric_totals row RF_METRICS_DROPPED_NAME (labels ''), then
+	 * delete those gauge rows.  metric_totals is never deleted from. */
 	int (*prune)(struct rf_store_conn *c, int64_t older_than_ms,
 	    int batch);
 	/* Give free space back and tidy the journal, a bounded amount per
 	 * call. */
 	int (*maintain)(struct rf_store_conn *c);
+
+	/* ---- added for metrics (schema version 3) ---- */
+
+	/* rf_store_metrics, in one snapshot: every metric_totals row ordered
+	 * by name, labels, each through rf_store_metrics_row; the sums of
+	 * open_streams and queue_rows over process_gauges rows with
+	 * updated_ms >= live_since_ms, and their count; dropped_rows: the sum
+	 * of dropped_rows over every process_gauges row plus the count of the
+	 * metric_totals row RF_METRICS_DROPPED_NAME; and, for each of the n
+	 * ids, its provider_state cooldown and quota (out->providers holds n
+	 * entries already set to none / unknown). */
+	int (*metrics)(struct rf_store_conn *c, const char *const *ids,
+	    size_t n, int64_t live_since_ms, struct rf_metrics_snapshot *out);
+	/* rf_store_gauges_publish: upsert the process_gauges row of process:
+	 * open_streams and queue_rows as given, dropped_rows the larger of
+	 * the stored and the given, updated_ms now_ms. */
+	int (*gauges_publish)(struct rf_store_conn *c, const char *process,
+	    const struct rf_process_gauges *g, int64_t now_ms);
 };
 
 /* The backends built into this binary. */
@@ -172,6 +199,11 @@ const char *rf_store_page_text(struct rf_log_page *page, const char *t,
  * at its run when the read is done.  NULL when out of memory. */
 struct rf_log_attempt *rf_store_page_attempt(struct rf_log_page *page,
     size_t item);
+/* A new, zeroed row at the end of m->rows (grown by doubling); NULL when
+ * out of memory (the read then fails). */
+struct rf_metric_row *rf_store_metrics_row(struct rf_metrics_snapshot *m);
+/* The metric_totals row that keeps the dropped rows of pruned processes. */
+#define RF_METRICS_DROPPED_NAME "relayforge_store_dropped_rows_total"
 /* Merge a provider's newest ok / failed call into its report: the later
  * of the shared state and the attempt trail wins, and the newer of the
  * two calls sets last_ok. */

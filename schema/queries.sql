@@ -9,8 +9,8 @@
 
 -- name: recent_failures
 -- The 20 newest requests that failed, with the provider trail that led
--- there (provider:outcome, in order).  errorCode client_closed is a client
--- that hung up, not a provider failure.
+-- there (provider:outcome, in order).  A request whose client hung up
+-- (error_code client_closed) is cancelled, not a failure: left out.
 SELECT r.id,
        strftime('%Y-%m-%dT%H:%M:%fZ', r.ts_ms / 1000.0, 'unixepoch') AS at,
        r.endpoint,
@@ -22,7 +22,7 @@ SELECT r.id,
           FROM (SELECT provider, outcome FROM attempts
                  WHERE request_id = r.id ORDER BY seq) AS a) AS trail
   FROM requests AS r
- WHERE r.status = 'error'
+ WHERE r.status = 'error' AND r.error_code IS NOT 'client_closed'
  ORDER BY r.id DESC
  LIMIT 20;
 
@@ -48,7 +48,8 @@ SELECT id,
        strftime('%Y-%m-%dT%H:%M:%fZ', ts_ms / 1000.0, 'unixepoch') AS at,
        endpoint,
        final_provider,
-       status,
+       CASE WHEN error_code = 'client_closed' THEN 'cancelled'
+            ELSE status END AS status,
        latency_ms,
        ttft_ms,
        fallback
@@ -87,10 +88,12 @@ SELECT date(hour_ms / 1000, 'unixepoch') AS day,
  ORDER BY day DESC, provider;
 
 -- name: requests_per_source
--- Who sends traffic (metadata.source) over the last 7 days.
+-- Who sends traffic (metadata.source) over the last 7 days; cancelled:
+-- requests whose client hung up (neither successes nor errors).
 SELECT coalesce(source, '(none)') AS source,
        count(*) AS requests,
-       sum(status = 'error') AS errors,
+       sum(status = 'error' AND error_code IS NOT 'client_closed') AS errors,
+       sum(error_code IS 'client_closed') AS cancelled,
        round(avg(latency_ms)) AS avg_latency_ms,
        strftime('%Y-%m-%dT%H:%M:%fZ', max(ts_ms) / 1000.0, 'unixepoch')
            AS last_seen

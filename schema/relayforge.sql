@@ -5,10 +5,14 @@
 -- than the version set at the end of this file.  Plain SQL, so the sqlite3 CLI can
 -- create a database with it too:
 --   sqlite3 var/relayforge.db < schema/relayforge.sql
--- The whole file runs on a file of any older version, so every statement
--- is idempotent (IF NOT EXISTS) -- except version 3's ALTER TABLE, which
--- only ever runs on a file below version 3, one without that column: a
--- version-1 or -2 file keeps its rows and gains what later versions add.
+-- The file is a list of versions, each ending with its PRAGMA
+-- user_version = N line.  On a file of an older version the responder runs
+-- only the sections newer than it (src/store_sqlite.c splits the text at
+-- those lines), so an ALTER TABLE ... ADD COLUMN runs exactly once; the
+-- CREATE statements are idempotent (IF NOT EXISTS) anyway.  A version-1
+-- file keeps its rows and gains what later versions add.  On a new file
+-- (user_version 0) every section runs, as `sqlite3 db < relayforge.sql`
+-- does.
 -- The responder also sets journal_mode=WAL and, on a new file,
 -- auto_vacuum=INCREMENTAL (both outside any transaction, so not here).
 --
@@ -197,3 +201,84 @@ PRAGMA user_version = 2;
 ALTER TABLE requests ADD COLUMN node TEXT;
 
 PRAGMA user_version = 3;
+
+-- Version 4: Prometheus metrics (GET /api/v1/metrics) and cancelled
+-- requests.
+--
+-- Cumulative totals of every metric series that logged requests add to,
+-- written by the same transaction as the request rows and rollups and
+-- never pruned: a counter never goes backwards, whatever retention deletes
+-- or however often a responder restarts.  name is the exposed metric name;
+-- labels its label set as exposed (k="v",... escaped, sorted by the
+-- metric's own label order), so a series is one row.  A counter keeps its
+-- value in count; a histogram its observations in count, their sum in sum
+-- (in the unit recorded: milliseconds for durations, tokens for tokens)
+-- and, in b0..b15, how many fell in each of its finite buckets (not
+-- cumulative; the bounds are src/metrics.c's; above the last bound: count
+-- minus the b columns).  The row ('relayforge_store_dropped_rows_total',
+-- '') keeps the dropped rows of processes whose gauge rows were pruned.
+CREATE TABLE IF NOT EXISTS metric_totals (
+	name   TEXT NOT NULL,
+	labels TEXT NOT NULL,
+	count  INTEGER NOT NULL DEFAULT 0,
+	sum    INTEGER NOT NULL DEFAULT 0,
+	b0 INTEGER NOT NULL DEFAULT 0,
+	b1 INTEGER NOT NULL DEFAULT 0,
+	b2 INTEGER NOT NULL DEFAULT 0,
+	b3 INTEGER NOT NULL DEFAULT 0,
+	b4 INTEGER NOT NULL DEFAULT 0,
+	b5 INTEGER NOT NULL DEFAULT 0,
+	b6 INTEGER NOT NULL DEFAULT 0,
+	b7 INTEGER NOT NULL DEFAULT 0,
+	b8 INTEGER NOT NULL DEFAULT 0,
+	b9 INTEGER NOT NULL DEFAULT 0,
+	b10 INTEGER NOT NULL DEFAULT 0,
+	b11 INTEGER NOT NULL DEFAULT 0,
+	b12 INTEGER NOT NULL DEFAULT 0,
+	b13 INTEGER NOT NULL DEFAULT 0,
+	b14 INTEGER NOT NULL DEFAULT 0,
+	b15 INTEGER NOT NULL DEFAULT 0,
+	PRIMARY KEY (name, labels)
+) WITHOUT ROWID;
+
+-- Each responder process's live gauges, written by the process every few
+-- seconds (a heartbeat) and when it opens or ends a stream: /metrics sums
+-- the rows of live processes (updated in the last 15 s), so every process
+-- answers with the same open streams and queue rows.  dropped_rows is the
+-- process's own count since its start, never lowered; the sum over every
+-- row (live or not) plus the folded total above is the dropped-rows
+-- counter.  Rows not updated for the retention period are folded into
+-- metric_totals and deleted by the janitor.
+CREATE TABLE IF NOT EXISTS process_gauges (
+	process      TEXT PRIMARY KEY,                -- host:pid:start_ms
+	open_streams INTEGER NOT NULL,
+	queue_rows   INTEGER NOT NULL,
+	dropped_rows INTEGER NOT NULL,
+	updated_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+
+-- A request whose client hung up (error_code 'client_closed', stored with
+-- status 'error') is cancelled: neither a success nor an error.  The
+-- rollups count it apart; the rows written before this version counted
+-- it in errors, so they are moved over from the requests still on record.
+ALTER TABLE usage_minute ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage_hour ADD COLUMN cancelled INTEGER NOT NULL DEFAULT 0;
+UPDATE usage_minute SET cancelled = (SELECT count(*) FROM requests r
+	WHERE r.ts_ms >= usage_minute.minute_ms
+	AND r.ts_ms < usage_minute.minute_ms + 60000
+	AND coalesce(r.final_provider, '') = usage_minute.provider
+	AND r.status = 'error' AND r.error_code = 'client_closed')
+	WHERE errors > 0;
+UPDATE usage_minute SET errors = max(errors - cancelled, 0)
+	WHERE cancelled > 0;
+UPDATE usage_hour SET cancelled = (SELECT count(*) FROM requests r
+	WHERE r.ts_ms >= usage_hour.hour_ms
+	AND r.ts_ms < usage_hour.hour_ms + 3600000
+	AND coalesce(r.final_provider, '') = usage_hour.provider
+	AND r.status = 'error' AND r.error_code = 'client_closed')
+	WHERE errors > 0;
+UPDATE usage_hour SET errors = max(errors - cancelled, 0)
+	WHERE cancelled > 0;
+-- /api/v1/logs?status=cancelled reads the partial index of failures too.
+
+PRAGMA user_version = 4;

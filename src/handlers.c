@@ -14,6 +14,9 @@
  * its whole answer can count on the row even if the process is killed the
  * next instant, and the store (locked, slow, away) never holds up an
  * answer.  See docs/operations.md.
+ *
+ * A stream counts in this process's open-streams gauge from its start to
+ * its end (an atomic count; src/gauges.c publishes it off this path).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,7 @@
 #include "answer.h"
 #include "chain.h"
 #include "contract.h"
+#include "gauges.h"
 #include "handlers.h"
 #include "logq.h"
 #include "render.h"
@@ -169,6 +173,7 @@ rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 		return;
 	rf_answer_begin(rq, &r);
 	s.last_event = rf_mono_ms();
+	rf_gauges_stream_begin(); /* an atomic count: no store on this path */
 	if (rf_reply_sse_start(rq, NULL) != 0) {
 		r.err = RF_ERR_CLIENT_CLOSED;
 		rf_chain_entry(&req, &r, "stream", rf_err_status(r.err), &e);
@@ -179,6 +184,7 @@ rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 	}
 	rf_answer_log(w, &req, &e); /* before the terminal events */
 	stream_end(&s, &r, &e);
+	rf_gauges_stream_end();
 	rf_chain_result_free(&r);
 	rf_contract_free(&req);
 }

@@ -72,6 +72,7 @@ rf_hist_figures_add(struct rf_usage_figures *f, const struct rf_hist_row *row)
 	f->requests += row->requests;
 	f->successes += row->successes;
 	f->errors += row->errors;
+	f->cancelled += row->cancelled;
 	f->fallbacks += row->fallbacks;
 	f->latency_sum += row->latency_sum;
 	if (row->latency_max > f->latency_max)
@@ -134,6 +135,7 @@ rf_hist_provider_add(struct rf_usage_report *r, const struct rf_hist_row *row,
 	}
 	p->requests += row->requests;
 	p->errors += row->errors;
+	p->cancelled += row->cancelled;
 	p->latency_sum += row->latency_sum;
 	return 0;
 }

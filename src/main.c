@@ -6,8 +6,9 @@
  * pool, the request-log spool and its writer thread (logq: started before
  * the first request, in CGI mode too; it also replays the spool files of
  * processes that died), the provider-state writer (pstate), the retention
- * janitor thread.  `--copy-store FROM TO` copies a store's history into an
- * empty one (docs/several-machines.md) and exits.
+ * janitor thread (which also publishes the process's live gauges).
+ * `--copy-store FROM TO` copies a store's history into an empty one
+ * (docs/several-machines.md) and exits.
  * SIGTERM / SIGINT stop accepting, let in-flight requests (streams
  * included) finish, join the threads and exit 0.  This is the only file
  * that knows about threads and signals.
@@ -26,6 +27,7 @@
 
 #include "config.h"
 #include "fcgi.h"
+#include "gauges.h"
 #include "log.h"
 #include "logq.h"
 #include "pstate.h"
@@ -102,11 +104,13 @@ worker_store(struct rf_worker *w)
 		w->store = shared_store();
 }
 
-/* ---- retention --------------------------------------------------------
- * A side job of its own thread: every minute, delete rows older than
- * RELAYFORGE_RETENTION_DAYS in small batches (each a short transaction, so
- * a request never waits long for the write lock), then let SQLite give
- * pages back and checkpoint the WAL.  It never runs on a request's thread. */
+/* ---- retention and gauges ---------------------------------------------
+ * A side job of its own thread: at start and then every minute, delete
+ * rows older than RELAYFORGE_RETENTION_DAYS in small batches (each a short
+ * transaction, so a request never waits long for the write lock), then let
+ * SQLite give pages back and checkpoint the WAL; every few seconds, the
+ * heartbeat that publishes this process's live gauges for /metrics.  It
+ * never runs on a request's thread. */
 
 static pthread_mutex_t g_stop_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_stop_cond = PTHREAD_COND_INITIALIZER;
@@ -129,25 +133,36 @@ nap(int s)
 	return stop;
 }
 
+static void
+prune(struct rf_store *s)
+{
+	int64_t cutoff = rf_now_ms() - (int64_t)g_cfg.retention_days * 86400000;
+	int n;
+
+	do {
+		n = rf_store_prune(s, cutoff, PRUNE_BATCH);
+		if (n == PRUNE_BATCH)
+			rf_sleep_ms(50); /* let request writers in */
+	} while (n == PRUNE_BATCH && !atomic_load(&g_stop));
+	rf_store_maintain(s);
+}
+
 static void *
 janitor_main(void *arg)
 {
 	struct rf_worker w = { .cfg = &g_cfg };
+	int64_t next_prune = rf_mono_ms();
 	(void)arg;
-	while (!nap(PRUNE_EVERY_S)) {
-		int64_t cutoff = rf_now_ms() - (int64_t)g_cfg.retention_days * 86400000;
-		int n;
-
+	do {
 		worker_store(&w);
 		if (w.store == NULL)
 			continue;
-		do {
-			n = rf_store_prune(w.store, cutoff, PRUNE_BATCH);
-			if (n == PRUNE_BATCH)
-				rf_sleep_ms(50); /* let request writers in */
-		} while (n == PRUNE_BATCH && !atomic_load(&g_stop));
-		rf_store_maintain(w.store);
-	}
+		rf_gauges_publish(w.store, true);
+		if (rf_mono_ms() >= next_prune) {
+			prune(w.store);
+			next_prune = rf_mono_ms() + PRUNE_EVERY_S * 1000;
+		}
+	} while (!nap(RF_GAUGES_HEARTBEAT_MS / 1000));
 	return NULL;
 }
 
@@ -224,6 +239,7 @@ static int
 serve_cgi(void)
 {
 	struct rf_worker w = { .cfg = &g_cfg };
+	struct rf_process_gauges g;
 	int rc;
 
 	w.up = rf_up_new();
@@ -238,6 +254,11 @@ serve_cgi(void)
 	end_stdout();
 	rf_pstate_stop(w.store, RF_PSTATE_CGI_MS);
 	rf_logq_stop();
+	/* A row per CGI process only when it has rows to report dropped:
+	 * its queue is replayed by the next process anyway. */
+	rf_gauges_read(&g);
+	if (g.dropped_rows > 0)
+		rf_gauges_publish(w.store, true);
 	rf_up_free(w.up);
 	return rc;
 }
@@ -326,6 +347,7 @@ serve_fastcgi(void)
 	rf_pstate_stop(g_store, RF_PSTATE_WRITE_MS);
 	if (have_janitor)
 		pthread_join(janitor, NULL);
+	rf_gauges_publish(g_store, true); /* the last word: nothing open */
 out:
 	free(tid);
 	free(w);

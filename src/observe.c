@@ -1,11 +1,11 @@
 /*
- * observe: the three read-only endpoints of SPEC section 4 -- provider
- * status, the request log and usage -- over the shared store, so every
- * responder process answers with the same numbers.  Each handler checks
- * its query string, asks the store (include/store.h), decides what the
- * SPEC leaves to the gateway (a provider's state) and hands the answer to
- * render.c for its wire shape.  Nothing here calls a provider or spends
- * its quota.
+ * observe: the read-only endpoints of SPEC sections 4 and 15 -- provider
+ * status, the request log, usage and the Prometheus metrics -- over the
+ * shared store, so every responder process answers with the same numbers.
+ * Each handler checks its query string, asks the store (include/store.h),
+ * decides what the SPEC leaves to the gateway (a provider's state) and
+ * hands the answer to the render layer for its wire shape.  Nothing here
+ * calls a provider or spends its quota.
  *
  * Decisions the SPEC leaves open:
  * - status counts a provider's own calls (its attempts, retries included)
@@ -18,6 +18,12 @@
  *   window and the providers' requests add up to totals.requests.
  * - rates (successRate, fallbackRate) and averages are null when there is
  *   no request; averages are rounded to whole milliseconds.
+ * - a request whose client hung up is cancelled (rf_store_entry_status)
+ *   in usage, /logs and metrics alike: never an error, so the usage tiles
+ *   agree with the provider cards (whose calls leave hang-ups out too).
+ * - metrics: the serving process first publishes its own gauges (without
+ *   waiting), then reads one snapshot; the other processes' gauges are as
+ *   fresh as their last heartbeat (src/gauges.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +31,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "gauges.h"
 #include "handlers.h"
 #include "render.h"
 #include "reply.h"
@@ -126,26 +133,31 @@ static const char *const logs_param_msg[][2] = {
 	{ "limit", "limit must be an integer from 1 to 200." },
 	{ "before", "before must be a positive request id." },
 	{ "provider", "provider must be a provider id." },
-	{ "status", "status must be success or error." },
+	{ "status", "status must be success, error or cancelled." },
 	{ "endpoint", "endpoint must be chat, stream, openai or "
 	    "openai_stream." },
 };
 
-/* One of two words, as the static copy; NULL when v is neither. */
+/* One of two or three words (c may be NULL), as the static copy; NULL
+ * when v is none of them. */
 static const char *
-one_of(const char *v, const char *a, const char *b)
+one_of(const char *v, const char *a, const char *b, const char *c)
 {
-	return strcmp(v, a) == 0 ? a : strcmp(v, b) == 0 ? b : NULL;
+	if (strcmp(v, a) == 0)
+		return a;
+	if (strcmp(v, b) == 0)
+		return b;
+	return c != NULL && strcmp(v, c) == 0 ? c : NULL;
 }
 
-/* An endpoint of the log rows (SPEC sections 4 and 13), as the static
+/* An endpoint of the log rows (/api/v1's and /v1's), as the static
  * copy; NULL when v names none. */
 static const char *
 endpoint_of(const char *v)
 {
-	const char *e = one_of(v, "chat", "stream");
+	const char *e = one_of(v, "chat", "stream", NULL);
 
-	return e != NULL ? e : one_of(v, "openai", "openai_stream");
+	return e != NULL ? e : one_of(v, "openai", "openai_stream", NULL);
 }
 
 /* Fill lq from the query string; on a bad value answer 400 naming it and
@@ -175,7 +187,8 @@ logs_query(struct rf_request *rq, struct rf_log_query *lq)
 		goto fail;
 	bad = 3;
 	if ((f = rf_router_query_get(q, "status", v, sizeof v)) != 0 &&
-	    (f < 0 || (lq->status = one_of(v, "success", "error")) == NULL))
+	    (f < 0 || (lq->status = one_of(v, "success", "error",
+	    "cancelled")) == NULL))
 		goto fail;
 	bad = 4;
 	if ((f = rf_router_query_get(q, "endpoint", v, sizeof v)) != 0 &&
@@ -249,4 +262,40 @@ rf_handle_usage(struct rf_worker *w, struct rf_request *rq)
 	}
 	rf_reply_data(rq, NULL, rf_render_usage(win->name, &r));
 	rf_store_usage_free(&r);
+}
+
+/* ---- GET /api/v1/metrics ---- */
+
+void
+rf_handle_metrics(struct rf_worker *w, struct rf_request *rq)
+{
+	const struct rf_config *cfg = w->cfg;
+	const char *ids[RF_MAX_PROVIDERS];
+	struct rf_metrics_snapshot m;
+	struct rf_buf out = { 0 };
+	int n = cfg->chain_len, was;
+	int64_t now;
+
+	if (!store_ready(w, rq))
+		return;
+	for (int i = 0; i < n; i++)
+		ids[i] = cfg->providers[cfg->chain[i]].id;
+	/* This process's own row, fresh; a store too busy for it in a few
+	 * milliseconds leaves the last heartbeat's. */
+	was = rf_store_budget(RF_STORE_HOT_MS);
+	rf_gauges_publish(w->store, false);
+	rf_store_budget(was);
+	now = rf_now_ms();
+	if (rf_store_metrics(w->store, ids, (size_t)n, now - RF_GAUGES_LIVE_MS,
+	    &m) != 0) {
+		rf_reply_internal(rq, "store read failed");
+		return;
+	}
+	if (rf_render_metrics(&out, &m, ids, (size_t)n, now) == 0)
+		rf_reply_text(rq, 200, RF_METRICS_CONTENT_TYPE, out.data,
+		    out.len);
+	else
+		rf_reply_internal(rq, "out of memory");
+	rf_buf_free(&out);
+	rf_store_metrics_free(&m);
 }

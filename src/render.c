@@ -7,6 +7,11 @@
  * of /logs are the same array (struct rf_log_attempt) rendered by the same
  * function.  Absent values are NULL (strings) or negative (numbers) in
  * that form and become JSON null here.
+ *
+ * A request whose client hung up is "cancelled" wherever a status or a
+ * count shows (a /logs item, usage totals, providers, timeseries): one
+ * meaning, rf_store_entry_status, so an error is always the gateway's or
+ * a provider's and requests = successes + errors + cancelled.
  */
 #include "render.h"
 
@@ -387,8 +392,7 @@ item_json(const struct rf_log_item *it, bool preview)
 	add(o, "fallbackActivated", json_object_new_boolean(e->fallback));
 	add(o, "degradedMode", json_object_new_boolean(e->degraded));
 	add(o, "demoMode", json_object_new_boolean(e->demo));
-	add(o, "status", json_object_new_string(e->success ? "success" :
-	    "error"));
+	add(o, "status", json_object_new_string(rf_store_entry_status(e)));
 	add(o, "errorCode", str_or_null(e->error_code));
 	add(o, "httpStatus", json_object_new_int(e->http_status));
 	add(o, "latencyMs", json_object_new_int64(e->latency_ms));
@@ -432,6 +436,7 @@ totals_json(const struct rf_usage_figures *t)
 	add(o, "requests", json_object_new_int64(t->requests));
 	add(o, "successes", json_object_new_int64(t->successes));
 	add(o, "errors", json_object_new_int64(t->errors));
+	add(o, "cancelled", json_object_new_int64(t->cancelled));
 	add(o, "fallbacks", json_object_new_int64(t->fallbacks));
 	add(o, "fallbackRate", rate_or_null(t->fallbacks, t->requests));
 	add(o, "avgLatencyMs", avg_or_null(t->latency_sum, t->requests));
@@ -458,6 +463,7 @@ providers_json(const struct rf_usage_report *r)
 		add(o, "requests", json_object_new_int64(p->requests));
 		add(o, "share", rate_or_null(p->requests, r->totals.requests));
 		add(o, "errors", json_object_new_int64(p->errors));
+		add(o, "cancelled", json_object_new_int64(p->cancelled));
 		add(o, "avgLatencyMs", avg_or_null(p->latency_sum, p->requests));
 		json_object_array_add(arr, o);
 	}
@@ -477,6 +483,7 @@ timeseries_json(const struct rf_usage_report *r)
 		add(o, "t", iso_or_null(r->from_ms + (int64_t)i * r->bucket_ms));
 		add(o, "requests", json_object_new_int64(b->requests));
 		add(o, "errors", json_object_new_int64(b->errors));
+		add(o, "cancelled", json_object_new_int64(b->cancelled));
 		add(o, "fallbacks", json_object_new_int64(b->fallbacks));
 		add(o, "avgLatencyMs", avg_or_null(b->latency_sum, b->requests));
 		add(o, "p95LatencyMs", int_or_null(b->p95_ms));

@@ -93,6 +93,23 @@ out:
 }
 
 int
+rf_reply_text(struct rf_request *rq, int status, const char *type,
+    const char *body, size_t n)
+{
+	struct rf_buf h = { 0 };
+	int rc = -1;
+
+	if (rf_buf_printf(&h, "Content-Type: %s\r\nContent-Length: %zu\r\n"
+	    "Cache-Control: no-store\r\n\r\n", type, n) == 0 &&
+	    rf_reply_head(rq, status) == 0 &&
+	    rf_out_write(&rq->out, h.data, h.len) == 0 &&
+	    rf_out_write(&rq->out, body, n) == 0)
+		rc = rf_out_flush(&rq->out);
+	rf_buf_free(&h);
+	return rc;
+}
+
+int
 rf_reply_error(struct rf_request *rq, enum rf_err code, const char *message,
     const char *field, const char *extra)
 {

@@ -55,6 +55,7 @@ static const struct rf_route api_routes[] = {
 	{ "GET",  "providers/status", RF_GUARD_NONE,  false, rf_handle_status },
 	{ "GET",  "logs",             RF_GUARD_ADMIN, false, rf_handle_logs },
 	{ "GET",  "usage",            RF_GUARD_ADMIN, false, rf_handle_usage },
+	{ "GET",  "metrics",          RF_GUARD_ADMIN, false, rf_handle_metrics },
 };
 
 /* SPEC section 6: {"success":false,"error":{code, message, field, ...}}. */

@@ -21,7 +21,9 @@
  * What does not depend on the engine lives here, so every backend shares
  * it: the arguments the API bounds (page limits, usage windows), the
  * rate limit's one-minute window, the defaults and merge rules of a
- * provider report, and the memory a log page owns.  Histograms and the
+ * provider report, the memory a log page and a metrics snapshot own, and
+ * what a request's status is (rf_store_entry_status: a client hang-up is
+ * cancelled).  Which metric series a request adds to is src/metrics.c's.  Histograms and the
  * folding of usage rows are in src/hist.c; cooldown decisions are the
  * engine's (src/chain.c), the rate-limit verdict src/ratelimit.c's -- the
  * store persists the deadlines and counts it is given.
@@ -430,6 +432,17 @@ rf_store_close(struct rf_store *p)
 	} while (0)
 
 /* ---- writes ---- */
+
+const char *
+rf_store_entry_status(const struct rf_log_entry *e)
+{
+	if (e->success)
+		return "success";
+	if (e->error_code != NULL &&
+	    strcmp(e->error_code, RF_STORE_CANCELLED_CODE) == 0)
+		return "cancelled";
+	return "error";
+}
 
 int
 rf_store_log_request(struct rf_store *p, const struct rf_log_entry *e)
@@ -897,6 +910,76 @@ rf_store_copy(struct rf_store *from, struct rf_store *to, long *rows,
 out:
 	free(marks);
 	return rc;
+}
+
+/* ---- metrics ---- */
+
+struct rf_metric_row *
+rf_store_metrics_row(struct rf_metrics_snapshot *m)
+{
+	struct rf_metric_row *r;
+
+	if (m->nrows == m->cap) {
+		size_t cap = m->cap ? m->cap * 2 : 64;
+		r = realloc(m->rows, cap * sizeof *r);
+		if (r == NULL)
+			return NULL;
+		m->rows = r;
+		m->cap = cap;
+	}
+	r = &m->rows[m->nrows++];
+	memset(r, 0, sizeof *r);
+	return r;
+}
+
+int
+rf_store_metrics(struct rf_store *p, const char *const *ids, size_t n,
+    int64_t live_since_ms, struct rf_metrics_snapshot *out)
+{
+	struct rf_store_conn *c;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (p == NULL)
+		return -1;
+	if (n > 0 && (out->providers = calloc(n, sizeof *out->providers)) ==
+	    NULL)
+		return -1;
+	out->nproviders = n;
+	for (size_t i = 0; i < n; i++)
+		out->providers[i] = (struct rf_metrics_provider){
+			.quota_remaining_requests = -1,
+			.quota_remaining_tokens = -1 };
+	if (p->ops->metrics == NULL || (c = acquire(p)) == NULL)
+		goto fail;
+	rc = p->ops->metrics(c, ids, n, live_since_ms, out);
+	release(p, c);
+	if (rc == 0)
+		return 0;
+fail:
+	rf_store_metrics_free(out);
+	return -1;
+}
+
+void
+rf_store_metrics_free(struct rf_metrics_snapshot *m)
+{
+	if (m == NULL)
+		return;
+	free(m->rows);
+	free(m->providers);
+	memset(m, 0, sizeof *m);
+}
+
+int
+rf_store_gauges_publish(struct rf_store *p, const char *process,
+    const struct rf_process_gauges *g, int64_t now_ms)
+{
+	if (p != NULL && (process == NULL || g == NULL))
+		return -1;
+	if (p == NULL || p->ops->gauges_publish == NULL)
+		return -1;
+	WITH_CONN(p, gauges_publish, process, g, now_ms);
 }
 
 /* ---- retention ---- */

@@ -18,7 +18,9 @@
  * back whole on any error; reads for the observability endpoints run in
  * one deferred transaction each, so every answer is one consistent
  * snapshot.  Usage reads the per-minute / per-hour rollups that every
- * logged request updates in its own transaction, never the requests.
+ * logged request updates in its own transaction, never the requests; the
+ * same transaction adds the batch's metric series (src/metrics.c) to
+ * metric_totals, which retention never touches.
  * Rows from the request-log spool are written with the spool's progress
  * (spool_progress) in the same transaction; when the schema refuses a row
  * the batch is done again with a savepoint per row, so that row alone is
@@ -41,11 +43,12 @@
 
 #include "hist.h"
 #include "log.h"
+#include "metrics.h"
 #include "schema_sqlite.h"
 #include "util.h"
 
 /* Must equal the PRAGMA user_version set at the end of the schema file. */
-#define RF_SCHEMA_VERSION 3
+#define RF_SCHEMA_VERSION 4
 
 #define RF_BUSY_TIMEOUT_MS 10000
 #define RF_BUSY_STEP_MS 5
@@ -92,6 +95,13 @@ enum rf_stmt {
 	ST_SPOOL_GET,
 	ST_SPOOL_SET,
 	ST_SPOOL_FORGET,
+	/* metrics (schema version 3) */
+	ST_METRIC_ADD,        /* generated: the bucket columns */
+	ST_METRIC_ROWS,       /* generated */
+	ST_GAUGES_SUM,
+	ST_GAUGE_PUBLISH,
+	ST_PRUNE_GAUGES_FOLD,
+	ST_PRUNE_GAUGES,
 	ST_COUNT
 };
 
@@ -226,16 +236,47 @@ static const char *const stmt_sql[ST_COUNT] = {
 	    " VALUES (?1, ?2, ?3) ON CONFLICT (spool) DO UPDATE SET"
 	    " through = excluded.through, updated_ms = excluded.updated_ms",
 	[ST_SPOOL_FORGET] = "DELETE FROM spool_progress WHERE spool = ?1",
+	/* The live processes' gauges (?1: the oldest report still live) and
+	 * every process's dropped rows, with those of pruned processes. */
+	[ST_GAUGES_SUM] =
+	    "SELECT coalesce(sum(CASE WHEN updated_ms >= ?1 THEN open_streams"
+	    " END), 0), coalesce(sum(CASE WHEN updated_ms >= ?1 THEN queue_rows"
+	    " END), 0), count(CASE WHEN updated_ms >= ?1 THEN 1 END),"
+	    " coalesce(sum(dropped_rows), 0) + coalesce((SELECT sum(count)"
+	    " FROM metric_totals WHERE name = '" RF_METRICS_DROPPED_NAME "'"
+	    " AND labels = ''), 0) FROM process_gauges",
+	/* A process's own count never goes down, and a report older than
+	 * the stored one changes nothing. */
+	[ST_GAUGE_PUBLISH] =
+	    "INSERT INTO process_gauges (process, open_streams, queue_rows,"
+	    " dropped_rows, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT (process) DO UPDATE SET"
+	    " open_streams = excluded.open_streams,"
+	    " queue_rows = excluded.queue_rows,"
+	    " dropped_rows = max(dropped_rows, excluded.dropped_rows),"
+	    " updated_ms = excluded.updated_ms"
+	    " WHERE excluded.updated_ms >= process_gauges.updated_ms",
+	/* Processes silent since the cutoff are gone: their dropped rows
+	 * move to the total before their rows are deleted (the WHERE also
+	 * settles the INSERT ... SELECT ... ON CONFLICT parse). */
+	[ST_PRUNE_GAUGES_FOLD] =
+	    "INSERT INTO metric_totals (name, labels, count)"
+	    " SELECT '" RF_METRICS_DROPPED_NAME "', '', coalesce(sum(dropped_rows),"
+	    " 0) FROM process_gauges WHERE updated_ms < ?1"
+	    " ON CONFLICT (name, labels) DO UPDATE SET"
+	    " count = count + excluded.count",
+	[ST_PRUNE_GAUGES] = "DELETE FROM process_gauges WHERE updated_ms < ?1",
 };
 
 /* The logs page query has one variant per filter combination (status x
  * endpoint x provider), each prepared on first use: literal filter values
  * let the planner use the partial index of failures.  The endpoints of
- * the filter: none, then /api/v1's and /v1's (SPEC sections 4, 13). */
+ * the filter: none, then /api/v1's and /v1's. */
 static const char *const log_endpoint[] = { "", "chat", "stream", "openai",
     "openai_stream" };
 #define LOG_ENDPOINTS 5
-#define LOG_VARIANTS (3 * LOG_ENDPOINTS * 2)
+#define LOG_STATUSES 4 /* any, success, error, cancelled */
+#define LOG_VARIANTS (LOG_STATUSES * LOG_ENDPOINTS * 2)
 
 struct rf_store_conn {
 	sqlite3 *db;
@@ -244,6 +285,11 @@ struct rf_store_conn {
 	/* Rollup upserts per table (minute, hour) and latency bucket, prepared
 	 * the first time a bucket is used (bucket 0 is st[ST_UPSERT_*]). */
 	sqlite3_stmt *roll[2][RF_HIST_BUCKETS];
+	/* The metric increments of the batch being written, and the update
+	 * of a series with at most one bucket to add to (index: the bucket,
+	 * RF_METRIC_BUCKETS for none), prepared on first use. */
+	struct rf_metrics_acc acc;
+	sqlite3_stmt *madd[RF_METRIC_BUCKETS + 1];
 };
 
 /* ---- open-time helpers (unprepared: they run once per connection) ---- */
@@ -357,6 +403,34 @@ fail:
 	return -1;
 }
 
+/* Run the sections of the compiled schema newer than version from: the
+ * file is a list of sections, each ending with its "PRAGMA user_version =
+ * N;" line, so a column added by ALTER TABLE is added exactly once. */
+static int
+apply_sections(sqlite3 *db, long from)
+{
+	static const char mark[] = "PRAGMA user_version = ";
+	const char *p = rf_schema_sqlite, *end;
+	char *sql;
+	int rc = 0;
+
+	while (rc == 0 && (end = strstr(p, mark)) != NULL) {
+		long n = strtol(end + sizeof(mark) - 1, NULL, 10);
+		const char *stop = strchr(end, '\n');
+
+		stop = stop != NULL ? stop + 1 : end + strlen(end);
+		if (n > from) {
+			if ((sql = strndup(p, (size_t)(stop - p))) == NULL)
+				return -1;
+			rc = sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ?
+			    0 : -1;
+			free(sql);
+		}
+		p = stop;
+	}
+	return rc;
+}
+
 /* Apply the compiled schema when the file is older than this binary.  The
  * version is read again under the write lock: another process may have
  * migrated between the first read and BEGIN IMMEDIATE.  A file newer than
@@ -376,7 +450,7 @@ migrate(sqlite3 *db, char *err, size_t errlen)
 		goto rollback;
 	if (v >= RF_SCHEMA_VERSION) /* another process migrated meanwhile */
 		goto commit;
-	if (sqlite3_exec(db, rf_schema_sqlite, NULL, NULL, NULL) != SQLITE_OK ||
+	if (apply_sections(db, v) != 0 ||
 	    query_int(db, "PRAGMA user_version", &v) != 0)
 		goto rollback;
 	if (v != RF_SCHEMA_VERSION) {
@@ -403,17 +477,18 @@ fail:
 
 /* The rollup columns after the key, in table order. */
 #define ROLLUP_COLS "provider, requests, successes, errors, fallbacks," \
-	" latency_sum, latency_max, prompt_tokens, completion_tokens"
+	" latency_sum, latency_max, prompt_tokens, completion_tokens, cancelled"
 
 /* Count one request in a rollup table: ?1 period, ?2 provider, ?3..?5
- * success / error / fallback (0|1), ?6 latency, ?7..?8 tokens; the
+ * success / error / fallback (0|1), ?6 latency, ?7..?8 tokens, ?9
+ * cancelled (0|1); the
  * request's latency bucket is part of the statement (one statement per
  * bucket), so an update touches one histogram column, not all 72. */
 static int
 upsert_sql(struct rf_buf *b, const char *table, const char *key, int bucket)
 {
 	return rf_buf_printf(b, "INSERT INTO %s (%s, " ROLLUP_COLS ", h%d)"
-	    " VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6, ?7, ?8, 1)"
+	    " VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, 1)"
 	    " ON CONFLICT (%s, provider) DO UPDATE SET"
 	    " requests = requests + 1,"
 	    " successes = successes + excluded.successes,"
@@ -423,6 +498,7 @@ upsert_sql(struct rf_buf *b, const char *table, const char *key, int bucket)
 	    " latency_max = max(latency_max, excluded.latency_max),"
 	    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
 	    " completion_tokens = completion_tokens + excluded.completion_tokens,"
+	    " cancelled = cancelled + excluded.cancelled,"
 	    " h%d = h%d + 1", table, key, bucket, key, bucket, bucket);
 }
 
@@ -456,6 +532,38 @@ log_attempts_sql(struct rf_buf *b)
 	return rc;
 }
 
+/* Add a batch's increment to one metric series: ?1 name, ?2 labels, ?3
+ * count, ?4 sum, ?5.. the bucket counts b0..b15. */
+static int
+metric_add_sql(struct rf_buf *b)
+{
+	int rc = rf_buf_puts(b, "INSERT INTO metric_totals (name, labels,"
+	    " count, sum");
+
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", b%d", i);
+	rc |= rf_buf_puts(b, ") VALUES (?1, ?2, ?3, ?4");
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", ?%d", i + 5);
+	rc |= rf_buf_puts(b, ") ON CONFLICT (name, labels) DO UPDATE SET"
+	    " count = count + excluded.count, sum = sum + excluded.sum");
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", b%d = b%d + excluded.b%d", i, i, i);
+	return rc;
+}
+
+/* Every series, in the order of the exposition. */
+static int
+metric_rows_sql(struct rf_buf *b)
+{
+	int rc = rf_buf_puts(b, "SELECT name, labels, count, sum");
+
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", b%d", i);
+	rc |= rf_buf_puts(b, " FROM metric_totals ORDER BY name, labels");
+	return rc;
+}
+
 static int
 build_sql(enum rf_stmt i, struct rf_buf *b)
 {
@@ -470,6 +578,10 @@ build_sql(enum rf_stmt i, struct rf_buf *b)
 		return usage_sql(b, "usage_hour", "hour_ms");
 	case ST_LOG_ATTEMPTS:
 		return log_attempts_sql(b);
+	case ST_METRIC_ADD:
+		return metric_add_sql(b);
+	case ST_METRIC_ROWS:
+		return metric_rows_sql(b);
 	default:
 		return rf_buf_puts(b, stmt_sql[i]);
 	}
@@ -509,6 +621,9 @@ sq_close(struct rf_store_conn *s)
 	for (int t = 0; t < 2; t++)
 		for (int b = 1; b < RF_HIST_BUCKETS; b++)
 			sqlite3_finalize(s->roll[t][b]);
+	rf_metrics_acc_free(&s->acc);
+	for (int b = 0; b <= RF_METRIC_BUCKETS; b++)
+		sqlite3_finalize(s->madd[b]);
 	sqlite3_close(s->db);
 	free(s);
 }
@@ -754,6 +869,7 @@ upsert_rollup(struct rf_store_conn *s, enum rf_stmt i,
     const struct rf_log_entry *e, int64_t period_ms)
 {
 	int64_t lat = e->latency_ms > 0 ? e->latency_ms : 0;
+	const char *status = rf_store_entry_status(e);
 	sqlite3_stmt *st = rollup_stmt(s, i, rf_hist_bucket(lat));
 	int b = 0, rc;
 
@@ -763,13 +879,14 @@ upsert_rollup(struct rf_store_conn *s, enum rf_stmt i,
 	}
 	b |= bind_i64(st, 1, e->ts_ms - e->ts_ms % period_ms);
 	b |= bind_str(st, 2, e->final_provider != NULL ? e->final_provider : "");
-	b |= bind_i64(st, 3, e->success ? 1 : 0);
-	b |= bind_i64(st, 4, e->success ? 0 : 1);
+	b |= bind_i64(st, 3, strcmp(status, "success") == 0);
+	b |= bind_i64(st, 4, strcmp(status, "error") == 0);
 	b |= bind_i64(st, 5, e->fallback ? 1 : 0);
 	b |= bind_i64(st, 6, lat);
 	b |= bind_i64(st, 7, e->prompt_tokens > 0 ? e->prompt_tokens : 0);
 	b |= bind_i64(st, 8, e->completion_tokens > 0 ?
 	    e->completion_tokens : 0);
+	b |= bind_i64(st, 9, strcmp(status, "cancelled") == 0);
 	if (b != SQLITE_OK) {
 		report(s, "rf_store_log_request");
 		done_with(st);
@@ -782,7 +899,9 @@ upsert_rollup(struct rf_store_conn *s, enum rf_stmt i,
 	return rc;
 }
 
-/* The rows of one request, inside the caller's transaction. */
+/* The rows of one request, inside the caller's transaction; once they
+ * are written its metric series join the batch's increments (written by
+ * metrics_flush before the commit). */
 static int
 log_one(struct rf_store_conn *s, const struct rf_log_entry *e)
 {
@@ -798,7 +917,104 @@ log_one(struct rf_store_conn *s, const struct rf_log_entry *e)
 	if (upsert_rollup(s, ST_UPSERT_MINUTE, e, RF_MINUTE_MS) != 0 ||
 	    upsert_rollup(s, ST_UPSERT_HOUR, e, RF_HOUR_MS) != 0)
 		return -1;
+	if (rf_metrics_acc_add(&s->acc, e) != 0) {
+		RF_LOG_ERR(e->request_id, NULL, "out of memory");
+		return -1;
+	}
 	return 0;
+}
+
+/* The bucket a row adds to when it adds to one at most (a row of one
+ * request always does): its index, RF_METRIC_BUCKETS for none; -1 for
+ * several. */
+static int
+one_bucket(const struct rf_metric_row *r)
+{
+	int k = RF_METRIC_BUCKETS;
+
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++) {
+		if (r->b[i] == 0)
+			continue;
+		if (k != RF_METRIC_BUCKETS)
+			return -1;
+		k = i;
+	}
+	return k;
+}
+
+/* The update of an existing series that adds to bucket k only (k ==
+ * RF_METRIC_BUCKETS: none): 3 columns written, not 18. */
+static sqlite3_stmt *
+metric_update_stmt(struct rf_store_conn *s, int k)
+{
+	char sql[256];
+
+	if (s->madd[k] != NULL)
+		return s->madd[k];
+	if (k < RF_METRIC_BUCKETS)
+		snprintf(sql, sizeof sql, "UPDATE metric_totals SET count = count"
+		    " + ?3, sum = sum + ?4, b%d = b%d + ?5 WHERE name = ?1 AND"
+		    " labels = ?2", k, k);
+	else
+		snprintf(sql, sizeof sql, "UPDATE metric_totals SET count = count"
+		    " + ?3, sum = sum + ?4 WHERE name = ?1 AND labels = ?2");
+	if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT,
+	    &s->madd[k], NULL) != SQLITE_OK)
+		s->madd[k] = NULL;
+	return s->madd[k];
+}
+
+/* Add one series' increment: an update of its row when it has one and
+ * adds to one bucket at most (the common case), else the upsert.
+ * 1 when the update found no row (the upsert must follow), 0, -1. */
+static int
+metric_update(struct rf_store_conn *s, const struct rf_metric_row *r,
+    const char *fn)
+{
+	int k = one_bucket(r), b, step;
+	sqlite3_stmt *st;
+
+	if (k < 0)
+		return 1;
+	if ((st = metric_update_stmt(s, k)) == NULL) {
+		report(s, fn);
+		return -1;
+	}
+	b = bind_str(st, 1, r->name) | bind_str(st, 2, r->labels) |
+	    bind_i64(st, 3, r->count) | bind_i64(st, 4, r->sum);
+	if (k < RF_METRIC_BUCKETS)
+		b |= bind_i64(st, 5, r->b[k]);
+	step = b == SQLITE_OK ? sqlite3_step(st) : SQLITE_ERROR;
+	if (step != SQLITE_DONE)
+		report(s, fn);
+	done_with(st);
+	if (step != SQLITE_DONE)
+		return -1;
+	return sqlite3_changes(s->db) == 1 ? 0 : 1;
+}
+
+/* Add the batch's metric increments to the totals: one write per series
+ * the batch touched (a few), not per row. */
+static int
+metrics_flush(struct rf_store_conn *s, const char *fn)
+{
+	sqlite3_stmt *st = s->st[ST_METRIC_ADD];
+	int rc = 0;
+
+	for (size_t i = 0; i < s->acc.n && rc == 0; i++) {
+		const struct rf_metric_row *r = &s->acc.v[i];
+		int b;
+
+		if ((rc = metric_update(s, r, fn)) <= 0)
+			continue;
+		b = bind_str(st, 1, r->name) | bind_str(st, 2, r->labels) |
+		    bind_i64(st, 3, r->count) | bind_i64(st, 4, r->sum);
+		for (int k = 0; k < RF_METRIC_BUCKETS; k++)
+			b |= bind_i64(st, k + 5, r->b[k]);
+		rc = finish_write(s, ST_METRIC_ADD, b, fn);
+	}
+	rf_metrics_acc_reset(&s->acc);
+	return rc;
 }
 
 /* n requests in one transaction (group commit): all or none. */
@@ -810,8 +1026,11 @@ sq_log_requests(struct rf_store_conn *s, const struct rf_log_entry *const *e,
 
 	if (e == NULL || tx_begin(s, "rf_store_log_requests") != 0)
 		return -1;
+	rf_metrics_acc_reset(&s->acc);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = log_one(s, e[i]);
+	if (rc == 0)
+		rc = metrics_flush(s, "rf_store_log_requests");
 	return tx_end(s, rc, "rf_store_log_requests");
 }
 
@@ -871,6 +1090,8 @@ log_row(struct rf_store_conn *s, const struct rf_log_entry *e,
 {
 	int code;
 
+	/* A refused row fails in its SQL, before log_one counts its metric
+	 * series: the batch's increments stay those of the rows written. */
 	if (exec_stmt(s, ST_SAVEPOINT, fn) != 0)
 		return -1;
 	if (log_one(s, e) == 0)
@@ -905,6 +1126,7 @@ spooled_tx(struct rf_store_conn *s, const char *spool, int64_t from,
 
 	if (tx_begin(s, fn) != 0)
 		return -1;
+	rf_metrics_acc_reset(&s->acc);
 	rc = spool_at(s, spool, &at, fn);
 	if (rc == 0 && at >= through)
 		goto end; /* in the store already: a repeated batch */
@@ -923,6 +1145,8 @@ spooled_tx(struct rf_store_conn *s, const char *spool, int64_t from,
 			redo = row_refused(sqlite3_errcode(s->db));
 		}
 	}
+	if (rc == 0)
+		rc = metrics_flush(s, fn);
 	if (rc == 0)
 		rc = spool_set(s, spool, through, fn);
 end:
@@ -1334,7 +1558,7 @@ static int
 log_variant(const struct rf_log_query *q)
 {
 	int st = q->status == NULL ? 0 : strcmp(q->status, "success") == 0 ?
-	    1 : 2;
+	    1 : strcmp(q->status, "error") == 0 ? 2 : 3;
 	int ep = 0;
 
 	for (int i = 1; q->endpoint != NULL && i < LOG_ENDPOINTS; i++)
@@ -1351,14 +1575,21 @@ log_variant(const struct rf_log_query *q)
 	" node"
 
 /* The page query of variant v: ?1 ids below, ?2 final provider, ?3 rows.
- * Filter values are literals from a fixed set, never from the client. */
+ * Filter values are literals from a fixed set, never from the client.
+ * A cancelled request is stored as an error with code client_closed
+ * (rf_store_entry_status); both error filters keep status = 'error', so
+ * the partial index of failures serves them. */
 static sqlite3_stmt *
 log_stmt(struct rf_store_conn *s, int v)
 {
-	static const char *const status[] = { "", " AND status = 'success'",
-	    " AND status = 'error'" };
+	static const char *const status[LOG_STATUSES] = { "",
+	    " AND status = 'success'",
+	    " AND status = 'error' AND error_code IS NOT '"
+	    RF_STORE_CANCELLED_CODE "'",
+	    " AND status = 'error' AND error_code = '"
+	    RF_STORE_CANCELLED_CODE "'" };
 	char endpoint[64] = "";
-	char sql[512];
+	char sql[1024];
 
 	if (s->logs[v] != NULL)
 		return s->logs[v];
@@ -1514,7 +1745,7 @@ sq_logs(struct rf_store_conn *s, const struct rf_log_query *q,
 /* Columns of a usage_sql row. */
 enum { UC_PERIOD, UC_PROVIDER, UC_REQUESTS, UC_SUCCESSES, UC_ERRORS,
 	UC_FALLBACKS, UC_LAT_SUM, UC_LAT_MAX, UC_PROMPT, UC_COMPLETION,
-	UC_HIST };
+	UC_CANCELLED, UC_HIST };
 
 static void
 usage_row_read(sqlite3_stmt *st, struct rf_hist_row *row)
@@ -1529,6 +1760,7 @@ usage_row_read(sqlite3_stmt *st, struct rf_hist_row *row)
 	row->latency_max = sqlite3_column_int64(st, UC_LAT_MAX);
 	row->prompt_tokens = sqlite3_column_int64(st, UC_PROMPT);
 	row->completion_tokens = sqlite3_column_int64(st, UC_COMPLETION);
+	row->cancelled = sqlite3_column_int64(st, UC_CANCELLED);
 	for (int j = 0; j < RF_HIST_BUCKETS; j++)
 		row->h[j] = sqlite3_column_int64(st, UC_HIST + j);
 }
@@ -1615,6 +1847,10 @@ sq_prune(struct rf_store_conn *s, int64_t older_than_ms, int batch)
 	}
 	if (rc == 0 && prune_step(s, ST_PRUNE_RATE, 0, 0) < 0)
 		rc = -1;
+	/* Gone processes: their dropped rows into the total, then away. */
+	if (rc == 0 && (prune_step(s, ST_PRUNE_GAUGES_FOLD, older_than_ms,
+	    0) < 0 || prune_step(s, ST_PRUNE_GAUGES, older_than_ms, 0) < 0))
+		rc = -1;
 	if (tx_end(s, rc, fn) != 0)
 		return -1;
 	return total;
@@ -1644,6 +1880,108 @@ sq_maintain(struct rf_store_conn *s)
 	return run_pragma(s, ST_CHECKPOINT, "rf_store_maintain");
 }
 
+/* ---- metrics ---- */
+
+/* Every metric_totals row, in the exposition's order. */
+static int
+metric_rows(struct rf_store_conn *s, struct rf_metrics_snapshot *out)
+{
+	sqlite3_stmt *st = s->st[ST_METRIC_ROWS];
+	struct rf_metric_row *r;
+	int step, rc = 0;
+
+	while (rc == 0 && (step = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((r = rf_store_metrics_row(out)) == NULL) {
+			RF_LOG_ERR(NULL, NULL, "out of memory");
+			rc = -1;
+			break;
+		}
+		snprintf(r->name, sizeof r->name, "%s",
+		    (const char *)sqlite3_column_text(st, 0));
+		snprintf(r->labels, sizeof r->labels, "%s",
+		    (const char *)sqlite3_column_text(st, 1));
+		r->count = sqlite3_column_int64(st, 2);
+		r->sum = sqlite3_column_int64(st, 3);
+		for (int k = 0; k < RF_METRIC_BUCKETS; k++)
+			r->b[k] = sqlite3_column_int64(st, k + 4);
+	}
+	if (rc == 0 && step != SQLITE_DONE) {
+		report(s, "rf_store_metrics");
+		rc = -1;
+	}
+	done_with(st);
+	return rc;
+}
+
+/* The processes' gauges: live ones summed, dropped rows of all. */
+static int
+metric_gauges(struct rf_store_conn *s, int64_t live_since_ms,
+    struct rf_metrics_snapshot *out)
+{
+	sqlite3_stmt *st = s->st[ST_GAUGES_SUM];
+	int rc = -1;
+
+	if (bind_i64(st, 1, live_since_ms) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW) {
+		out->live.open_streams = sqlite3_column_int64(st, 0);
+		out->live.queue_rows = sqlite3_column_int64(st, 1);
+		out->live_processes = sqlite3_column_int64(st, 2);
+		out->dropped_rows = sqlite3_column_int64(st, 3);
+		rc = 0;
+	} else {
+		report(s, "rf_store_metrics");
+	}
+	done_with(st);
+	return rc;
+}
+
+static int
+sq_metrics(struct rf_store_conn *s, const char *const *ids, size_t n,
+    int64_t live_since_ms, struct rf_metrics_snapshot *out)
+{
+	const char *fn = "rf_store_metrics";
+	struct rf_provider_report r;
+	int rc = -1;
+
+	if (read_begin(s, fn) != 0)
+		return -1;
+	if (metric_rows(s, out) != 0 ||
+	    metric_gauges(s, live_since_ms, out) != 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		memset(&r, 0, sizeof r);
+		r.quota_remaining_requests = r.quota_remaining_tokens = -1;
+		if (report_state(s, ids[i], &r) != 0)
+			goto out;
+		out->providers[i] = (struct rf_metrics_provider){
+			.cooldown_until_ms = r.cooldown_until_ms,
+			.quota_remaining_requests = r.quota_remaining_requests,
+			.quota_remaining_tokens = r.quota_remaining_tokens };
+	}
+	rc = 0;
+out:
+	return tx_end(s, rc, fn);
+}
+
+static int
+sq_gauges_publish(struct rf_store_conn *s, const char *process,
+    const struct rf_process_gauges *g, int64_t now_ms)
+{
+	const char *fn = "rf_store_gauges_publish";
+	sqlite3_stmt *st = s->st[ST_GAUGE_PUBLISH];
+	int rc, b = 0;
+
+	if (tx_begin(s, fn) != 0)
+		return -1;
+	b |= bind_str(st, 1, process);
+	b |= bind_i64(st, 2, g->open_streams);
+	b |= bind_i64(st, 3, g->queue_rows);
+	b |= bind_i64(st, 4, g->dropped_rows);
+	b |= bind_i64(st, 5, now_ms);
+	rc = finish_write(s, ST_GAUGE_PUBLISH, b, fn);
+	return tx_end(s, rc, fn);
+}
+
 const struct rf_store_ops rf_store_sqlite = {
 	.name = "SQLite",
 	.open = sq_open,
@@ -1665,4 +2003,6 @@ const struct rf_store_ops rf_store_sqlite = {
 	.usage = sq_usage,
 	.prune = sq_prune,
 	.maintain = sq_maintain,
+	.metrics = sq_metrics,
+	.gauges_publish = sq_gauges_publish,
 };

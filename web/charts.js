@@ -93,7 +93,8 @@ const xAxis = { grid: { display: false }, ticks: { maxRotation: 0, autoSkip: tru
 // Latency of an empty bucket is no measurement: null leaves a gap.
 const lat = (b, k) => (b.requests > 0 && Number.isFinite(b[k]) ? b[k] : null);
 
-// Requests (bars), errors and fallbacks (lines) per bucket.
+// Requests (bars), errors, fallbacks and cancelled requests (lines) per
+// bucket.  A request whose client hung up is cancelled, never an error.
 export function requestsChart(canvas, usage, emptyText) {
   const box = canvas.parentElement;
   if (!chartLib()) return noLib(box);
@@ -106,12 +107,14 @@ export function requestsChart(canvas, usage, emptyText) {
         { type: "bar", label: "Requests", data: ts.map((b) => b.requests || 0), backgroundColor: "rgba(139, 155, 255, 0.65)", borderRadius: 3, order: 2 },
         { type: "line", label: "Errors", data: ts.map((b) => b.errors || 0), borderColor: "#ff7b7b", backgroundColor: "#ff7b7b", pointRadius: 0, tension: 0.25, order: 1 },
         { type: "line", label: "Fallbacks", data: ts.map((b) => b.fallbacks || 0), borderColor: "#f7c04a", backgroundColor: "#f7c04a", borderDash: [4, 3], pointRadius: 0, tension: 0.25, order: 1 },
+        { type: "line", label: "Cancelled", data: ts.map((b) => b.cancelled || 0), borderColor: "#9aa7bd", backgroundColor: "#9aa7bd", borderDash: [2, 3], pointRadius: 0, tension: 0.25, order: 1 },
       ],
     },
     options: { interaction: { mode: "index", intersect: false }, scales: { x: xAxis, y: axisInt } },
   });
   emptyState(box, usage.totals && usage.totals.requests > 0 ? "" : emptyText);
-  canvas.setAttribute("aria-label", `Requests per bucket in the last ${usage.window}: ${fmtInt(usage.totals ? usage.totals.requests : 0)} requests, ${fmtInt(usage.totals ? usage.totals.errors : 0)} errors.`);
+  const t = usage.totals || {};
+  canvas.setAttribute("aria-label", `Requests per bucket in the last ${usage.window}: ${fmtInt(t.requests || 0)} requests, ${fmtInt(t.errors || 0)} errors, ${fmtInt(t.cancelled || 0)} cancelled.`);
   return true;
 }
 
@@ -186,7 +189,7 @@ export function providerChart(canvas, usage, emptyText) {
 export function providerTable(tbody, usage) {
   const rows = (usage.providers || []).filter((p) => p.requests > 0);
   if (!rows.length) {
-    fill(tbody, el("tr", { class: "empty-row" }, el("td", { colSpan: 5, text: "No requests in this window yet." })));
+    fill(tbody, el("tr", { class: "empty-row" }, el("td", { colSpan: 6, text: "No requests in this window yet." })));
     return;
   }
   fill(tbody, rows.map((p, i) => el("tr", {},
@@ -194,5 +197,6 @@ export function providerTable(tbody, usage) {
     el("td", { class: "num", text: fmtInt(p.requests) }),
     el("td", { class: "num", text: fmtPct(p.share) }),
     el("td", { class: "num", text: fmtInt(p.errors) }),
+    el("td", { class: "num", text: fmtInt(p.cancelled || 0) }),
     el("td", { class: "num", text: fmtMs(p.avgLatencyMs) }))));
 }

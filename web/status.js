@@ -116,12 +116,16 @@ function stat(k, v, d) {
     el("div", { class: "k", text: k }), el("div", { class: "v", text: v }), d ? el("div", { class: "d", text: d }) : null);
 }
 
+// One meaning per number: requests = succeeded + errors + cancelled, where
+// cancelled (the client hung up) is neither; the provider cards above
+// leave hang-ups out of a provider's calls too, so the two never disagree.
 function renderTotals(u) {
   const t = u.totals || {};
   const n = t.requests || 0;
+  const cancelled = t.cancelled || 0;
   fill($("#totals"),
     stat("Requests", fmtInt(n), `${fmtInt(t.successes)} succeeded`),
-    stat("Errors", fmtInt(t.errors), n ? `${fmtPct(t.errors / n)} of requests` : "no requests in this window yet"),
+    stat("Errors", fmtInt(t.errors), n ? `${fmtPct(t.errors / n)} of requests · ${fmtInt(cancelled)} cancelled` : "no requests in this window yet"),
     stat("Fallbacks", fmtInt(t.fallbacks), n ? `${fmtPct(t.fallbackRate)} of requests` : "–"),
     stat("Latency avg", fmtMs(t.avgLatencyMs), n ? `p50 ${fmtMs(t.p50LatencyMs)}` : "–"),
     stat("Latency p95", fmtMs(t.p95LatencyMs), n ? `p99 ${fmtMs(t.p99LatencyMs)}` : "–"),

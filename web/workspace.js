@@ -318,6 +318,8 @@ function logRow(r) {
   const route = r.attemptedProvider && r.finalProvider && r.attemptedProvider !== r.finalProvider
     ? `${r.attemptedProvider} → ${r.finalProvider}` : r.finalProvider || r.attemptedProvider || "–";
   const ok = r.status === "success";
+  // A client that hung up is cancelled: neither ok nor an error.
+  const cancelled = r.status === "cancelled";
   const flags = [r.fallbackActivated && "fallback", r.degradedMode && "degraded", r.demoMode && "demo"].filter(Boolean);
   return el("tr", { attrs: { "data-request-id": r.requestId } },
     el("td", { class: "nowrap", text: fmtDateTime(r.timestamp), title: r.requestId ? `request id ${r.requestId}` : "" }),
@@ -326,7 +328,7 @@ function logRow(r) {
       el("span", { class: "nowrap", text: `${endpointLabel(r.endpoint)} · ${r.strategy || "?"}` }),
       r.node ? el("span", { class: "sub node", text: r.node, title: "the gateway machine that served it" }) : null),
     el("td", {}, el("span", { class: "nowrap", text: route }), el("span", { class: "sub", text: r.model || "no model" })),
-    el("td", {}, el("span", { class: `badge s-${ok ? "ok" : "error"}`, text: ok ? "ok" : r.errorCode || r.status || "error" })),
+    el("td", {}, el("span", { class: `badge s-${ok ? "ok" : cancelled ? "neutral" : "error"}`, text: ok ? "ok" : cancelled ? "cancelled" : r.errorCode || r.status || "error", title: cancelled ? "the client hung up (client_closed)" : undefined })),
     el("td", { class: "num", text: r.httpStatus ?? "–" }),
     el("td", { class: "num", text: fmtMs(r.latencyMs) }),
     el("td", { class: "num", text: r.ttftMs === null || r.ttftMs === undefined ? "–" : fmtMs(r.ttftMs) }),

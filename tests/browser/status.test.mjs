@@ -113,7 +113,30 @@ describe("status and charts", () => {
   });
 
   it("after a few requests the status charts hold the gateway's numbers", async () => {
+    // A client that hangs up in the middle of a stream: cancelled, shown
+    // beside the errors and never among them.
+    const ac = new AbortController();
+    const r = await fetch(server.url + "api/v1/stream", {
+      method: "POST", headers: { "Content-Type": "application/json" }, signal: ac.signal,
+      body: JSON.stringify({ prompt: "Tell me a long story about gateways, fallbacks and the providers behind them.", options: { strategy: "mock" } }),
+    });
+    const reader = r.body.getReader();
+    let seen = "";
+    while (!seen.includes("event: token")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += new TextDecoder().decode(value);
+    }
+    ac.abort();
+    let hungUp = [];
+    for (let i = 0; i < 50 && !hungUp.length; i++) {
+      hungUp = (await api("/api/v1/logs?status=cancelled")).items;
+      if (!hungUp.length) await sleep(200);
+    }
+    assert.equal(hungUp.length, 1, "the hang-up is logged as cancelled");
+    assert.equal(hungUp[0].errorCode, "client_closed");
     const usage = await api("/api/v1/usage?window=24h");
+    assert.equal(usage.totals.cancelled, 1);
     assert.ok(usage.totals.requests >= 5, `requests counted: ${usage.totals.requests}`);
     const w = await watchedPage(browser);
     try {
@@ -127,6 +150,7 @@ describe("status and charts", () => {
         const pie = data("#chart-providers");
         return {
           requests: sum(req.datasets[0].data), errors: sum(req.datasets[1].data), buckets: req.labels.length,
+          cancelled: sum(req.datasets[3].data), errorsTile: document.querySelector('[data-stat="Errors"] .d').textContent,
           latencyPoints: lat.datasets[0].data.filter((v) => v !== null).length,
           pieLabels: pie.labels, pieSum: sum(pie.datasets[0].data),
           emptyShown: [...document.querySelectorAll(".chart-empty")].some((n) => !n.hidden),
@@ -135,6 +159,9 @@ describe("status and charts", () => {
       });
       assert.equal(charts.requests, usage.totals.requests);
       assert.equal(charts.errors, usage.totals.errors);
+      // A hang-up is cancelled, shown beside the errors, never among them.
+      assert.equal(charts.cancelled, usage.totals.cancelled);
+      assert.match(charts.errorsTile, new RegExp(`${usage.totals.cancelled} cancelled$`));
       assert.equal(charts.buckets, usage.timeseries.length);
       assert.ok(charts.latencyPoints >= 1, "latency has at least one bucket");
       assert.ok(charts.pieLabels.includes("mock"));

@@ -103,6 +103,12 @@ describe("workspace", () => {
       if (code !== "client_closed") await sleep(200);
     }
     assert.equal(code, "client_closed");
+    // The recent requests show it cancelled, neither ok nor an error.
+    await page.click("#logs-refresh");
+    await page.waitForFunction(() => {
+      const b = document.querySelector("#logs-body tr .badge");
+      return b && b.textContent === "cancelled" && b.classList.contains("s-neutral");
+    }, null, { timeout: 5000 });
     assert.deepEqual(w.realProblems(), []);
   });
 

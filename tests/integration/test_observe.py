@@ -1,8 +1,8 @@
 """GET /api/v1/providers/status, /logs and /usage through lighttpd and two
 responder processes (SPEC section 4), after a scripted mix of requests
 against the mock upstream: successes, fallbacks (groq 500 and 429 -> the
-next tier), an error without fallback, streams, a client hang-up and the
-demo tier.  Every figure must be exactly what was sent, from either
+next tier), an error without fallback, streams, a client hang-up (a
+cancelled request: neither a success nor an error) and the demo tier.  Every figure must be exactly what was sent, from either
 process; also pagination and filters, 400s naming the parameter, the admin
 token, a restart, PRAGMA integrity_check, 8 x 25 concurrent clients, and
 every named query of schema/queries.sql through the sqlite3 CLI.
@@ -183,8 +183,10 @@ def test_mix_is_logged():
                                 "metadata": {"source": "it-hangup"}},
                  close_after_tokens=2)
     assert res.closed_at is not None
+    # A hang-up is cancelled: neither a success nor an error.
     expect("obs-hangup", None, source="it-hangup", **dict(
-        base, endpoint="stream", status="error", errorCode="client_closed"))
+        base, endpoint="stream", status="cancelled",
+        errorCode="client_closed"))
     rows = H.request_row("obs-hangup", timeout=15)
     assert rows and rows[0]["error_code"] == "client_closed", rows
 
@@ -300,17 +302,21 @@ def test_logs_filters():
         ("provider=sambanova", dict(finalProvider="sambanova")),
         ("status=error", dict(status="error")),
         ("status=success", dict(status="success")),
+        ("status=cancelled", dict(status="cancelled")),
         ("endpoint=stream", dict(endpoint="stream")),
         ("endpoint=chat", dict(endpoint="chat")),
         ("provider=groq&status=error&endpoint=stream",
          dict(finalProvider="groq", status="error", endpoint="stream")),
+        ("provider=groq&status=cancelled&endpoint=stream",
+         dict(finalProvider="groq", status="cancelled", endpoint="stream")),
         ("provider=cerebras&status=success&endpoint=chat",
          dict(finalProvider="cerebras", status="success", endpoint="chat")),
     ]
     for query, want in cases:
         assert ids(query) == sent(**want), query
     assert len(sent(finalProvider="groq")) == 8
-    assert len(sent(status="error")) == 2
+    assert len(sent(status="error")) == 1
+    assert len(sent(status="cancelled")) == 1
     # A filter pages like the whole log.
     data = get_data("/api/v1/logs?provider=groq&limit=3")
     assert len(data["items"]) == 3 and data["nextBefore"] is not None
@@ -372,7 +378,8 @@ def test_usage_totals_shares_and_buckets():
         assert to % (bucket * 1000) == 0 and to > T_END
         t = d["totals"]
         assert t["requests"] == n == 12
-        assert t["successes"] == 10 and t["errors"] == 2
+        assert t["successes"] == 10 and t["errors"] == 1
+        assert t["cancelled"] == 1
         assert t["fallbacks"] == 2
         assert abs(t["fallbackRate"] - 2 / 12) < 1e-9
         assert t["avgLatencyMs"] == (sum(lat) + n // 2) // n
@@ -392,7 +399,9 @@ def test_usage_totals_shares_and_buckets():
             ["groq", "cerebras", "mock"]
         assert {k: v["requests"] for k, v in prov.items()} == \
             {"groq": 8, "cerebras": 3, "mock": 1}
-        assert prov["groq"]["errors"] == 2 and prov["cerebras"]["errors"] == 0
+        assert prov["groq"]["errors"] == 1 and prov["cerebras"]["errors"] == 0
+        assert prov["groq"]["cancelled"] == 1
+        assert sum(p["cancelled"] for p in d["providers"]) == 1
         assert abs(sum(p["share"] for p in d["providers"]) - 1) < 1e-9
         assert abs(prov["groq"]["share"] - 8 / 12) < 1e-9
         groq_lat = [it["latencyMs"] for it in items
@@ -402,16 +411,17 @@ def test_usage_totals_shares_and_buckets():
         # Zero-filled buckets holding exactly the requests of their span.
         ts = d["timeseries"]
         assert len(ts) == count
-        want = [[0, 0, 0] for _ in range(count)]
+        want = [[0, 0, 0, 0] for _ in range(count)]
         for it in items:
             k = (iso_ms(it["timestamp"]) - frm) // (bucket * 1000)
             want[k][0] += 1
             want[k][1] += it["status"] == "error"
             want[k][2] += it["fallbackActivated"]
+            want[k][3] += it["status"] == "cancelled"
         for k, b in enumerate(ts):
             assert iso_ms(b["t"]) == frm + k * bucket * 1000
-            assert [b["requests"], b["errors"], b["fallbacks"]] == want[k], \
-                (window, k, b, want[k])
+            assert [b["requests"], b["errors"], b["fallbacks"],
+                    b["cancelled"]] == want[k], (window, k, b, want[k])
             assert (b["avgLatencyMs"] is None) == (b["requests"] == 0)
             assert (b["p95LatencyMs"] is None) == (b["requests"] == 0)
 
@@ -505,11 +515,11 @@ def test_operator_queries():
                       "tokens_per_day", "requests_per_source"}, set(q)
     items = all_items()
 
+    # The hang-up is cancelled, not a failure.
     rows = run_query(q["recent_failures"])
     assert [(r["error_code"], r["trail"].split(" > ")[0]) for r in rows] == [
-        ("client_closed", "groq:client_closed"),
         ("provider_unavailable", "groq:provider_unavailable")], rows
-    assert rows[0]["id"] > rows[1]["id"] and rows[1]["http_status"] == 502
+    assert rows[0]["http_status"] == 502
 
     rows = run_query(q["fallback_rate_per_provider_per_hour"])
     per = {}
@@ -521,6 +531,7 @@ def test_operator_queries():
 
     rows = run_query(q["slowest_requests"])
     assert len(rows) == 12
+    assert [r["status"] for r in rows].count("cancelled") == 1
     assert rows[0]["latency_ms"] == max(it["latencyMs"] for it in items)
 
     rows = run_query(q["providers_in_cooldown"])
@@ -536,7 +547,9 @@ def test_operator_queries():
     rows = run_query(q["requests_per_source"])
     assert {r["source"]: r["requests"] for r in rows} == {
         "it-chat": 4, "it-stream": 2, "it-hangup": 1, "(none)": 5}, rows
-    assert {r["source"]: r["errors"] for r in rows}["it-hangup"] == 1
+    assert {r["source"]: (r["errors"], r["cancelled"]) for r in rows}[
+        "it-hangup"] == (0, 1)
+    assert sum(r["errors"] for r in rows) == 1
 
     # The whole file runs in one go, as the README shows.
     p = subprocess.run(["sqlite3", "-readonly", H.db_path],

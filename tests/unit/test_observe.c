@@ -1,7 +1,9 @@
 /*
  * Unit tests of the observability handlers (src/observe.c): status states
  * and figures, the logs' query validation and item shape, usage windows
- * and buckets, and the 503 without a store.  The handlers run directly
+ * and buckets, a client hang-up counted as cancelled (never as an error)
+ * in usage and the logs filter, the Prometheus text of /metrics, and the
+ * 503 without a store.  The handlers run directly
  * (the router's guards are tested through lighttpd) on a real store in a
  * mkdtemp directory; responses are captured and parsed with json-c.
  */
@@ -346,9 +348,10 @@ test_no_store(void **state)
 {
 	struct fixture *f = *state;
 	struct rf_worker w = { .cfg = &f->cfg, .store = NULL };
-	handler_fn hs[] = { rf_handle_status, rf_handle_logs, rf_handle_usage };
+	handler_fn hs[] = { rf_handle_status, rf_handle_logs, rf_handle_usage,
+	    rf_handle_metrics };
 
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof hs / sizeof hs[0]; i++) {
 		struct answer a = call(&w, hs[i], "");
 		assert_int_equal(a.status, 503);
 		assert_string_equal(get_str(a.data, "code"), "internal_error");
@@ -379,6 +382,7 @@ test_logs_validation(void **state)
 		{ "status=ok", "status" }, { "status=", "status" },
 		{ "endpoint=x", "endpoint" }, { "endpoint=Chat", "endpoint" },
 		{ "limit=5&status=failed", "status" },
+		{ "status=canceled", "status" }, { "status=Cancelled", "status" },
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
@@ -446,6 +450,144 @@ test_logs_items(void **state)
 	a = call(&f->w, rf_handle_logs, "provider=mock&endpoint=stream");
 	assert_int_equal(json_object_array_length(get(a.data, "items")), 2);
 	json_object_put(a.body);
+}
+
+/* A stream whose client hung up: an error row with code client_closed. */
+static void
+log_hangup(struct fixture *f, int64_t ts, const char *provider)
+{
+	struct rf_log_attempt a = { provider, "client_closed", NULL, 200, 30,
+	    0 };
+	struct rf_log_entry e = { .request_id = "gone", .ts_ms = ts,
+	    .endpoint = "stream", .strategy = "auto",
+	    .attempted_provider = provider, .final_provider = provider,
+	    .success = false, .error_code = "client_closed",
+	    .http_status = 499, .latency_ms = 30, .ttft_ms = 12,
+	    .prompt_chars = 3, .prompt_tokens = -1, .completion_tokens = -1,
+	    .attempts = &a, .nattempts = 1 };
+
+	assert_int_equal(rf_store_log_request(f->store, &e), 0);
+}
+
+/* One meaning per number: the hang-up is cancelled in the usage totals,
+ * the timeseries and the distribution, and in /logs; never an error. */
+static void
+test_cancelled_is_not_an_error(void **state)
+{
+	struct fixture *f = *state;
+	int64_t now = rf_now_ms();
+	json_object *tot, *ts, *last, *prov, *items;
+	struct answer a;
+
+	log_one(f, now, "groq", true, 100, "chat");
+	log_one(f, now, "groq", false, 300, "chat");
+	log_hangup(f, now, "groq");
+	a = call(&f->w, rf_handle_usage, "window=1h");
+	tot = get(a.data, "totals");
+	assert_int_equal(get_int(tot, "requests"), 3);
+	assert_int_equal(get_int(tot, "successes"), 1);
+	assert_int_equal(get_int(tot, "errors"), 1);
+	assert_int_equal(get_int(tot, "cancelled"), 1);
+	ts = get(a.data, "timeseries");
+	last = json_object_array_get_idx(ts, json_object_array_length(ts) - 1);
+	assert_int_equal(get_int(last, "errors"), 1);
+	assert_int_equal(get_int(last, "cancelled"), 1);
+	assert_int_equal(get_int(json_object_array_get_idx(ts, 0),
+	    "cancelled"), 0);
+	prov = json_object_array_get_idx(get(a.data, "providers"), 0);
+	assert_int_equal(get_int(prov, "errors"), 1);
+	assert_int_equal(get_int(prov, "cancelled"), 1);
+	json_object_put(a.body);
+
+	a = call(&f->w, rf_handle_logs, "status=cancelled");
+	assert_int_equal(a.status, 200);
+	items = get(a.data, "items");
+	assert_int_equal(json_object_array_length(items), 1);
+	assert_string_equal(get_str(json_object_array_get_idx(items, 0),
+	    "status"), "cancelled");
+	assert_string_equal(get_str(json_object_array_get_idx(items, 0),
+	    "errorCode"), "client_closed");
+	json_object_put(a.body);
+	a = call(&f->w, rf_handle_logs, "status=error");
+	items = get(a.data, "items");
+	assert_int_equal(json_object_array_length(items), 1);
+	assert_string_equal(get_str(json_object_array_get_idx(items, 0),
+	    "errorCode"), "provider_timeout");
+	json_object_put(a.body);
+
+	/* The provider card leaves the hang-up out too: 2 calls, 1 failed. */
+	a = call(&f->w, rf_handle_status, "");
+	prov = get(status_of(a.data, "groq"), "stats");
+	assert_int_equal(get_int(prov, "requests"), 2);
+	assert_int_equal(get_int(prov, "failures"), 1);
+	json_object_put(a.body);
+}
+
+/* ---- metrics ---- */
+
+/* The raw answer of a handler: status, head and body. */
+static char *
+call_text(struct rf_worker *w, handler_fn h, int *status)
+{
+	struct rf_buf out;
+	struct rf_request rq = { .param = no_param, .read = no_read,
+	    .out = { buf_write, buf_flush, &out, false }, .method = "GET",
+	    .query = "" };
+	char *text;
+
+	rf_buf_init(&out, 0);
+	snprintf(rq.request_id, sizeof rq.request_id, "test-req");
+	h(w, &rq);
+	assert_non_null(out.data);
+	assert_int_equal(sscanf(out.data, "Status: %d", status), 1);
+	text = strdup(out.data);
+	rf_buf_free(&out);
+	return text;
+}
+
+static void
+test_metrics_exposition(void **state)
+{
+	struct fixture *f = *state;
+	int64_t now = rf_now_ms();
+	const char *body;
+	char *t;
+	int st;
+
+	log_one(f, now, "groq", true, 100, "chat");
+	log_one(f, now, "groq", true, 120, "chat");
+	log_hangup(f, now, "groq");
+	assert_int_equal(rf_store_provider_cooldown(f->store, "cerebras",
+	    now + 60000, "provider_rate_limited"), 0);
+	t = call_text(&f->w, rf_handle_metrics, &st);
+	assert_int_equal(st, 200);
+	assert_non_null(strstr(t, "Content-Type: text/plain; version=0.0.4;"
+	    " charset=utf-8\r\n"));
+	assert_non_null(strstr(t, "Cache-Control: no-store\r\n"));
+	body = strstr(t, "\r\n\r\n") + 4;
+	assert_non_null(strstr(body, "relayforge_requests_total{endpoint="
+	    "\"chat\",outcome=\"success\",final_provider=\"groq\"} 2\n"));
+	assert_non_null(strstr(body, "relayforge_requests_total{endpoint="
+	    "\"stream\",outcome=\"cancelled\",final_provider=\"groq\"} 1\n"));
+	assert_non_null(strstr(body, "relayforge_attempts_total{provider="
+	    "\"groq\",outcome=\"cancelled\"} 1\n"));
+	assert_non_null(strstr(body, "gen_ai_server_request_duration_seconds"
+	    "_sum{endpoint=\"chat\",outcome=\"success\",final_provider="
+	    "\"groq\"} 0.220\n"));
+	assert_non_null(strstr(body, "gen_ai_server_time_to_first_token_seconds"
+	    "_count{endpoint=\"stream\",outcome=\"cancelled\",final_provider="
+	    "\"groq\"} 1\n"));
+	/* Every provider of the chain has a cooldown gauge. */
+	assert_non_null(strstr(body, "relayforge_provider_cooldown_until_seconds"
+	    "{provider=\"groq\"} 0\n"));
+	assert_null(strstr(body, "relayforge_provider_cooldown_until_seconds"
+	    "{provider=\"cerebras\"} 0\n"));
+	assert_non_null(strstr(body, "relayforge_provider_cooldown_until_seconds"
+	    "{provider=\"mock\"} 0\n"));
+	/* The handler published this process's own row before reading. */
+	assert_non_null(strstr(body, "relayforge_processes 1\n"));
+	assert_non_null(strstr(body, "relayforge_open_streams 0\n"));
+	free(t);
 }
 
 /* ---- usage ---- */
@@ -535,6 +677,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_logs_items, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage_windows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_usage_empty, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cancelled_is_not_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_metrics_exposition, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,11 +7,16 @@
  *    rollups, all-or-nothing writes, concurrent writers (processes and
  *    threads), provider state (with the engine's threshold and quota
  *    decisions applied as src/chain.c applies them), the rate limit, ping,
- *    the status / logs / usage reads, the spool's slots (exactly once),
- *    the node of each row, retention, and copying a store;
+ *    the status / logs / usage reads (a client hang-up counted as
+ *    cancelled, never as an error), the spool's slots (exactly once), the
+ *    node of each row, retention, copying a store, and the metrics:
+ *    cumulative totals that neither a failed batch, a refused spooled row,
+ *    retention nor a reopened store changes, and the processes' live
+ *    gauges;
  *  - what the SQLite file itself must be: schema and migrations (also
- *    several processes opening one fresh file at once), WAL, pages given
- *    back by maintenance;
+ *    several processes opening one fresh file at once, and a version-2
+ *    file whose hang-ups move to cancelled), WAL, pages given back by
+ *    maintenance;
  *  - what PostgreSQL adds: its schema and migration under an advisory
  *    lock, a call's budget against a held lock, reconnecting after the
  *    server dropped the connections, no password in any message;
@@ -380,13 +385,21 @@ test_open_creates_schema(void **state)
 	struct rf_store *s = open_ok(f);
 	char mode[16];
 
-	assert_int_equal(schema_file_version(), 3);
+	assert_int_equal(schema_file_version(), 4);
 	assert_int_equal(q_int(f, "PRAGMA user_version"),
 	    schema_file_version());
 	assert_int_equal(q_int(f, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'table' AND name IN ('requests', 'attempts',"
-	    " 'provider_state', 'rate_limit', 'usage_minute', 'usage_hour')"),
-	    6);
+	    " 'provider_state', 'rate_limit', 'usage_minute', 'usage_hour',"
+	    " 'spool_progress', 'metric_totals', 'process_gauges')"), 9);
+	/* Version 3: 16 bucket columns; cancelled in both rollups. */
+	assert_int_equal(q_int(f, "SELECT count(*) FROM"
+	    " pragma_table_info('metric_totals') WHERE name GLOB 'b[0-9]*'"),
+	    RF_METRIC_BUCKETS);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM pragma_table_info("
+	    "'usage_minute') WHERE name = 'cancelled'"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM pragma_table_info("
+	    "'usage_hour') WHERE name = 'cancelled'"), 1);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM sqlite_master"
 	    " WHERE type = 'index' AND tbl_name = 'requests'"
 	    " AND sql IS NOT NULL"), 3);
@@ -431,7 +444,7 @@ test_reopen_idempotent(void **state)
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	rf_store_close(s);
 	s = open_ok(f);
-	assert_int_equal(q_int(f, "PRAGMA user_version"), 3);
+	assert_int_equal(q_int(f, "PRAGMA user_version"), 4);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 1);
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	rf_store_close(s);
@@ -693,7 +706,7 @@ test_concurrent_migration_processes(void **state)
 	for (int round = 0; round < MIGRATION_ROUNDS; round++) {
 		snprintf(path, sizeof path, "%s/mig%d.db", f->dir, round);
 		fork_workers(path, 0);
-		assert_int_equal(sq_int(path, "PRAGMA user_version"), 3);
+		assert_int_equal(sq_int(path, "PRAGMA user_version"), 4);
 		assert_int_equal(sq_int(path, "PRAGMA auto_vacuum"), 2);
 		fork_workers(path, 1);
 		assert_int_equal(sq_int(path, "SELECT count(*) FROM requests"),
@@ -1476,6 +1489,322 @@ test_prune_and_maintain(void **state)
 	rf_store_close(s);
 }
 
+/* ---- cancelled requests (one meaning per number) ---- */
+
+/* A client that hung up: an error row with code client_closed. */
+static void
+log_hangup(struct rf_store *s, int64_t ts, const char *final)
+{
+	struct rf_log_attempt a = { final, "client_closed", NULL, 200, 40, 0 };
+	struct rf_log_entry e = sample_entry(ts);
+
+	e.endpoint = "stream";
+	e.final_provider = e.attempted_provider = final;
+	e.fallback = false;
+	e.success = false;
+	e.error_code = "client_closed";
+	e.http_status = 499;
+	e.latency_ms = 40;
+	e.attempts = &a;
+	e.nattempts = 1;
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+}
+
+static void
+test_usage_counts_cancelled_apart(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_usage_report r;
+
+	log_simple(s, T0, "groq", true, false, 10);
+	log_simple(s, T0 + 1, "groq", false, false, 20);
+	log_hangup(s, T0 + 2, "groq");
+	log_hangup(s, T0 + MINUTE, "mock");
+	assert_int_equal(q_int(f, "SELECT sum(cancelled) FROM usage_minute"), 2);
+	assert_int_equal(q_int(f, "SELECT sum(errors) FROM usage_hour"), 1);
+	assert_int_equal(rf_store_usage(s, T0, T0 + HOUR, MINUTE, &r), 0);
+	assert_int_equal(r.totals.requests, 4);
+	assert_int_equal(r.totals.successes, 1);
+	assert_int_equal(r.totals.errors, 1);     /* not the hang-ups */
+	assert_int_equal(r.totals.cancelled, 2);
+	assert_int_equal(r.buckets[0].errors, 1);
+	assert_int_equal(r.buckets[0].cancelled, 1);
+	assert_int_equal(r.buckets[1].cancelled, 1);
+	assert_string_equal(r.providers[0].provider, "groq");
+	assert_int_equal(r.providers[0].errors, 1);
+	assert_int_equal(r.providers[0].cancelled, 1);
+	rf_store_usage_free(&r);
+	/* The hourly rollups say the same. */
+	assert_int_equal(rf_store_usage(s, T0, T0 + HOUR, HOUR, &r), 0);
+	assert_int_equal(r.totals.errors, 1);
+	assert_int_equal(r.totals.cancelled, 2);
+	rf_store_usage_free(&r);
+	rf_store_close(s);
+}
+
+static void
+test_logs_status_cancelled(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_log_query q = { .limit = 200, .status = "cancelled" };
+	struct rf_log_page pg;
+
+	log_simple(s, T0, "groq", true, false, 10);     /* id 1 */
+	log_simple(s, T0 + 1, "groq", false, false, 20); /* id 2 */
+	log_hangup(s, T0 + 2, "groq");                  /* id 3 */
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 1);
+	assert_int_equal(pg.items[0].id, 3);
+	assert_string_equal(rf_store_entry_status(&pg.items[0].e),
+	    "cancelled");
+	rf_store_log_page_free(&pg);
+	q.status = "error";
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 1);
+	assert_int_equal(pg.items[0].id, 2);
+	assert_string_equal(rf_store_entry_status(&pg.items[0].e), "error");
+	rf_store_log_page_free(&pg);
+	q = (struct rf_log_query){ .limit = 200, .status = "cancelled",
+	    .endpoint = "stream", .provider = "groq" };
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 1);
+	rf_store_log_page_free(&pg);
+	rf_store_close(s);
+}
+
+/* ---- metrics: cumulative totals and the processes' gauges ---- */
+
+/* The count of series (name, labels) in a snapshot; -1 when absent. */
+static int64_t
+series_count(const struct rf_metrics_snapshot *m, const char *name,
+    const char *labels)
+{
+	for (size_t i = 0; i < m->nrows; i++)
+		if (strcmp(m->rows[i].name, name) == 0 &&
+		    strcmp(m->rows[i].labels, labels) == 0)
+			return m->rows[i].count;
+	return -1;
+}
+
+/* The request duration's series: its count is the requests counter. */
+#define REQ "gen_ai_server_request_duration_seconds"
+#define REQ_OK "endpoint=\"chat\",outcome=\"success\"," \
+	"final_provider=\"openrouter\""
+#define REQ_CANCELLED "endpoint=\"stream\",outcome=\"cancelled\"," \
+	"final_provider=\"groq\""
+
+static void
+test_metric_totals_never_go_back(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_log_entry a = sample_entry(T0), b = sample_entry(T0 + 1);
+	const struct rf_log_entry *batch[2] = { &a, &b };
+	struct rf_metrics_snapshot m;
+	const char *ids[] = { "groq", "openrouter" };
+
+	assert_int_equal(rf_store_log_requests(s, batch, 2), 0);
+	log_hangup(s, T0 + 2, "groq");
+	b.endpoint = NULL; /* a batch that fails adds nothing */
+	assert_int_equal(rf_store_log_requests(s, batch, 2), -1);
+	assert_int_equal(rf_store_metrics(s, ids, 2, 0, &m), 0);
+	assert_int_equal(series_count(&m, REQ, REQ_OK), 2);
+	assert_int_equal(series_count(&m, REQ, REQ_CANCELLED), 1);
+	assert_int_equal(series_count(&m, "relayforge_fallbacks_total",
+	    "attempted_provider=\"groq\",final_provider=\"openrouter\""), 2);
+	assert_int_equal(series_count(&m,
+	    "gen_ai_client_operation_duration_seconds",
+	    "gen_ai_provider_name=\"groq\",outcome=\"cancelled\""), 1);
+	assert_int_equal(series_count(&m, "relayforge_attempts_total",
+	    "provider=\"sambanova\",outcome=\"skipped\""), 2);
+	/* Rows come by name, then labels. */
+	for (size_t i = 1; i < m.nrows; i++) {
+		int c = strcmp(m.rows[i - 1].name, m.rows[i].name);
+		assert_true(c < 0 || (c == 0 && strcmp(m.rows[i - 1].labels,
+		    m.rows[i].labels) < 0));
+	}
+	rf_store_metrics_free(&m);
+
+	/* Retention deletes every request: the totals stay. */
+	while (rf_store_prune(s, T0 + 10 * HOUR, 500) >= 500)
+		;
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM usage_minute"), 0);
+	assert_int_equal(rf_store_metrics(s, ids, 2, 0, &m), 0);
+	assert_int_equal(series_count(&m, REQ, REQ_OK), 2);
+	assert_int_equal(series_count(&m, REQ, REQ_CANCELLED), 1);
+	rf_store_metrics_free(&m);
+	/* A new connection (a restarted process) reads the same. */
+	rf_store_close(s);
+	s = open_ok(f);
+	log_hangup(s, T0 + 20 * HOUR, "groq");
+	assert_int_equal(rf_store_metrics(s, ids, 2, 0, &m), 0);
+	assert_int_equal(series_count(&m, REQ, REQ_CANCELLED), 2);
+	rf_store_metrics_free(&m);
+	rf_store_metrics_free(NULL);
+	assert_int_equal(rf_store_metrics(NULL, ids, 2, 0, &m), -1);
+	rf_store_close(s);
+}
+
+static void
+test_metrics_provider_state(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_metrics_snapshot m;
+	const char *ids[] = { "groq", "cerebras", "gemini" };
+
+	assert_int_equal(rf_store_provider_cooldown(s, "groq", T0 + 5000,
+	    "provider_rate_limited"), 0);
+	assert_int_equal(rf_store_provider_quota(s, "cerebras", 99, -1, 0, T0),
+	    0);
+	assert_int_equal(rf_store_metrics(s, ids, 3, 0, &m), 0);
+	assert_int_equal(m.nproviders, 3);
+	assert_int_equal(m.providers[0].cooldown_until_ms, T0 + 5000);
+	assert_int_equal(m.providers[0].quota_remaining_requests, -1);
+	assert_int_equal(m.providers[1].cooldown_until_ms, 0);
+	assert_int_equal(m.providers[1].quota_remaining_requests, 99);
+	assert_int_equal(m.providers[1].quota_remaining_tokens, -1);
+	assert_int_equal(m.providers[2].quota_remaining_tokens, -1);
+	assert_int_equal(m.nrows, 0);
+	rf_store_metrics_free(&m);
+	rf_store_close(s);
+}
+
+static void
+test_gauges_live_processes_and_dropped(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_metrics_snapshot m;
+	struct rf_process_gauges a = { 3, 10, 4 }, b = { 2, 1, 1 };
+
+	assert_int_equal(rf_store_gauges_publish(s, "h:1:1", &a, T0), 0);
+	assert_int_equal(rf_store_gauges_publish(s, "h:2:1", &b, T0 + 9000), 0);
+	/* Both alive at T0: sums; only b alive after T0. */
+	assert_int_equal(rf_store_metrics(s, NULL, 0, T0, &m), 0);
+	assert_int_equal(m.live.open_streams, 5);
+	assert_int_equal(m.live.queue_rows, 11);
+	assert_int_equal(m.live_processes, 2);
+	assert_int_equal(m.dropped_rows, 5);
+	rf_store_metrics_free(&m);
+	assert_int_equal(rf_store_metrics(s, NULL, 0, T0 + 1, &m), 0);
+	assert_int_equal(m.live.open_streams, 2);
+	assert_int_equal(m.live_processes, 1);
+	assert_int_equal(m.dropped_rows, 5); /* a dead process's still count */
+	rf_store_metrics_free(&m);
+	/* A process's dropped count never goes down; an older report of it
+	 * changes nothing. */
+	a.dropped_rows = 2;
+	a.open_streams = 0;
+	assert_int_equal(rf_store_gauges_publish(s, "h:1:1", &a, T0 + 100), 0);
+	a.open_streams = 9;
+	assert_int_equal(rf_store_gauges_publish(s, "h:1:1", &a, T0 + 50), 0);
+	assert_int_equal(rf_store_metrics(s, NULL, 0, T0, &m), 0);
+	assert_int_equal(m.live.open_streams, 2);
+	assert_int_equal(m.dropped_rows, 5);
+	rf_store_metrics_free(&m);
+	/* Retention takes the silent process's row, not its dropped rows. */
+	assert_int_equal(rf_store_prune(s, T0 + 1000, 500), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM process_gauges"), 1);
+	assert_int_equal(rf_store_metrics(s, NULL, 0, 0, &m), 0);
+	assert_int_equal(m.live_processes, 1);
+	assert_int_equal(m.dropped_rows, 5);
+	rf_store_metrics_free(&m);
+	assert_int_equal(rf_store_prune(s, T0 + 10000, 500), 0);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM process_gauges"), 0);
+	assert_int_equal(rf_store_metrics(s, NULL, 0, 0, &m), 0);
+	assert_int_equal(m.dropped_rows, 5);
+	assert_int_equal(m.live_processes, 0);
+	rf_store_metrics_free(&m);
+	assert_int_equal(rf_store_gauges_publish(s, NULL, &a, T0), -1);
+	rf_store_close(s);
+}
+
+/* A spooled batch with a row the store refuses: the written rows count
+ * in the metrics, the refused one does not. */
+static void
+test_spooled_refused_row_not_counted(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_log_entry a = sample_entry(T0), b = sample_entry(T0 + 1),
+	    c = sample_entry(T0 + 2);
+	const struct rf_log_entry *batch[3] = { &a, &b, &c };
+	struct rf_metrics_snapshot m;
+	long refused = 0;
+
+	b.endpoint = NULL;
+	assert_int_equal(rf_store_log_spooled(s, "sp-1", 0, 300, batch, 3,
+	    &refused), 0);
+	assert_int_equal(refused, 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 2);
+	assert_int_equal(rf_store_metrics(s, NULL, 0, 0, &m), 0);
+	assert_int_equal(series_count(&m, REQ, REQ_OK),
+	    2);
+	rf_store_metrics_free(&m);
+	/* The same batch again is written no more, counted no more. */
+	assert_int_equal(rf_store_log_spooled(s, "sp-1", 0, 300, batch, 3,
+	    &refused), 0);
+	assert_int_equal(rf_store_metrics(s, NULL, 0, 0, &m), 0);
+	assert_int_equal(series_count(&m, REQ, REQ_OK),
+	    2);
+	rf_store_metrics_free(&m);
+	rf_store_close(s);
+}
+
+/* A version-2 file, written when a hang-up counted as an error: opening
+ * it moves the hang-ups of its rollups to cancelled (from the requests
+ * still on record) and leaves the real errors. */
+static void
+test_version_2_file_moves_hangups(void **state)
+{
+	struct fixture *f = *state;
+	const char *v3 = strstr(rf_schema_sqlite, "-- Version 3");
+	struct rf_usage_report r;
+	struct rf_store *s;
+	sqlite3 *db;
+	char *v2;
+
+	assert_non_null(v3);
+	v2 = strndup(rf_schema_sqlite, (size_t)(v3 - rf_schema_sqlite));
+	assert_non_null(v2);
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, v2, NULL, NULL, NULL), SQLITE_OK);
+	free(v2);
+	/* Minute T0: one hang-up and one timeout of groq (both errors). */
+	assert_int_equal(sqlite3_exec(db,
+	    "INSERT INTO requests (request_id, ts_ms, endpoint, strategy,"
+	    " final_provider, fallback, degraded, demo, status, error_code,"
+	    " http_status, latency_ms, prompt_chars) VALUES"
+	    " ('h', 1767268800001, 'stream', 'auto', 'groq', 0, 0, 0, 'error',"
+	    " 'client_closed', 499, 5, 1),"
+	    " ('t', 1767268800002, 'chat', 'auto', 'groq', 0, 0, 0, 'error',"
+	    " 'provider_timeout', 504, 5, 1);"
+	    "INSERT INTO usage_minute (minute_ms, provider, requests, successes,"
+	    " errors, fallbacks, latency_sum, prompt_tokens, completion_tokens)"
+	    " VALUES (1767268800000, 'groq', 2, 0, 2, 0, 10, 0, 0);"
+	    "INSERT INTO usage_hour (hour_ms, provider, requests, successes,"
+	    " errors, fallbacks, latency_sum, prompt_tokens, completion_tokens)"
+	    " VALUES (1767268800000, 'groq', 2, 0, 2, 0, 10, 0, 0);",
+	    NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(q_int(f, "PRAGMA user_version"), 2);
+	s = open_ok(f);
+	assert_int_equal(q_int(f, "PRAGMA user_version"), 4);
+	for (int hourly = 0; hourly < 2; hourly++) {
+		assert_int_equal(rf_store_usage(s, T0, T0 + HOUR, hourly ? HOUR :
+		    MINUTE, &r), 0);
+		assert_int_equal(r.totals.requests, 2);
+		assert_int_equal(r.totals.errors, 1);
+		assert_int_equal(r.totals.cancelled, 1);
+		rf_store_usage_free(&r);
+	}
+	rf_store_close(s);
+}
+
 /* ---- waiting: the budget and the pool's bound ----
  * Another process holds the write lock (as an operator's sqlite3 shell
  * would): a call with a budget gives up within it instead of waiting the
@@ -1644,7 +1973,7 @@ test_upgrade_from_version_2(void **state)
 	assert_int_equal(sq_int(f->path, "PRAGMA user_version"), 2);
 	s = rf_store_open(f->db, err, sizeof err);
 	assert_non_null(s);
-	assert_int_equal(q_int(f, "PRAGMA user_version"), 3);
+	assert_int_equal(q_int(f, "PRAGMA user_version"), 4);
 	assert_int_equal(rf_store_set_node("gw-new"), 0);
 	assert_int_equal(rf_store_log_request(s, &e), 0);
 	q_text(f, "SELECT group_concat(request_id || '=' || coalesce(node,"
@@ -1959,6 +2288,12 @@ static const struct CMUnitTest contract[] = {
 	cmocka_unit_test_setup_teardown(test_spool_slots_exactly_once, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_node_recorded, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_copy_store, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_usage_counts_cancelled_apart, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_logs_status_cancelled, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_metric_totals_never_go_back, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_metrics_provider_state, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_gauges_live_processes_and_dropped, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_spooled_refused_row_not_counted, setup, teardown),
 };
 
 #define NCONTRACT (sizeof contract / sizeof contract[0])
@@ -1973,6 +2308,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_upgrade_from_version_2, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_delete_cascades, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_migration_processes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prune_and_maintain, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_version_2_file_moves_hangups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_budget_bounds_the_lock_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pool_acquire_is_bounded, setup, teardown),
 	};
