@@ -1,8 +1,8 @@
 /*
- * chain: the fallback engine (SPEC section 5).  Builds the order (the chain
+ * chain: the fallback engine (docs/api.md).  Builds the order (the chain
  * for auto, the chosen provider first for manual), skips unconfigured and
  * cooling providers, calls each tier through its adapter, retries on the
- * same provider where the SPEC allows, promotes on failure, and records the
+ * same provider where the rules allow (docs/api.md), promotes on failure, and records the
  * attempt trail.  For streams it relays tokens through a sink the moment
  * they arrive and commits to a provider only on its first real text.
  * Prefix: rf_chain_.

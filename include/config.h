@@ -1,5 +1,5 @@
 /*
- * config: every setting of SPEC section 3, read once at start from the
+ * config: every setting of docs/configuration.md, read once at start from the
  * environment and then from the RELAYFORGE_CONFIG file (the environment
  * wins), for every provider of the catalog (provider.h) and every scalar
  * setting.  A bad value stops start-up with a message naming the key.

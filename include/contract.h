@@ -1,8 +1,8 @@
 /*
  * contract: the request side of the wire contract.  Parses and validates
  * chat/stream request bodies (bounded JSON depth, strict UTF-8) into
- * struct rf_chat_req: /api/v1's (SPEC section 4, src/contract.c) and the
- * OpenAI surface's POST /v1/chat/completions (SPEC section 13,
+ * struct rf_chat_req: /api/v1's (docs/api.md, src/contract.c) and the
+ * OpenAI surface's POST /v1/chat/completions (docs/openai.md,
  * src/contract_openai.c).  After this module nothing reads raw request
  * JSON; the answers' shapes live in render.h and render_openai.h.
  * Prefix: rf_contract_.
@@ -39,7 +39,7 @@ int rf_contract_parse(const struct rf_config *cfg, const char *body,
     size_t len, struct rf_chat_req *req, struct rf_field_err *fe);
 void rf_contract_free(struct rf_chat_req *req);
 
-/* A POST /v1/chat/completions body (SPEC section 13) into req: the
+/* A POST /v1/chat/completions body (docs/openai.md) into req: the
  * routing of "model" (strategy, model_pid, upstream_model; a model no
  * route serves is model_not_found on "model"), the relayforge.fallback
  * extension, max_tokens (default RELAYFORGE_MAX_TOKENS_LIMIT) and

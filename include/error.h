@@ -1,6 +1,6 @@
 /*
  * error: the one error enum of the program, and the table that gives each
- * code its wire name, HTTP status and default message (SPEC section 6).
+ * code its wire name, HTTP status and default message (docs/api.md).
  * Prefix: rf_err_.
  */
 #ifndef RF_ERROR_H

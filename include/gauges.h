@@ -3,7 +3,7 @@
  * answering now, the log rows waiting in its spool, the rows it dropped
  * since its start -- and their publication to the shared store, where
  * GET /api/v1/metrics sums the rows of the processes alive now.  So every
- * process answers /metrics with the same figures (SPEC section 15), and a
+ * process answers /metrics with the same figures (docs/operations.md), and a
  * process that dies stops counting once its row is older than
  * RF_GAUGES_LIVE_MS.
  *

@@ -21,7 +21,7 @@ void rf_handle_status(struct rf_worker *w, struct rf_request *rq);
 void rf_handle_logs(struct rf_worker *w, struct rf_request *rq);
 void rf_handle_usage(struct rf_worker *w, struct rf_request *rq);
 /* GET /metrics (src/observe.c): the Prometheus text exposition, the same
- * from every process (SPEC section 15). */
+ * from every process (docs/operations.md). */
 void rf_handle_metrics(struct rf_worker *w, struct rf_request *rq);
 
 #endif

@@ -1,6 +1,6 @@
 /*
- * handlers_openai: the endpoints of the OpenAI-compatible surface (SPEC
- * section 13), called by the router's /v1/ surface after its guards, with
+ * handlers_openai: the endpoints of the OpenAI-compatible surface (docs/openai.md),
+ * called by the router's /v1/ surface after its guards, with
  * the body already read.  Every refusal and failure is in OpenAI's error
  * shape (rf_reply_oai_error).  Prefix: rf_handle_oai_.
  */

@@ -1,6 +1,6 @@
 /*
  * hist: the latency histogram of the usage rollups and the folding of
- * rollup rows into a usage report (SPEC section 7).  Pure functions, no
+ * rollup rows into a usage report (docs/operations.md).  Pure functions, no
  * I/O and no SQL, shared by every store backend: a backend reads its
  * rollup rows into struct rf_hist_row and hands them to rf_hist_fold_row.
  * Prefix: rf_hist_.

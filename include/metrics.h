@@ -1,5 +1,5 @@
 /*
- * metrics: which metric series a logged request adds to (SPEC section 15)
+ * metrics: which metric series a logged request adds to (docs/operations.md)
  * -- the families with their names, help, label names and bucket bounds
  * (the OpenTelemetry GenAI conventions' recommended ones) -- and the
  * accumulation of a batch of log entries into one increment per series,

@@ -190,7 +190,7 @@ struct rf_provider {
 		const char *value;
 	} extra_header;               /* one more header sent as is */
 	/* Answers in-process: needs no key, is always configured, never cools
-	 * down, and its answers are demoMode (SPEC section 9).  Shown last in
+	 * down, and its answers are demoMode (docs/providers.md).  Shown last in
 	 * the chain when RELAYFORGE_MOCK is on, absent when it is off. */
 	bool builtin;
 	const struct rf_provider_ops *ops; /* the wire */

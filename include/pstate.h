@@ -1,6 +1,6 @@
 /*
  * pstate: the providers' shared state (failure streaks, cooldowns, quota
- * snapshots; SPEC section 5) as this process knows it, written through to
+ * snapshots; docs/api.md) as this process knows it, written through to
  * the store without ever making a request wait for it.
  *
  * The engine (src/chain.c) decides; pstate remembers and persists.  Every

@@ -1,6 +1,6 @@
 /*
  * ratelimit: the per-client request limit (RELAYFORGE_RATE_LIMIT requests
- * per client address and wall-clock minute; SPEC section 4), its verdict
+ * per client address and wall-clock minute; docs/api.md), its verdict
  * and its Retry-After.
  *
  * The count is shared by every process through the store, which is given
@@ -33,7 +33,7 @@
  * From this call on, the store is given RF_RATE_CGI_MS to answer, and a
  * request it does not answer in time is refused (fail closed, Retry-After
  * 1 s).  Without any store (it cannot be opened) requests still pass: the
- * SPEC keeps chat working then, and the process says on stderr that the
+ * The gateway keeps chat working then, and the process says on stderr that the
  * store is unavailable. */
 #define RF_RATE_CGI_MS 100
 void rf_rate_single_request(void);

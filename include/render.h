@@ -38,7 +38,7 @@ json_object *rf_render_failure(json_object *error);
  * frees; NULL when out of memory. */
 char *rf_render_text(json_object *obj);
 
-/* The error object of SPEC section 6 (not yet wrapped).  message NULL =
+/* The error object of docs/api.md (not yet wrapped).  message NULL =
  * the code's default; details, provider, request_id and field may be NULL;
  * attempts is taken (NULL: no "attempts" key). */
 json_object *rf_render_error(enum rf_err code, const char *message,
@@ -51,7 +51,7 @@ json_object *rf_render_error(enum rf_err code, const char *message,
 json_object *rf_render_chain_error(const struct rf_log_entry *e,
     enum rf_err code, const char *message, const char *details);
 
-/* The attempts array of SPEC section 4. */
+/* The attempts array of docs/api.md. */
 json_object *rf_render_attempts(const struct rf_log_attempt *a, size_t n);
 
 /* Which meta: the chat answer's, or a stream's "start" / "final" event

@@ -1,6 +1,6 @@
 /*
  * render_openai: every JSON shape of the OpenAI-compatible surface (/v1,
- * SPEC section 13) -- the error object, the chat.completion answer, the
+ * docs/openai.md) -- the error object, the chat.completion answer, the
  * chat.completion.chunk of a stream, the model list.  Like render.h it
  * builds json-c trees from product values (a request's struct
  * rf_log_entry, whose meta it embeds as "relayforge" through render.h)

@@ -35,13 +35,13 @@ int rf_reply_head(struct rf_request *rq, int status);
 int rf_reply_json(struct rf_request *rq, int status, const char *extra,
     json_object *body);
 
-/* The error shape of SPEC section 6 ({"success":false,"error":{...}}) with
+/* The error shape of docs/api.md ({"success":false,"error":{...}}) with
  * the status from the code's table.  message NULL = the code's default;
  * field and extra may be NULL. */
 int rf_reply_error(struct rf_request *rq, enum rf_err code,
     const char *message, const char *field, const char *extra);
 
-/* The error shape of the OpenAI surface (SPEC section 13):
+/* The error shape of the OpenAI surface (docs/openai.md):
  * {"error":{"message","type","param","code"}} with the code's status, the
  * extra header lines, and "x-should-retry: false" when asking again
  * cannot cure it (a 4xx other than 408/409/429, an upstream that refused

@@ -1,5 +1,5 @@
 /*
- * router: the front door's rules (SPEC section 4, "Common rules").  Reads
+ * router: the front door's rules (docs/api.md, "Common rules").  Reads
  * the request target (REQUEST_URI, or SCRIPT_NAME + PATH_INFO), picks the
  * surface whose prefix starts the decoded path or what follows the mount
  * point (SCRIPT_NAME), and the route of that surface (the whole rest),

@@ -67,8 +67,8 @@ bool rf_scrub_model(char *id);
 
 /* A finish reason, in place: "" stays "" (none yet); stop, length,
  * content_filter and tool_calls stay; function_call becomes tool_calls;
- * anything else becomes "stop" (the only other value section 13 of the
- * SPEC allows).  cap >= 15. */
+ * anything else becomes "stop" (the only other finish reason an OpenAI
+ * client expects: docs/openai.md).  cap >= 15. */
 void rf_scrub_finish(char *fr, size_t cap);
 
 /* An error code (and a safety reason): 1..RF_SCRUB_CODE_MAX of

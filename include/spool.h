@@ -1,5 +1,7 @@
 /*
- * spool: the request log's durable waiting room (SPEC sections 3, 7, 14).
+ * spool: the request log's durable waiting room (docs/configuration.md,
+ * docs/operations.md,
+ * docs/several-machines.md).
  * A request's row is appended to this process's spool file before its
  * answer completes -- one write(2) of one record, no fsync: a process that
  * dies loses nothing, only a machine crash could -- and the log writer

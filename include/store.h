@@ -1,6 +1,6 @@
 /*
- * store: the shared state of every responder process and machine (SPEC
- * section 7): the request log with its attempt trail and usage rollups,
+ * store: the shared state of every responder process and machine (docs/operations.md): the request log with its attempt trail and usage
+ * rollups,
  * per-provider cooldowns, failure streaks and quota, the per-client rate
  * limit, and the reads behind status, logs and usage.
  *
@@ -8,7 +8,7 @@
  * cooldown, count a client -- never in a query language.  The backend is
  * chosen by the form of RELAYFORGE_DB: a file path is the embedded SQLite
  * file (src/store_sqlite.c); a postgresql:// or postgres:// URI is the
- * PostgreSQL store of SPEC section 14 (src/store_pg.c), shared by every
+ * PostgreSQL store of docs/several-machines.md (src/store_pg.c), shared by every
  * gateway machine.  A connection to a server that breaks is opened again
  * with backoff (100 ms doubling to 5 s), by one caller at a time and never
  * on a call with a budget; meanwhile calls fail (-1) at once.
@@ -332,7 +332,7 @@ void rf_store_usage_free(struct rf_usage_report *r);
  * failure: the rows written so far stay). */
 int rf_store_copy(struct rf_store *from, struct rf_store *to, long *rows,
     char *err, size_t errlen);
-/* ---- metrics (GET /api/v1/metrics, SPEC section 15) ----
+/* ---- metrics (GET /api/v1/metrics, docs/operations.md) ----
  * Every logged request adds to cumulative metric series (src/metrics.c
  * says which) in the transaction that writes its row, and they are never
  * pruned.  Each responder process also publishes its live gauges; a read

@@ -1,4 +1,4 @@
-# `make bench` and `make bench-check` (SPEC section 11; tests/bench/).
+# `make bench` and `make bench-check` (docs/performance.md; tests/bench/).
 #   make bench        the benchmark matrix: a fast C mock upstream, lighttpd
 #                     with the shipped run config, wrk and the C clients;
 #                     /api/v1 and the OpenAI-compatible /v1 side by side;

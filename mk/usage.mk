@@ -1,5 +1,5 @@
 # `make bench-usage`: the usage query over a 1,000,000-request store
-# (SPEC section 11).  Builds the store once in build/bench-usage.db (a few
+# (docs/performance.md).  Builds the store once in build/bench-usage.db (a few
 # minutes), then prints the query and handler times.  Not part of `make
 # test`: it measures, it does not judge.
 .PHONY: bench-usage

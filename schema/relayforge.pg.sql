@@ -1,4 +1,4 @@
--- RelayForge store schema for PostgreSQL (SPEC sections 7 and 14).
+-- RelayForge store schema for PostgreSQL (docs/operations.md and docs/several-machines.md).
 --
 -- The PostgreSQL twin of schema/relayforge.sql: the same tables, columns
 -- and meanings, so schema/queries.pg.sql reads like schema/queries.sql.

@@ -1,4 +1,4 @@
--- RelayForge store schema (SPEC section 7).
+-- RelayForge store schema (docs/operations.md).
 --
 -- Compiled into the responder (build/schema_sqlite.h) and applied at start
 -- inside one BEGIN IMMEDIATE transaction when PRAGMA user_version is lower

@@ -1,5 +1,5 @@
 /*
- * chain: the fallback engine of SPEC section 5.
+ * chain: the fallback engine of docs/api.md.
  *
  * rf_chain_run() walks the order (the chain for "auto", or the chosen
  * provider first).  Each tier is skipped (unconfigured, cooling down, or
@@ -223,7 +223,7 @@ rf_chain_quota_cooldown(const struct rf_quota *q, int64_t now_ms)
 	return 0;
 }
 
-/* A same-provider retry, or false (SPEC section 5): one wait on a 429
+/* A same-provider retry, or false (docs/api.md): one wait on a 429
  * whose Retry-After is short enough, then up to RELAYFORGE_RETRIES on a
  * reset before the response or a 500/502/503/504. */
 static bool
@@ -614,7 +614,7 @@ static const struct transport buffered = {
 
 /* ---- the streamed transport ------------------------------------------ */
 
-/* The start meta names who is answering (SPEC section 4: every provider
+/* The start meta names who is answering (docs/api.md: every provider
  * of the order up to the one that answered): this try, as "ok" so far.
  * Its real trail entry is added when the try ends, so the provisional one
  * is taken back after the event. */

@@ -1,5 +1,5 @@
 /*
- * config: every setting of SPEC section 3, read once at start.  A key is
+ * config: every setting of docs/configuration.md, read once at start.  A key is
  * looked up in the environment first, then in the file named by
  * RELAYFORGE_CONFIG (KEY=VALUE lines).  Scalar settings are one table, one
  * line per key with its type, default and bounds (redis' static_configs[]
@@ -66,7 +66,7 @@ struct key_def {
  * Scalar settings.  Bounds, and why:
  * - timeouts 1..86400000 ms (a day): 0 would mean "no timeout" to curl;
  * - cooldown 0..86400000 (0 = no cooldown), Retry-After wait 0..600000
- *   (the 10 minute cooldown cap of SPEC section 5);
+ *   (the 10 minute cooldown cap of docs/api.md);
  * - retries 0..5: each retry adds latency for the user who waits;
  * - body 1 KiB..64 MiB, prompt and maxTokens 1..1000000;
  * - rate limit 0..1000000 per minute (0 = off), threads 1..1024,
@@ -627,7 +627,7 @@ load_providers(struct rf_config *cfg, const struct file_kv *f, char *err,
 	return 0;
 }
 
-/* Put the built-in providers where SPEC section 3 wants the mock: last
+/* Put the built-in providers where docs/configuration.md wants the mock: last
  * (in catalog order) when RELAYFORGE_MOCK is on, gone when off. */
 static void
 chain_place_builtins(struct rf_config *cfg)

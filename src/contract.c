@@ -1,5 +1,5 @@
 /*
- * contract: the front door for request bodies (SPEC section 4).  A body
+ * contract: the front door for request bodies (docs/api.md).  A body
  * is parsed with a bounded depth and a strict grammar, its text checked
  * to be well-formed UTF-8, then checked key by key against small tables;
  * the first broken rule is reported with the field it names.  After this
@@ -727,7 +727,7 @@ top_key_known(const char *k)
 	return false;
 }
 
-/* The rules of SPEC section 4 over an object root.  A key whose value is
+/* The rules of docs/api.md over an object root.  A key whose value is
  * null counts as absent (clients often send null for "not set"). */
 static int
 check_root(const struct rf_config *cfg, json_object *root,

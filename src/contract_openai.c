@@ -1,6 +1,5 @@
 /*
- * contract_openai: the body of POST /v1/chat/completions (SPEC section
- * 13), read into the same struct rf_chat_req as /api/v1's, so the engine
+ * contract_openai: the body of POST /v1/chat/completions (docs/openai.md), read into the same struct rf_chat_req as /api/v1's, so the engine
  * cannot tell the surfaces apart.
  *
  * OpenAI clients send what the OpenAI API takes, and more over time, so
@@ -12,7 +11,7 @@
  * max_tokens limits, well-formed UTF-8 (rf_contract_json) -- and refused
  * with the field it names, which the surface renders as error.param.
  *
- * "model" picks the route (SPEC section 13's table): auto; a provider id
+ * "model" picks the route (docs/openai.md's table): auto; a provider id
  * of the chain; a chain provider's configured model id; "provider/model"
  * (split at the first '/') with that upstream model for that provider's
  * tier; anything else is model_not_found.
@@ -134,7 +133,7 @@ pass_on(struct oai *o, const char *key, json_object *v)
 	json_object_object_add(o->fields, key, json_object_get(v));
 }
 
-/* ---- model routing (SPEC section 13's table) ------------------------- */
+/* ---- model routing (docs/openai.md's table) ------------------------- */
 
 /* A chain provider whose configured model is m, or -1. */
 static int

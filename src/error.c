@@ -1,7 +1,6 @@
 /*
  * error: one table gives every rf_err its wire code, HTTP status and the
- * message a person reads when nothing more precise is known (SPEC section
- * 6).  Callees fill the code; only this file turns it into words.
+ * message a person reads when nothing more precise is known (docs/api.md).  Callees fill the code; only this file turns it into words.
  */
 #include "error.h"
 

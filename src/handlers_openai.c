@@ -1,5 +1,5 @@
 /*
- * handlers_openai: the OpenAI-compatible surface (SPEC section 13) --
+ * handlers_openai: the OpenAI-compatible surface (docs/openai.md) --
  * POST /v1/chat/completions, GET /v1/models and GET /v1/models/{id} --
  * on the same engine as /api/v1: the body becomes the same struct
  * rf_chat_req (contract_openai.c), runs through rf_chain_run, becomes the

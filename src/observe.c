@@ -1,13 +1,13 @@
 /*
- * observe: the read-only endpoints of SPEC sections 4 and 15 -- provider
+ * observe: the read-only endpoints of docs/api.md and docs/operations.md -- provider
  * status, the request log, usage and the Prometheus metrics -- over the
  * shared store, so every responder process answers with the same numbers.
  * Each handler checks its query string, asks the store (include/store.h),
- * decides what the SPEC leaves to the gateway (a provider's state) and
+ * decides what is left to the gateway (a provider's state) and
  * hands the answer to the render layer for its wire shape.  Nothing here
  * calls a provider or spends its quota.
  *
- * Decisions the SPEC leaves open:
+ * Decisions taken here (docs/api.md describes them):
  * - status counts a provider's own calls (its attempts, retries included)
  *   of the requests that arrived in the last 15 minutes; skipped attempts
  *   and client hang-ups (client_closed: not the provider's failure) do not
@@ -79,7 +79,7 @@ bad_param(struct rf_request *rq, const char *field, const char *message)
 
 /* ---- GET /api/v1/providers/status ---- */
 
-/* The SPEC's state, first match wins. */
+/* The provider's state (docs/api.md, providers/status), first match wins. */
 static const char *
 state_of(const struct rf_config *cfg, int pid,
     const struct rf_provider_report *r, int64_t now)

@@ -3,7 +3,7 @@
  * fallback engine passes around, and the small helpers the
  * OpenAI-compatible and Gemini adapters both use: JSON readers for
  * untrusted upstream bodies that never copy them whole into a message
- * (technicalDetails stay short and safe: SPEC section 6), and writers of
+ * (technicalDetails stay short and safe: docs/api.md), and writers of
  * the plain request (header lines, JSON body) that upstream.c sends, and
  * the OpenAI tool-call shape both wires answer in (a call, a delta of one,
  * the arguments string, the name behind a tool_call_id).

@@ -1,5 +1,5 @@
 /*
- * provider_mock: the built-in last tier (SPEC section 9), rf_provider_mock
+ * provider_mock: the built-in last tier (docs/providers.md), rf_provider_mock
  * with its in-process wire rf_ops_mock (the answer and next_token slots of
  * struct rf_provider_ops; the network slots stay NULL).  It answers
  * deterministically from the prompt (quoting the question, shortened at a
@@ -8,8 +8,7 @@
  * charts) works with no key configured.  No I/O: the streaming pace is the
  * chain's business; this file only cuts the text into word tokens.
  *
- * A /v1 request with tools gets a deterministic tool call (SPEC section
- * 13): the function tool_choice names, else the first, with arguments
+ * A /v1 request with tools gets a deterministic tool call (docs/openai.md): the function tool_choice names, else the first, with arguments
  * made up from its JSON schema's required properties, finish_reason
  * tool_calls; and after a tool message, text that quotes the tool's
  * result -- so a whole tool round trip works offline.

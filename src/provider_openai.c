@@ -674,7 +674,7 @@ openai_classify(long status, const char *body, size_t len,
 	const char *code = rf_adapter_str(err, "code");
 	enum rf_err e = rf_adapter_status_err(status);
 
-	/* A content-policy refusal is final, not our bug (SPEC section 5). */
+	/* A content-policy refusal is final, not our bug (docs/api.md). */
 	if (status == 400 && (policy_word(code) ||
 	    policy_word(rf_adapter_str(err, "type"))))
 		e = RF_ERR_CONTENT_FILTERED;

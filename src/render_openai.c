@@ -1,5 +1,5 @@
 /*
- * render_openai: the JSON shapes of the /v1 surface (SPEC section 13),
+ * render_openai: the JSON shapes of the /v1 surface (docs/openai.md),
  * from the same struct rf_log_entry as /api/v1's (render.c): the meta an
  * OpenAI client finds under "relayforge" is the one /api/v1 answers with
  * and /logs shows.  Where OpenAI's shapes have a number and we know none

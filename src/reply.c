@@ -1,5 +1,5 @@
 /*
- * reply: the one writer of responses (SPEC section 4, "Common rules", and
+ * reply: the one writer of responses (docs/api.md, "Common rules", and
  * section 13 for the OpenAI surface's errors and stream end).
  *
  * Every response starts with a "Status:" line carrying the reason phrase
@@ -119,7 +119,7 @@ rf_reply_error(struct rf_request *rq, enum rf_err code, const char *message,
 	return rf_reply_json(rq, rf_err_status(code), extra, rf_render_failure(e));
 }
 
-/* Whether asking again may cure the error (SPEC section 13): not a 4xx
+/* Whether asking again may cure the error (docs/openai.md): not a 4xx
  * other than 408, 409 and 429, nor an upstream that refused the request
  * or the gateway's key -- every retry of those would walk the chain and
  * call the providers again for the same answer. */

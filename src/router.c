@@ -1,5 +1,5 @@
 /*
- * router: the front door's rules (SPEC section 4, "Common rules").
+ * router: the front door's rules (docs/api.md, "Common rules").
  *
  * Routing reads REQUEST_URI (the path before '?', percent-decoded by us;
  * SCRIPT_NAME + PATH_INFO when a server sends no REQUEST_URI).  A surface
@@ -15,8 +15,8 @@
  * routed after.  An encoded slash (%2f) is never a separator: such a
  * path is 404 (it was never a route).
  * A surface is a prefix, a static route table and a refusal renderer:
- * /api/v1/ answers in the error shape of SPEC section 6, /v1/ (the
- * OpenAI-compatible surface of SPEC section 13) in OpenAI's, takes its
+ * /api/v1/ answers in the error shape of docs/api.md, /v1/ (the
+ * OpenAI-compatible surface of docs/openai.md) in OpenAI's, takes its
  * token from x-api-key too, and lets browser SDKs send their headers.
  * The one exception to "an encoded slash is a 404": inside the part of
  * a path a route's trailing '*' matches (a model id of /v1/models/{id},
@@ -58,7 +58,7 @@ static const struct rf_route api_routes[] = {
 	{ "GET",  "metrics",          RF_GUARD_ADMIN, false, rf_handle_metrics },
 };
 
-/* SPEC section 6: {"success":false,"error":{code, message, field, ...}}. */
+/* docs/api.md: {"success":false,"error":{code, message, field, ...}}. */
 static void
 api_refuse(struct rf_request *rq, enum rf_err code, const char *message,
     const char *field, const char *extra_headers)
@@ -75,7 +75,7 @@ static const struct rf_surface api_surface = {
 	.cors_headers = NULL,
 };
 
-/* ---- the /v1/ surface (SPEC section 13) ----------------------------- */
+/* ---- the /v1/ surface (docs/openai.md) ----------------------------- */
 
 static const struct rf_route oai_routes[] = {
 	{ "POST", "chat/completions", RF_GUARD_API, true,  rf_handle_oai_chat },

@@ -70,7 +70,7 @@ static const struct backend {
 	const char *name;
 	const struct rf_store_ops *ops;
 } backends[] = {
-	{ "postgresql://", "PostgreSQL", &rf_store_pg }, /* SPEC section 14 */
+	{ "postgresql://", "PostgreSQL", &rf_store_pg }, /* docs/several-machines.md */
 	{ "postgres://", "PostgreSQL", &rf_store_pg },
 	{ "", NULL, RF_STORE_PATH_OPS },         /* anything else: a path */
 };

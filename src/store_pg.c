@@ -1,5 +1,5 @@
 /*
- * store_pg: the PostgreSQL backend of the store (SPEC sections 7 and 14),
+ * store_pg: the PostgreSQL backend of the store (docs/operations.md and docs/several-machines.md),
  * shared by every gateway machine.  It holds every PostgreSQL statement
  * and every libpq call of the program; src/store.c pools its connections
  * and reaches it only through rf_store_pg, the ops table at the end.

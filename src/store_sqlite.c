@@ -1,5 +1,5 @@
 /*
- * store_sqlite: the SQLite backend of the store (SPEC section 7), the file
+ * store_sqlite: the SQLite backend of the store (docs/operations.md), the file
  * every responder process and thread shares.  It holds every SQL
  * statement and every sqlite3 call of the program; src/store.c pools its
  * connections and reaches it only through rf_store_sqlite, the ops table

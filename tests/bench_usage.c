@@ -1,6 +1,6 @@
 /*
  * bench_usage: how fast /api/v1/usage answers over a large store
- * (SPEC section 11: under 50 ms over 1,000,000 logged requests).
+ * (docs/performance.md: under 50 ms over 1,000,000 logged requests).
  *
  *   build/tests/bench_usage [path [count]]
  *
@@ -156,7 +156,7 @@ time_window(struct rf_store *s, const char *name, int64_t bucket,
 	    " (store query)\n", name, n, t[RUNS / 2], t[RUNS - 1]);
 }
 
-/* The status report and a few log pages on the same store (not a SPEC
+/* The status report and a few log pages on the same store (not a documented
  * figure, but they must not fall over at this size either). */
 static void
 time_reads(struct rf_store *s, int64_t now)

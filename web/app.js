@@ -165,7 +165,7 @@ export function apiUrl(path) {
   return API_BASE.replace(/\/+$/, "") + path;
 }
 
-// Tokens the operator may require (SPEC section 3): "api" for chat and
+// Tokens the operator may require (docs/configuration.md): "api" for chat and
 // stream (RELAYFORGE_API_TOKEN), "admin" for logs and usage
 // (RELAYFORGE_ADMIN_TOKEN).  Kept for this tab only.
 const TOKEN_KEYS = { api: "relayforge.apiToken", admin: "relayforge.adminToken" };
@@ -322,7 +322,7 @@ export async function apiStream(payload, { signal, onEvent }) {
 
 // ------------------------------------------------------- error rendering
 
-// The error shape of SPEC section 6, as a block: code, message, and the
+// The error shape of docs/api.md, as a block: code, message, and the
 // details a person needs to report it.  Everything goes in as text.
 export function errorBox(err, title) {
   const rows = [];

@@ -576,7 +576,7 @@ def phase_usage(procs, tmp, res):
 
 
 # ------------------------------------------- the same figures on PostgreSQL
-# SPEC sections 11 and 14: every store-touching figure again with the
+# docs/performance.md and docs/several-machines.md: every store-touching figure again with the
 # store on PostgreSQL (a throw-away cluster of tests/pgcluster.py on this
 # machine, Unix socket, fsync on), beside SQLite's, in the same run.
 
@@ -803,7 +803,7 @@ def build_rows(res):
 
 
 def verdicts(res):
-    """SPEC section 11, figure by figure: (name, target, value, met)."""
+    """docs/performance.md, figure by figure: (name, target, value, met)."""
     out = []
 
     def add(name, target, value, met, note=""):
@@ -817,7 +817,7 @@ def verdicts(res):
             ms(g["p50"] - d["p50"]), g["p50"] - d["p50"] <= 300)
         add("chat overhead p99 @1000/s", "<= 1 ms",
             ms(g["p99"] - d["p99"]), g["p99"] - d["p99"] <= 1000)
-    # SPEC section 11: the OpenAI-compatible surface adds no more than
+    # docs/performance.md: the OpenAI-compatible surface adds no more than
     # /api/v1 does.  The two run back to back on a shared machine, so a
     # small tolerance stands for noise (stated in the target).
     p, q = res.get("chat_open1000"), res.get("v1_open1000")
@@ -940,7 +940,7 @@ def render_table(meta, rows, checks):
     lines.append("")
     lines.append(LEGEND)
     lines.append("")
-    lines.append("SPEC section 11 targets:")
+    lines.append("docs/performance.md targets:")
     for c in checks:
         mark = {True: "MET  ", False: "SHORT", None: "n/a  "}[c["met"]]
         val = "-" if c["value"] is None else fmt(c["value"], "")

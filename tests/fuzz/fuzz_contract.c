@@ -36,7 +36,7 @@
 #include "error.h"
 #include "util.h"
 
-#define SOURCE_MAX 64 /* metadata.source, in characters (SPEC section 4) */
+#define SOURCE_MAX 64 /* metadata.source, in characters (docs/api.md) */
 
 extern char **environ;
 

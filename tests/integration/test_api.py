@@ -1,4 +1,4 @@
-"""The front door (SPEC sections 3, 4 and 6): request validation, the error
+"""The front door (docs/configuration.md, 4 and 6): request validation, the error
 shape, 404/405/413/415, X-Request-Id, CORS, API tokens, the shared rate
 limit, /health, a store that cannot be opened, plain CGI mode and
 --check-config."""
@@ -29,7 +29,7 @@ def teardown_module():
 
 
 def check_error(st, hd, body, status, code, field=None):
-    """The error shape of SPEC section 6, with the common headers."""
+    """The error shape of docs/api.md, with the common headers."""
     assert st == status, "want %d %s, got %d: %s" % (status, code, st, body)
     assert isinstance(body, dict), "not JSON: %r" % (body,)
     assert body.get("success") is False, body

@@ -1,5 +1,5 @@
 """POST /api/v1/chat through lighttpd and two responder processes: the
-fallback chain of SPEC section 5 against the scriptable mock upstream, the
+fallback chain of docs/api.md against the scriptable mock upstream, the
 shared cooldowns, logging, concurrency and that keys never leak."""
 
 import threading

@@ -1,5 +1,4 @@
-"""GET /api/v1/metrics through lighttpd and two responder processes (SPEC
-section 15, issue 14 items 1 and 4): the Prometheus text exposition that
+"""GET /api/v1/metrics through lighttpd and two responder processes (docs/operations.md, issue 14 items 1 and 4): the Prometheus text exposition that
 `promtool check metrics` (Debian's prometheus package) accepts, behind the
 admin token, the same from either process, and every series equal to what
 the requests sent made of it.

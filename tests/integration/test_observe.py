@@ -1,5 +1,5 @@
 """GET /api/v1/providers/status, /logs and /usage through lighttpd and two
-responder processes (SPEC section 4), after a scripted mix of requests
+responder processes (docs/api.md), after a scripted mix of requests
 against the mock upstream: successes, fallbacks (groq 500 and 429 -> the
 next tier), an error without fallback, streams, a client hang-up (a
 cancelled request: neither a success nor an error) and the demo tier.  Every figure must be exactly what was sent, from either
@@ -255,7 +255,7 @@ def test_logs_items_match_what_was_sent():
             assert it["promptChars"] == len(prompt)
             assert it["promptPreview"] == prompt[:120]
         assert "promptPreview" in it
-    # The attempts of the 429 fallback, exactly in the SPEC's shape.
+    # The attempts of the 429 fallback, exactly in the documented shape (docs/api.md).
     it = [i for i in items if i["requestId"] == "obs-fallback-429"][0]
     assert it["attempts"][0]["httpStatus"] == 429
     assert it["attempts"][1] == {"provider": "sambanova",

@@ -1,5 +1,5 @@
 """Tools, parts and response formats through every wire, end to end:
-POST /v1/chat/completions (SPEC section 13) through lighttpd, the engine and
+POST /v1/chat/completions (docs/openai.md) through lighttpd, the engine and
 the scriptable mock upstream.  What an OpenAI-wire provider receives is
 what the client sent (developer as system); what Gemini receives is the
 translation of docs/providers.md ("Tools and formats per wire"), and a

@@ -1,4 +1,4 @@
-"""Two machines, one PostgreSQL (SPEC section 14; issue 12, item 5b).
+"""Two machines, one PostgreSQL (docs/several-machines.md; issue 12, item 5b).
 
 Two independent gateways -- each its own lighttpd with its own responder
 processes, config file, port, spool and RELAYFORGE_NODE ("gw-a", "gw-b")

@@ -1,5 +1,5 @@
 /* Unit tests of the /v1 chat completions contract (contract_openai.c):
- * every row of SPEC section 13's model table, every request field read
+ * every row of docs/openai.md's model table, every request field read
  * (a table of refused bodies with the param each names), the flattened
  * text view, the fields passed on as given, defaults, and the limits
  * shared with /api/v1. */

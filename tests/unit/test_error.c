@@ -1,4 +1,4 @@
-/* Unit tests of error: the code table of SPEC section 6 and the HTTP
+/* Unit tests of error: the code table of docs/api.md and the HTTP
  * reason phrases. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * test_mock: the built-in demo provider (SPEC section 9), through the
+ * test_mock: the built-in demo provider (docs/providers.md), through the
  * in-process slots of its ops (answer, next_token): deterministic text
  * that says it is the demo path and quotes the question, token counts, and
  * the word tokens a stream is cut into; and its catalog entry's flags.

@@ -23,7 +23,7 @@ fixed_clock(void)
 	return 1767268800123LL;
 }
 
-/* A result like the SPEC example, with a same-provider retry. */
+/* A result like the docs/api.md example, with a same-provider retry. */
 static void
 sample_result(struct rf_chain_result *r)
 {

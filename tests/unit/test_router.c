@@ -2,7 +2,7 @@
  * requests through rf_router_serve with fake CGI parameters (routing, 404,
  * 405 + Allow, 415, 413, 401, preflight, request ids, status lines); then a
  * second surface with its own refusal renderer, through
- * rf_router_serve_with, as SPEC section 13's /v1/ will be added. */
+ * rf_router_serve_with, as docs/openai.md's /v1/ will be added. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -560,7 +560,7 @@ test_surface_routes(void **state)
 	free(o);
 }
 
-/* The built-in /v1/ surface (SPEC section 13): OpenAI's error shape with
+/* The built-in /v1/ surface (docs/openai.md): OpenAI's error shape with
  * x-should-retry, x-api-key as the token, the SDK headers in the
  * preflight, /v1/models/{id} with '/' in the id, encoded or not -- and an
  * encoded slash anywhere else still no route. */
