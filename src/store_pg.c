@@ -20,8 +20,11 @@
  * the WAL flush (synchronous_commit off for the session: a lost counter or
  * cooldown is harmless); request rows are committed synchronously with the
  * spool's progress, as one statement per table per batch (arrays unnested
- * server-side, rollups summed per period and provider here first).  Reads
- * of status and logs run in one REPEATABLE READ READ ONLY transaction.
+ * server-side, rollups summed per period and provider here first, the
+ * batch's metric series -- src/metrics.c -- summed per series and added to
+ * metric_totals, which retention never touches).  Reads of status, logs
+ * and metrics run in one REPEATABLE READ READ ONLY transaction; each
+ * process's live gauges are one upsert of its process_gauges row.
  *
  * Waiting: every statement is sent asynchronously and waited for with
  * poll(); a call with a budget (rf_store_call_budget) cancels its
