@@ -11,7 +11,9 @@
 
 -- name: recent_failures
 -- The 20 newest requests that failed, the machine that served each, and
--- the provider trail that led there (provider:outcome, in order).
+-- the provider trail that led there (provider:outcome, in order).  A
+-- request whose client hung up (error_code client_closed) is cancelled,
+-- not a failure: left out.
 SELECT r.id,
        to_char(to_timestamp(r.ts_ms / 1000.0) AT TIME ZONE 'UTC',
                'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at,
@@ -26,6 +28,7 @@ SELECT r.id,
           FROM attempts AS a WHERE a.request_id = r.id) AS trail
   FROM requests AS r
  WHERE r.status = 'error'
+   AND r.error_code IS DISTINCT FROM 'client_closed'
  ORDER BY r.id DESC
  LIMIT 20;
 
@@ -52,7 +55,8 @@ SELECT id,
        node,
        endpoint,
        final_provider,
-       status,
+       CASE WHEN error_code = 'client_closed' THEN 'cancelled'
+            ELSE status END AS status,
        latency_ms,
        ttft_ms,
        fallback
@@ -92,10 +96,14 @@ SELECT to_char(to_timestamp(hour_ms / 1000) AT TIME ZONE 'UTC',
  ORDER BY 1 DESC, 2;
 
 -- name: requests_per_source
--- Who sends traffic (metadata.source) over the last 7 days.
+-- Who sends traffic (metadata.source) over the last 7 days; cancelled:
+-- requests whose client hung up (neither successes nor errors).
 SELECT coalesce(source, '(none)') AS source,
        count(*) AS requests,
-       count(*) FILTER (WHERE status = 'error') AS errors,
+       count(*) FILTER (WHERE status = 'error'
+                          AND error_code IS DISTINCT FROM 'client_closed')
+           AS errors,
+       count(*) FILTER (WHERE error_code = 'client_closed') AS cancelled,
        round(avg(latency_ms)) AS avg_latency_ms,
        to_char(to_timestamp(max(ts_ms) / 1000.0) AT TIME ZONE 'UTC',
                'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS last_seen
@@ -106,10 +114,14 @@ SELECT coalesce(source, '(none)') AS source,
 
 -- name: requests_per_node
 -- How the load spread over the gateway machines in the last hour, and
--- how each fared ('(unknown)': rows written before RELAYFORGE_NODE).
+-- how each fared ('(unknown)': rows written before RELAYFORGE_NODE;
+-- cancelled: the client hung up, not an error).
 SELECT coalesce(node, '(unknown)') AS node,
        count(*) AS requests,
-       count(*) FILTER (WHERE status = 'error') AS errors,
+       count(*) FILTER (WHERE status = 'error'
+                          AND error_code IS DISTINCT FROM 'client_closed')
+           AS errors,
+       count(*) FILTER (WHERE error_code = 'client_closed') AS cancelled,
        round(avg(latency_ms)) AS avg_latency_ms,
        to_char(to_timestamp(max(ts_ms) / 1000.0) AT TIME ZONE 'UTC',
                'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS last_seen

@@ -8,7 +8,8 @@
 -- once: one migrates, the others wait and then find the work done), in one
 -- transaction.  psql can apply it by hand too:
 --   psql "$RELAYFORGE_DB" -v ON_ERROR_STOP=1 -f schema/relayforge.pg.sql
--- Every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING):
+-- Every statement is idempotent (IF NOT EXISTS, ON CONFLICT DO NOTHING,
+-- ADD COLUMN IF NOT EXISTS, a data move guarded by the recorded version):
 -- the whole file runs on a store of any older version.  A later version
 -- appends its changes below and inserts its number into schema_version;
 -- RF_PG_SCHEMA_VERSION in src/store_pg.c is raised with it.
@@ -171,3 +172,70 @@ CREATE TABLE IF NOT EXISTS spool_progress (
 );
 
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
+
+-- Version 2: Prometheus metrics (GET /api/v1/metrics) and cancelled
+-- requests -- the same tables and meanings as version 4 of
+-- schema/relayforge.sql (see there).
+--
+-- Cumulative totals of every metric series that logged requests add to,
+-- written by the transaction that writes the request rows (one upsert per
+-- batch) and never pruned.  A counter keeps its value in count; a
+-- histogram its observations in count, their sum in sum and, in b0..b15,
+-- how many fell in each finite bucket (not cumulative).  The row
+-- ('relayforge_store_dropped_rows_total', '') keeps the dropped rows of
+-- processes whose gauge rows were pruned.
+CREATE TABLE IF NOT EXISTS metric_totals (
+	name   TEXT NOT NULL,
+	labels TEXT NOT NULL,
+	count  BIGINT NOT NULL DEFAULT 0,
+	sum    BIGINT NOT NULL DEFAULT 0,
+	b0 BIGINT NOT NULL DEFAULT 0, b1 BIGINT NOT NULL DEFAULT 0, b2 BIGINT NOT NULL DEFAULT 0, b3 BIGINT NOT NULL DEFAULT 0,
+	b4 BIGINT NOT NULL DEFAULT 0, b5 BIGINT NOT NULL DEFAULT 0, b6 BIGINT NOT NULL DEFAULT 0, b7 BIGINT NOT NULL DEFAULT 0,
+	b8 BIGINT NOT NULL DEFAULT 0, b9 BIGINT NOT NULL DEFAULT 0, b10 BIGINT NOT NULL DEFAULT 0, b11 BIGINT NOT NULL DEFAULT 0,
+	b12 BIGINT NOT NULL DEFAULT 0, b13 BIGINT NOT NULL DEFAULT 0, b14 BIGINT NOT NULL DEFAULT 0, b15 BIGINT NOT NULL DEFAULT 0,
+	PRIMARY KEY (name, labels)
+);
+
+-- Each responder process's live gauges (a heartbeat every few seconds);
+-- /metrics sums the rows of live processes.  dropped_rows is never
+-- lowered; rows silent for the retention period are folded into
+-- metric_totals and deleted by the janitor.
+CREATE TABLE IF NOT EXISTS process_gauges (
+	process      TEXT PRIMARY KEY,                -- host:pid:start_ms
+	open_streams BIGINT NOT NULL,
+	queue_rows   BIGINT NOT NULL,
+	dropped_rows BIGINT NOT NULL,
+	updated_ms   BIGINT NOT NULL
+);
+
+-- A request whose client hung up (error_code 'client_closed', stored with
+-- status 'error') is cancelled: the rollups count it apart.  Rows written
+-- before this version counted it in errors: moved over from the requests
+-- still on record -- once, on a store below version 2 (the rest of the
+-- file is idempotent; this move is not).
+ALTER TABLE usage_minute ADD COLUMN IF NOT EXISTS cancelled BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE usage_hour ADD COLUMN IF NOT EXISTS cancelled BIGINT NOT NULL DEFAULT 0;
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM schema_version WHERE version >= 2) THEN
+		RETURN;
+	END IF;
+	UPDATE usage_minute u SET cancelled = (SELECT count(*) FROM requests r
+		WHERE r.ts_ms >= u.minute_ms AND r.ts_ms < u.minute_ms + 60000
+		AND coalesce(r.final_provider, '') = u.provider
+		AND r.status = 'error' AND r.error_code = 'client_closed')
+		WHERE u.errors > 0;
+	UPDATE usage_minute SET errors = greatest(errors - cancelled, 0)
+		WHERE cancelled > 0;
+	UPDATE usage_hour u SET cancelled = (SELECT count(*) FROM requests r
+		WHERE r.ts_ms >= u.hour_ms AND r.ts_ms < u.hour_ms + 3600000
+		AND coalesce(r.final_provider, '') = u.provider
+		AND r.status = 'error' AND r.error_code = 'client_closed')
+		WHERE u.errors > 0;
+	UPDATE usage_hour SET errors = greatest(errors - cancelled, 0)
+		WHERE cancelled > 0;
+END
+$$;
+-- /api/v1/logs?status=cancelled reads the partial index of failures too.
+
+INSERT INTO schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;

@@ -20,8 +20,11 @@
  * the WAL flush (synchronous_commit off for the session: a lost counter or
  * cooldown is harmless); request rows are committed synchronously with the
  * spool's progress, as one statement per table per batch (arrays unnested
- * server-side, rollups summed per period and provider here first).  Reads
- * of status and logs run in one REPEATABLE READ READ ONLY transaction.
+ * server-side, rollups summed per period and provider here first, the
+ * batch's metric series -- src/metrics.c -- summed per series and added to
+ * metric_totals, which retention never touches).  Reads of status, logs
+ * and metrics run in one REPEATABLE READ READ ONLY transaction; each
+ * process's live gauges are one upsert of its process_gauges row.
  *
  * Waiting: every statement is sent asynchronously and waited for with
  * poll(); a call with a budget (rf_store_call_budget) cancels its
@@ -46,12 +49,13 @@
 
 #include "hist.h"
 #include "log.h"
+#include "metrics.h"
 #include "schema_pg.h"
 #include "scrub.h"
 #include "util.h"
 
 /* Must equal the highest version schema/relayforge.pg.sql inserts. */
-#define RF_PG_SCHEMA_VERSION 1
+#define RF_PG_SCHEMA_VERSION 2
 /* pg_advisory_lock key of the migration ("RFSC"). */
 #define RF_PG_MIGRATE_LOCK "1380340547"
 #define RF_PG_WAIT_MS 60000
@@ -105,6 +109,12 @@ enum pg_stmt {
 	PS_SPOOL_FORGET,
 	PS_WRITABLE_TIMEOUT,
 	PS_WRITABLE_LOCK,
+	/* metrics (schema version 2) */
+	PS_METRIC_ADD,        /* generated: the bucket columns */
+	PS_METRIC_ROWS,       /* generated */
+	PS_GAUGES_SUM,
+	PS_GAUGE_PUBLISH,
+	PS_PRUNE_GAUGES,
 	PS_COUNT
 };
 
@@ -263,12 +273,47 @@ static const char *const stmt_sql[PS_COUNT] = {
 	 * server, waited for while an operator holds an EXCLUSIVE lock. */
 	[PS_WRITABLE_LOCK] =
 	    "LOCK TABLE requests, provider_state IN ROW EXCLUSIVE MODE",
+	/* The live processes' gauges ($1: the oldest report still live) and
+	 * every process's dropped rows, with those of pruned processes. */
+	[PS_GAUGES_SUM] =
+	    "SELECT coalesce(sum(open_streams) FILTER (WHERE updated_ms >="
+	    " $1::bigint), 0), coalesce(sum(queue_rows) FILTER (WHERE"
+	    " updated_ms >= $1::bigint), 0), count(*) FILTER (WHERE"
+	    " updated_ms >= $1::bigint), coalesce(sum(dropped_rows), 0)"
+	    " + coalesce((SELECT sum(count) FROM metric_totals WHERE name = '"
+	    RF_METRICS_DROPPED_NAME "' AND labels = ''), 0) FROM process_gauges",
+	/* A process's own count never goes down, and a report older than
+	 * the stored one changes nothing. */
+	[PS_GAUGE_PUBLISH] =
+	    "INSERT INTO process_gauges AS g (process, open_streams, queue_rows,"
+	    " dropped_rows, updated_ms) VALUES ($1, $2::bigint, $3::bigint,"
+	    " $4::bigint, $5::bigint) ON CONFLICT (process) DO UPDATE SET"
+	    " open_streams = excluded.open_streams,"
+	    " queue_rows = excluded.queue_rows,"
+	    " dropped_rows = greatest(g.dropped_rows, excluded.dropped_rows),"
+	    " updated_ms = excluded.updated_ms"
+	    " WHERE excluded.updated_ms >= g.updated_ms",
+	/* Processes silent since the cutoff are gone: their rows deleted and
+	 * their dropped rows moved to the total, in one statement. */
+	[PS_PRUNE_GAUGES] =
+	    "WITH gone AS (DELETE FROM process_gauges WHERE updated_ms <"
+	    " $1::bigint RETURNING dropped_rows)"
+	    " INSERT INTO metric_totals AS m (name, labels, count)"
+	    " SELECT '" RF_METRICS_DROPPED_NAME "', '', sum(dropped_rows)"
+	    " FROM gone HAVING count(*) > 0"
+	    " ON CONFLICT (name, labels) DO UPDATE SET"
+	    " count = m.count + excluded.count",
 };
 
 /* The logs page query has one variant per filter combination (status x
  * endpoint x provider), as in the SQLite backend: literal filter values
- * let the planner use the partial index of failures. */
-#define LOG_VARIANTS (3 * 3 * 2)
+ * let the planner use the partial index of failures.  The endpoints of
+ * the filter: none, then /api/v1's and /v1's. */
+static const char *const log_endpoint[] = { "", "chat", "stream", "openai",
+    "openai_stream" };
+#define LOG_ENDPOINTS 5
+#define LOG_STATUSES 4 /* any, success, error, cancelled */
+#define LOG_VARIANTS (LOG_STATUSES * LOG_ENDPOINTS * 2)
 
 struct rf_store_conn {
 	PGconn *pg;
@@ -277,6 +322,7 @@ struct rf_store_conn {
 	bool pending;        /* a cancelled statement's end not read yet */
 	bool last_refusable; /* the last failure was the values' fault */
 	int cap_ms;          /* > 0: this call waits at most this long */
+	struct rf_metrics_acc acc; /* the metric increments of a batch */
 };
 
 /* ---- messages ---- */
@@ -590,10 +636,10 @@ cols_free(struct cols *k)
 /* ---- generated SQL (the 72 histogram columns, the log variants) ---- */
 
 #define ROLLUP_COLS "provider, requests, successes, errors, fallbacks," \
-	" latency_sum, latency_max, prompt_tokens, completion_tokens"
+	" latency_sum, latency_max, prompt_tokens, completion_tokens, cancelled"
 
-/* Many periods and providers in one statement: $1..$10 arrays of the
- * rollup columns, $11 every row's 72 histogram counts one after another
+/* Many periods and providers in one statement: $1..$11 arrays of the
+ * rollup columns, $12 every row's 72 histogram counts one after another
  * (row o's bucket b at (o - 1) * 72 + b + 1: a plain subscript, no parse
  * per column).  Rows come sorted by key (two machines lock rows in the
  * same order). */
@@ -605,14 +651,15 @@ upsert_sql(struct rf_buf *b, const char *table, const char *key)
 
 	for (int i = 0; i < RF_HIST_BUCKETS; i++)
 		rc |= rf_buf_printf(b, ", h%d", i);
-	rc |= rf_buf_puts(b, ") SELECT k, p, r, s, e, f, ls, lm, pt, ct");
+	rc |= rf_buf_puts(b, ") SELECT k, p, r, s, e, f, ls, lm, pt, ct, ca");
 	for (int i = 0; i < RF_HIST_BUCKETS; i++)
-		rc |= rf_buf_printf(b, ", ($11::bigint[])[(o - 1) * %d + %d]",
+		rc |= rf_buf_printf(b, ", ($12::bigint[])[(o - 1) * %d + %d]",
 		    RF_HIST_BUCKETS, i + 1);
 	rc |= rf_buf_printf(b, " FROM unnest($1::bigint[], $2::text[],"
 	    " $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[],"
-	    " $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])"
-	    " WITH ORDINALITY AS x (k, p, r, s, e, f, ls, lm, pt, ct, o)"
+	    " $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[],"
+	    " $11::bigint[])"
+	    " WITH ORDINALITY AS x (k, p, r, s, e, f, ls, lm, pt, ct, ca, o)"
 	    " ON CONFLICT (%s, provider) DO UPDATE SET"
 	    " requests = u.requests + excluded.requests,"
 	    " successes = u.successes + excluded.successes,"
@@ -622,7 +669,8 @@ upsert_sql(struct rf_buf *b, const char *table, const char *key)
 	    " latency_max = greatest(u.latency_max, excluded.latency_max),"
 	    " prompt_tokens = u.prompt_tokens + excluded.prompt_tokens,"
 	    " completion_tokens = u.completion_tokens"
-	    " + excluded.completion_tokens", key);
+	    " + excluded.completion_tokens,"
+	    " cancelled = u.cancelled + excluded.cancelled", key);
 	for (int i = 0; i < RF_HIST_BUCKETS; i++)
 		rc |= rf_buf_printf(b, ", h%d = u.h%d + excluded.h%d", i, i, i);
 	return rc;
@@ -644,19 +692,64 @@ usage_sql(struct rf_buf *b, const char *table, const char *key)
 #define LOG_COLS REQ_COLS
 
 /* The page query of variant v: $1 ids below, $2 rows, $3 final provider.
- * Filter values are literals from a fixed set, never from the client. */
+ * Filter values are literals from a fixed set, never from the client.
+ * A cancelled request is stored as an error with code client_closed
+ * (rf_store_entry_status); both error filters keep status = 'error', so
+ * the partial index of failures serves them. */
 static int
 log_sql(struct rf_buf *b, int v)
 {
-	static const char *const status[] = { "", " AND status = 'success'",
-	    " AND status = 'error'" };
-	static const char *const endpoint[] = { "", " AND endpoint = 'chat'",
-	    " AND endpoint = 'stream'" };
+	static const char *const status[LOG_STATUSES] = { "",
+	    " AND status = 'success'",
+	    " AND status = 'error' AND error_code IS DISTINCT FROM '"
+	    RF_STORE_CANCELLED_CODE "'",
+	    " AND status = 'error' AND error_code = '"
+	    RF_STORE_CANCELLED_CODE "'" };
+	int ep = v / 2 % LOG_ENDPOINTS;
 
 	return rf_buf_printf(b, "SELECT " LOG_COLS " FROM requests"
-	    " WHERE id < $1::bigint%s%s%s ORDER BY id DESC LIMIT $2::int",
-	    v % 2 ? " AND final_provider = $3" : "", status[v / 6],
-	    endpoint[v / 2 % 3]);
+	    " WHERE id < $1::bigint%s%s%s%s%s ORDER BY id DESC LIMIT $2::int",
+	    v % 2 ? " AND final_provider = $3" : "",
+	    status[v / (2 * LOG_ENDPOINTS)], ep ? " AND endpoint = '" : "",
+	    log_endpoint[ep], ep ? "'" : "");
+}
+
+/* Add a batch's increments to the metric series: $1 names, $2 labels,
+ * $3 counts, $4 sums, $5 every row's 16 bucket counts one after another
+ * (as the rollups' histograms).  Rows come sorted by key (two writers
+ * lock rows in the same order). */
+static int
+metric_add_sql(struct rf_buf *b)
+{
+	int rc = rf_buf_puts(b, "INSERT INTO metric_totals AS m (name, labels,"
+	    " count, sum");
+
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", b%d", i);
+	rc |= rf_buf_puts(b, ") SELECT n, l, c, s");
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", ($5::bigint[])[(o - 1) * %d + %d]",
+		    RF_METRIC_BUCKETS, i + 1);
+	rc |= rf_buf_puts(b, " FROM unnest($1::text[], $2::text[],"
+	    " $3::bigint[], $4::bigint[]) WITH ORDINALITY AS x (n, l, c, s, o)"
+	    " ON CONFLICT (name, labels) DO UPDATE SET"
+	    " count = m.count + excluded.count, sum = m.sum + excluded.sum");
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", b%d = m.b%d + excluded.b%d", i, i, i);
+	return rc;
+}
+
+/* Every series, in the order of the exposition (byte order, as SQLite's
+ * BINARY collation). */
+static int
+metric_rows_sql(struct rf_buf *b)
+{
+	int rc = rf_buf_puts(b, "SELECT name, labels, count, sum");
+
+	for (int i = 0; i < RF_METRIC_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", b%d", i);
+	return rc | rf_buf_puts(b, " FROM metric_totals"
+	    " ORDER BY name COLLATE \"C\", labels COLLATE \"C\"");
 }
 
 static int
@@ -673,6 +766,10 @@ build_sql(int i, struct rf_buf *b)
 		return usage_sql(b, "usage_minute", "minute_ms");
 	case PS_USAGE_HOUR:
 		return usage_sql(b, "usage_hour", "hour_ms");
+	case PS_METRIC_ADD:
+		return metric_add_sql(b);
+	case PS_METRIC_ROWS:
+		return metric_rows_sql(b);
 	default:
 		return rf_buf_puts(b, stmt_sql[i]);
 	}
@@ -849,6 +946,7 @@ pg_close(struct rf_store_conn *c)
 	if (c == NULL)
 		return;
 	PQfinish(c->pg);
+	rf_metrics_acc_free(&c->acc);
 	if (c->db != NULL) {
 		explicit_bzero(c->db, strlen(c->db));
 		free(c->db);
@@ -902,7 +1000,7 @@ pg_reset(struct rf_store_conn *c, char *err, size_t errlen)
 struct roll {
 	int64_t period;
 	const char *provider;
-	int64_t requests, successes, errors, fallbacks;
+	int64_t requests, successes, errors, fallbacks, cancelled;
 	int64_t lat_sum, lat_max, prompt, completion;
 	int64_t h[RF_HIST_BUCKETS];
 };
@@ -930,6 +1028,7 @@ roll_up(const struct rf_log_entry *const *e, size_t n, int64_t period_ms,
 		const char *prov = e[i]->final_provider != NULL ?
 		    e[i]->final_provider : "";
 		int64_t lat = e[i]->latency_ms > 0 ? e[i]->latency_ms : 0;
+		const char *status = rf_store_entry_status(e[i]);
 
 		for (j = 0; j < k; j++)
 			if (r[j].period == p && strcmp(r[j].provider, prov) == 0)
@@ -940,8 +1039,9 @@ roll_up(const struct rf_log_entry *const *e, size_t n, int64_t period_ms,
 			r[k++].provider = prov;
 		}
 		r[j].requests++;
-		r[j].successes += e[i]->success;
-		r[j].errors += !e[i]->success;
+		r[j].successes += strcmp(status, "success") == 0;
+		r[j].errors += strcmp(status, "error") == 0;
+		r[j].cancelled += strcmp(status, "cancelled") == 0;
 		r[j].fallbacks += e[i]->fallback;
 		r[j].lat_sum += lat;
 		if (lat > r[j].lat_max)
@@ -964,7 +1064,7 @@ write_rollup(struct rf_store_conn *c, enum pg_stmt i,
 	size_t nr = roll_up(e, n, i == PS_UPSERT_MINUTE ? RF_MINUTE_MS :
 	    RF_HOUR_MS, r);
 
-	cols_open(k, 11);
+	cols_open(k, 12);
 	for (size_t j = 0; j < nr; j++) {
 		k->rc |= arr_num(&k->b[0], r[j].period);
 		k->rc |= arr_text(&k->b[1], r[j].provider);
@@ -976,15 +1076,16 @@ write_rollup(struct rf_store_conn *c, enum pg_stmt i,
 		k->rc |= arr_num(&k->b[7], r[j].lat_max);
 		k->rc |= arr_num(&k->b[8], r[j].prompt);
 		k->rc |= arr_num(&k->b[9], r[j].completion);
+		k->rc |= arr_num(&k->b[10], r[j].cancelled);
 		for (int b = 0; b < RF_HIST_BUCKETS; b++)
-			k->rc |= arr_num(&k->b[10], r[j].h[b]);
+			k->rc |= arr_num(&k->b[11], r[j].h[b]);
 	}
 	cols_close(k);
 	if (k->rc != 0) {
 		RF_LOG_ERR(NULL, NULL, "out of memory");
 		return -1;
 	}
-	return run0(c, i, 11, k->v, fn);
+	return run0(c, i, 12, k->v, fn);
 }
 
 /* One request's columns (after its id) into the arrays. */
@@ -1085,8 +1186,59 @@ insert_attempts(struct rf_store_conn *c, const struct rf_log_entry *const *e,
 	return total == 0 ? 0 : run0(c, PS_INSERT_ATTEMPTS, 8, k->v, fn);
 }
 
+static int
+metric_cmp(const void *a, const void *b)
+{
+	const struct rf_metric_row *x = *(const struct rf_metric_row *const *)a;
+	const struct rf_metric_row *y = *(const struct rf_metric_row *const *)b;
+	int d = strcmp(x->name, y->name);
+
+	return d != 0 ? d : strcmp(x->labels, y->labels);
+}
+
+/* The metric series of the n requests, summed (src/metrics.c), added to
+ * metric_totals in one statement, in key order. */
+static int
+write_metrics(struct rf_store_conn *c, const struct rf_log_entry *const *e,
+    size_t n, struct cols *k, const char *fn)
+{
+	const struct rf_metric_row **v = NULL;
+	int rc = 0;
+
+	rf_metrics_acc_reset(&c->acc);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = rf_metrics_acc_add(&c->acc, e[i]);
+	if (rc != 0 || (c->acc.n > 0 &&
+	    (v = calloc(c->acc.n, sizeof *v)) == NULL)) {
+		RF_LOG_ERR(NULL, NULL, "out of memory");
+		return -1;
+	}
+	if (c->acc.n == 0)
+		return 0;
+	for (size_t i = 0; i < c->acc.n; i++)
+		v[i] = &c->acc.v[i];
+	qsort(v, c->acc.n, sizeof *v, metric_cmp);
+	cols_open(k, 5);
+	for (size_t i = 0; i < c->acc.n; i++) {
+		k->rc |= arr_text(&k->b[0], v[i]->name);
+		k->rc |= arr_text(&k->b[1], v[i]->labels);
+		k->rc |= arr_num(&k->b[2], v[i]->count);
+		k->rc |= arr_num(&k->b[3], v[i]->sum);
+		for (int b = 0; b < RF_METRIC_BUCKETS; b++)
+			k->rc |= arr_num(&k->b[4], v[i]->b[b]);
+	}
+	free(v);
+	cols_close(k);
+	if (k->rc != 0) {
+		RF_LOG_ERR(NULL, NULL, "out of memory");
+		return -1;
+	}
+	return run0(c, PS_METRIC_ADD, 5, k->v, fn);
+}
+
 /* The rows of n requests inside the caller's transaction: their ids, then
- * one statement per table.  *refusable (may be NULL) says whether a
+ * one statement per table (metric totals included: a row the server
+ * refuses takes its series with it when the caller rolls it back).  *refusable (may be NULL) says whether a
  * failure was the rows' own (a data or constraint error). */
 static int
 write_rows(struct rf_store_conn *c, const struct rf_log_entry *const *e,
@@ -1112,7 +1264,8 @@ write_rows(struct rf_store_conn *c, const struct rf_log_entry *const *e,
 	    insert_requests(c, e, n, ids, &k, fn) == 0 &&
 	    insert_attempts(c, e, n, ids, &k, fn) == 0 &&
 	    write_rollup(c, PS_UPSERT_MINUTE, e, n, r, &k, fn) == 0 &&
-	    write_rollup(c, PS_UPSERT_HOUR, e, n, r, &k, fn) == 0)
+	    write_rollup(c, PS_UPSERT_HOUR, e, n, r, &k, fn) == 0 &&
+	    write_metrics(c, e, n, &k, fn) == 0)
 		rc = 0;
 	if (rc != 0 && refusable != NULL)
 		*refusable = c->last_refusable;
@@ -1551,11 +1704,13 @@ static int
 log_variant(const struct rf_log_query *q)
 {
 	int st = q->status == NULL ? 0 : strcmp(q->status, "success") == 0 ?
-	    1 : 2;
-	int ep = q->endpoint == NULL ? 0 : strcmp(q->endpoint, "chat") == 0 ?
-	    1 : 2;
+	    1 : strcmp(q->status, "error") == 0 ? 2 : 3;
+	int ep = 0;
 
-	return (st * 3 + ep) * 2 + (q->provider != NULL);
+	for (int i = 1; q->endpoint != NULL && i < LOG_ENDPOINTS; i++)
+		if (strcmp(q->endpoint, log_endpoint[i]) == 0)
+			ep = i;
+	return (st * LOG_ENDPOINTS + ep) * 2 + (q->provider != NULL);
 }
 
 static void
@@ -1679,7 +1834,7 @@ pg_logs(struct rf_store_conn *c, const struct rf_log_query *q,
 
 enum { UC_PERIOD, UC_PROVIDER, UC_REQUESTS, UC_SUCCESSES, UC_ERRORS,
 	UC_FALLBACKS, UC_LAT_SUM, UC_LAT_MAX, UC_PROMPT, UC_COMPLETION,
-	UC_HIST };
+	UC_CANCELLED, UC_HIST };
 
 static void
 usage_row_read(const PGresult *res, int r, struct rf_hist_row *row)
@@ -1694,6 +1849,7 @@ usage_row_read(const PGresult *res, int r, struct rf_hist_row *row)
 	row->latency_max = col_i64(res, r, UC_LAT_MAX, 0);
 	row->prompt_tokens = col_i64(res, r, UC_PROMPT, 0);
 	row->completion_tokens = col_i64(res, r, UC_COMPLETION, 0);
+	row->cancelled = col_i64(res, r, UC_CANCELLED, 0);
 	for (int j = 0; j < RF_HIST_BUCKETS; j++)
 		row->h[j] = col_i64(res, r, UC_HIST + j, 0);
 }
@@ -1733,8 +1889,8 @@ prune_step(struct rf_store_conn *c, enum pg_stmt i, int64_t cutoff,
 {
 	struct num a, b;
 	const char *v[2] = { num(&a, cutoff), num(&b, batch) };
-	PGresult *res = run(c, i, i == PS_PRUNE_RATE ? 0 : 2, v,
-	    "rf_store_prune");
+	PGresult *res = run(c, i, i == PS_PRUNE_RATE ? 0 :
+	    i == PS_PRUNE_GAUGES ? 1 : 2, v, "rf_store_prune");
 	int n;
 
 	if (res == NULL)
@@ -1764,6 +1920,9 @@ pg_prune(struct rf_store_conn *c, int64_t older_than_ms, int batch)
 	}
 	if (rc == 0 && prune_step(c, PS_PRUNE_RATE, 0, 0) < 0)
 		rc = -1;
+	/* Gone processes: their dropped rows into the total, rows away. */
+	if (rc == 0 && prune_step(c, PS_PRUNE_GAUGES, older_than_ms, 0) < 0)
+		rc = -1;
 	if (tx_end(c, rc, fn) != 0)
 		return -1;
 	return total;
@@ -1775,6 +1934,120 @@ static int
 pg_maintain(struct rf_store_conn *c)
 {
 	return run0(c, PS_PING, 0, NULL, "rf_store_maintain");
+}
+
+/* ---- metrics ---- */
+
+/* Every metric_totals row, in the exposition's order. */
+static int
+metric_rows(struct rf_store_conn *c, struct rf_metrics_snapshot *out,
+    const char *fn)
+{
+	PGresult *res = run(c, PS_METRIC_ROWS, 0, NULL, fn);
+	struct rf_metric_row *r;
+	int rc = 0;
+
+	if (res == NULL)
+		return -1;
+	for (int i = 0; i < PQntuples(res) && rc == 0; i++) {
+		if ((r = rf_store_metrics_row(out)) == NULL) {
+			RF_LOG_ERR(NULL, NULL, "out of memory");
+			rc = -1;
+			break;
+		}
+		snprintf(r->name, sizeof r->name, "%s", PQgetvalue(res, i, 0));
+		snprintf(r->labels, sizeof r->labels, "%s",
+		    PQgetvalue(res, i, 1));
+		r->count = col_i64(res, i, 2, 0);
+		r->sum = col_i64(res, i, 3, 0);
+		for (int k = 0; k < RF_METRIC_BUCKETS; k++)
+			r->b[k] = col_i64(res, i, k + 4, 0);
+	}
+	PQclear(res);
+	return rc;
+}
+
+/* The processes' gauges: live ones summed, dropped rows of all. */
+static int
+metric_gauges(struct rf_store_conn *c, int64_t live_since_ms,
+    struct rf_metrics_snapshot *out, const char *fn)
+{
+	struct num a;
+	const char *v[1] = { num(&a, live_since_ms) };
+	PGresult *res = run(c, PS_GAUGES_SUM, 1, v, fn);
+
+	if (res == NULL)
+		return -1;
+	out->live.open_streams = col_i64(res, 0, 0, 0);
+	out->live.queue_rows = col_i64(res, 0, 1, 0);
+	out->live_processes = col_i64(res, 0, 2, 0);
+	out->dropped_rows = col_i64(res, 0, 3, 0);
+	PQclear(res);
+	return 0;
+}
+
+/* The providers' cooldown and quota (entries already none / unknown). */
+static int
+metric_providers(struct rf_store_conn *c, const char *const *ids, size_t n,
+    struct rf_metrics_snapshot *out, const char *fn)
+{
+	struct rf_buf b = { 0 };
+	const char *v[1];
+	PGresult *res = NULL;
+
+	if (n > 0 && ids_array(&b, ids, n) == 0) {
+		v[0] = rf_buf_str(&b);
+		res = run(c, PS_REPORT_STATE, 1, v, fn);
+	}
+	rf_buf_free(&b);
+	if (n == 0)
+		return 0;
+	if (res == NULL)
+		return -1;
+	for (int r = 0; r < PQntuples(res); r++) {
+		int i = id_index(ids, n, PQgetvalue(res, r, 0));
+
+		if (i < 0)
+			continue;
+		out->providers[i].cooldown_until_ms = col_i64(res, r, 1, 0);
+		out->providers[i].quota_remaining_requests =
+		    (long)col_i64(res, r, 6, -1);
+		out->providers[i].quota_remaining_tokens =
+		    (long)col_i64(res, r, 7, -1);
+	}
+	PQclear(res);
+	return 0;
+}
+
+/* Everything /metrics shows, in one snapshot. */
+static int
+pg_metrics(struct rf_store_conn *c, const char *const *ids, size_t n,
+    int64_t live_since_ms, struct rf_metrics_snapshot *out)
+{
+	static const char fn[] = "rf_store_metrics";
+	int rc = -1;
+
+	if (tx_begin(c, PS_BEGIN_READ, fn) != 0)
+		return -1;
+	if (metric_rows(c, out, fn) == 0 &&
+	    metric_gauges(c, live_since_ms, out, fn) == 0 &&
+	    metric_providers(c, ids, n, out, fn) == 0)
+		rc = 0;
+	return tx_end(c, rc, fn);
+}
+
+/* One atomic upsert (committed asynchronously, like the hot path's
+ * writes: a lost heartbeat is replaced by the next). */
+static int
+pg_gauges_publish(struct rf_store_conn *c, const char *process,
+    const struct rf_process_gauges *g, int64_t now_ms)
+{
+	struct num a, b, d, e;
+	const char *v[5] = { process, num(&a, g->open_streams),
+	    num(&b, g->queue_rows), num(&d, g->dropped_rows),
+	    num(&e, now_ms) };
+
+	return run0(c, PS_GAUGE_PUBLISH, 5, v, "rf_store_gauges_publish");
 }
 
 const struct rf_store_ops rf_store_pg = {
@@ -1800,4 +2073,6 @@ const struct rf_store_ops rf_store_pg = {
 	.usage = pg_usage,
 	.prune = pg_prune,
 	.maintain = pg_maintain,
+	.metrics = pg_metrics,
+	.gauges_publish = pg_gauges_publish,
 };

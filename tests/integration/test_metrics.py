@@ -473,10 +473,11 @@ def test_counters_survive_a_restart():
 
 def test_counters_survive_a_retention_prune():
     before = counters_of(scrape()[1])
-    # Every request and rollup 60 days old: past the 30-day retention.
-    H.sql("UPDATE requests SET ts_ms = ts_ms - 60 * %d" % DAY_MS)
-    H.sql("UPDATE usage_minute SET minute_ms = minute_ms - 60 * %d" % DAY_MS)
-    H.sql("UPDATE usage_hour SET hour_ms = hour_ms - 60 * %d" % DAY_MS)
+    # Every request and rollup 60 days old: past the 30-day retention (the
+    # shift is one literal: PostgreSQL would compute 60 * DAY_MS in int4).
+    H.sql("UPDATE requests SET ts_ms = ts_ms - %d" % (60 * DAY_MS))
+    H.sql("UPDATE usage_minute SET minute_ms = minute_ms - %d" % (60 * DAY_MS))
+    H.sql("UPDATE usage_hour SET hour_ms = hour_ms - %d" % (60 * DAY_MS))
     H.restart(CONFIG)  # the janitor prunes at start
     assert harness.wait_until(lambda: H.count_requests() == 0, timeout=20), \
         "retention did not prune"

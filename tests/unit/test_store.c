@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "chain.h"
+#include "schema_pg.h"
 #include "schema_sqlite.h"
 #include "store.h"
 #include "upstream.h"
@@ -2135,18 +2136,69 @@ test_pg_open_creates_schema(void **state)
 	struct rf_store *again = open_ok(f); /* the version is current */
 
 	assert_int_equal(q_int(f, "SELECT max(version) FROM schema_version"),
-	    1);
+	    2);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM"
 	    " information_schema.tables WHERE table_schema ="
 	    " current_schema() AND table_name IN ('requests', 'attempts',"
 	    " 'provider_state', 'rate_limit', 'usage_minute', 'usage_hour',"
-	    " 'spool_progress')"), 7);
+	    " 'spool_progress', 'metric_totals', 'process_gauges')"), 9);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM"
 	    " information_schema.columns WHERE table_schema ="
 	    " current_schema() AND table_name = 'usage_hour'"
 	    " AND column_name ~ '^h[0-9]+$'"), 72);
 	assert_int_equal(rf_store_ping(s), 0);
 	rf_store_close(again);
+	rf_store_close(s);
+}
+
+/* A version-1 store (the PostgreSQL backend before metrics) is migrated
+ * in place: its rows stay, its rollups gain the cancelled column, and the
+ * hang-ups they counted in errors move over -- once: the file applied
+ * again by hand (psql -f) moves nothing more. */
+static void
+test_pg_version_1_store_moves_hangups(void **state)
+{
+	struct fixture *f = *state;
+	const char *v2 = strstr(rf_schema_pg, "-- Version 2");
+	struct rf_usage_report r;
+	struct rf_store *s;
+	char *v1;
+
+	assert_non_null(v2);
+	v1 = strndup(rf_schema_pg, (size_t)(v2 - rf_schema_pg));
+	assert_non_null(v1);
+	pg_sql(f->schema, v1);
+	free(v1);
+	/* Minute T0: one hang-up and one timeout of groq (both errors). */
+	pg_sql(f->schema,
+	    "INSERT INTO requests (request_id, ts_ms, endpoint, strategy,"
+	    " final_provider, fallback, degraded, demo, status, error_code,"
+	    " http_status, latency_ms, prompt_chars) VALUES"
+	    " ('h', 1767268800001, 'stream', 'auto', 'groq', 0, 0, 0, 'error',"
+	    " 'client_closed', 499, 5, 1),"
+	    " ('t', 1767268800002, 'chat', 'auto', 'groq', 0, 0, 0, 'error',"
+	    " 'provider_timeout', 504, 5, 1);"
+	    "INSERT INTO usage_minute (minute_ms, provider, requests, successes,"
+	    " errors, fallbacks, latency_sum, prompt_tokens, completion_tokens)"
+	    " VALUES (1767268800000, 'groq', 2, 0, 2, 0, 10, 0, 0);"
+	    "INSERT INTO usage_hour (hour_ms, provider, requests, successes,"
+	    " errors, fallbacks, latency_sum, prompt_tokens, completion_tokens)"
+	    " VALUES (1767268800000, 'groq', 2, 0, 2, 0, 10, 0, 0);");
+	assert_int_equal(q_int(f, "SELECT max(version) FROM schema_version"),
+	    1);
+	s = open_ok(f);
+	assert_int_equal(q_int(f, "SELECT max(version) FROM schema_version"),
+	    2);
+	pg_sql(f->schema, rf_schema_pg);
+	for (int hourly = 0; hourly < 2; hourly++) {
+		assert_int_equal(rf_store_usage(s, T0, T0 + HOUR, hourly ? HOUR :
+		    MINUTE, &r), 0);
+		assert_int_equal(r.totals.requests, 2);
+		assert_int_equal(r.totals.errors, 1);
+		assert_int_equal(r.totals.cancelled, 1);
+		rf_store_usage_free(&r);
+	}
+	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 2);
 	rf_store_close(s);
 }
 
@@ -2166,7 +2218,7 @@ test_pg_concurrent_migration(void **state)
 		assert_int_equal(q_int(f, "SELECT count(*) FROM requests"),
 		    WORKERS);
 		assert_int_equal(q_int(f, "SELECT count(*) FROM"
-		    " schema_version"), 1);
+		    " schema_version"), 2);
 	}
 }
 
@@ -2320,6 +2372,7 @@ main(void)
 	struct CMUnitTest pg_only[] = {
 		cmocka_unit_test_setup_teardown(test_pg_open_creates_schema, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_concurrent_migration, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pg_version_1_store_moves_hangups, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_budget_bounds_the_lock_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_reconnects, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_wrong_password_not_said, setup, teardown),
