@@ -132,7 +132,9 @@ node_default(void)
 	for (char *c = host; *c != '\0'; c++)
 		if (!rf_store_node_valid((char[2]){ *c, '\0' }))
 			*c = '_';
-	snprintf(node_name, sizeof node_name, "%s", host);
+	/* host is cut to RF_STORE_NODE_MAX above; the precision says so to
+	 * the compiler too (-O1 sees only host's 256 bytes). */
+	snprintf(node_name, sizeof node_name, "%.*s", RF_STORE_NODE_MAX, host);
 }
 
 int
