@@ -60,6 +60,7 @@ LIB_SRC += src/upstream.c        # the only libcurl user: calls, pool, headers
 LIB_SRC += src/chain.c           # fallback engine: tiers, retries, cooldowns
 LIB_SRC += src/hist.c            # latency histogram, percentiles, usage folding
 LIB_SRC += src/metrics.c         # metric families, a request's series, batches
+LIB_SRC += src/store_node.c      # this machine's name (RELAYFORGE_NODE)
 LIB_SRC += src/store.c           # the store's product API, pool, backend choice
 LIB_SRC += src/store_sqlite.c    # the SQLite backend: every SQL statement
 LIB_SRC += src/store_pg.c        # the PostgreSQL backend (libpq): several machines
@@ -202,7 +203,7 @@ check: deps node-deps
 FUZZ_TIME    ?= 15
 FUZZ_TARGETS := sse openai contract scrub tools
 FUZZ_SRC     := $(filter src/provider%.c src/util.c src/error.c src/config.c \
-                  src/catalog.c src/log.c src/scrub.c,$(LIB_SRC))
+                  src/catalog.c src/log.c src/scrub.c src/store_node.c,$(LIB_SRC))
 FUZZ_CFLAGS  := -g -O1 -fsanitize=fuzzer,address,undefined \
                 -fno-sanitize-recover=all -std=c11 -D_DEFAULT_SOURCE -Iinclude
 fuzz:
