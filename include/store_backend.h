@@ -76,12 +76,15 @@ struct rf_store_ops {
 	/* rf_store_log_spooled: in one transaction, unless the stored
 	 * progress of spool is through or more (then nothing), write the n
 	 * rows (as log_requests, metric totals included) and set the
-	 * progress to through.  A row the engine refuses as invalid is left
-	 * out alone (logged, counted in *refused, and not in the metric
-	 * totals); -1 (all rolled back) for any other failure. */
+	 * progress to through.  careful false: one plain batch, returning 1
+	 * (all rolled back) when the engine refuses a row as invalid;
+	 * careful true: each row under its own savepoint, a refused row left
+	 * out alone (logged, counted in *refused, not in the metric totals).
+	 * -1 (all rolled back) for any other failure.  store.c tries plain
+	 * first and careful only after a 1. */
 	int (*log_spooled)(struct rf_store_conn *c, const char *spool,
 	    int64_t from, int64_t through, const struct rf_log_entry *const *e,
-	    size_t n, long *refused);
+	    size_t n, bool careful, long *refused);
 	/* The stored progress of spool, 0 when none. */
 	int (*spool_progress)(struct rf_store_conn *c, const char *spool,
 	    int64_t *through);

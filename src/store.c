@@ -414,10 +414,21 @@ rf_store_log_spooled(struct rf_store *p, const char *spool, int64_t from,
     int64_t through, const struct rf_log_entry *const *e, size_t n,
     long *refused)
 {
+	struct rf_store_conn *c;
+	int rc;
+
 	*refused = 0;
 	if (spool == NULL || through < from || (n > 0 && e == NULL))
 		return -1;
-	WITH_CONN(p, log_spooled, spool, from, through, e, n, refused);
+	if (p == NULL || (c = acquire(p)) == NULL)
+		return -1;
+	/* Savepoints cost a statement per row: only when a row is refused. */
+	rc = p->ops->log_spooled(c, spool, from, through, e, n, false, refused);
+	if (rc == 1)
+		rc = p->ops->log_spooled(c, spool, from, through, e, n, true,
+		    refused);
+	release(p, c);
+	return rc;
 }
 
 int

@@ -1390,18 +1390,6 @@ end:
 }
 
 static int
-pg_log_spooled(struct rf_store_conn *c, const char *spool, int64_t from,
-    int64_t through, const struct rf_log_entry *const *e, size_t n,
-    long *refused)
-{
-	int rc = spooled_tx(c, spool, from, through, e, n, false, refused);
-
-	if (rc == 1)
-		rc = spooled_tx(c, spool, from, through, e, n, true, refused);
-	return rc;
-}
-
-static int
 pg_spool_progress(struct rf_store_conn *c, const char *spool,
     int64_t *through)
 {
@@ -2057,7 +2045,7 @@ const struct rf_store_ops rf_store_pg = {
 	.broken = pg_broken,
 	.reset = pg_reset,
 	.log_requests = pg_log_requests,
-	.log_spooled = pg_log_spooled,
+	.log_spooled = spooled_tx,
 	.spool_progress = pg_spool_progress,
 	.spool_forget = pg_spool_forget,
 	.writable = pg_writable,

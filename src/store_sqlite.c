@@ -1155,18 +1155,6 @@ end:
 }
 
 static int
-sq_log_spooled(struct rf_store_conn *s, const char *spool, int64_t from,
-    int64_t through, const struct rf_log_entry *const *e, size_t n,
-    long *refused)
-{
-	int rc = spooled_tx(s, spool, from, through, e, n, false, refused);
-
-	if (rc == 1)
-		rc = spooled_tx(s, spool, from, through, e, n, true, refused);
-	return rc;
-}
-
-static int
 sq_spool_progress(struct rf_store_conn *s, const char *spool,
     int64_t *through)
 {
@@ -1987,7 +1975,7 @@ const struct rf_store_ops rf_store_sqlite = {
 	.open = sq_open,
 	.close = sq_close,
 	.log_requests = sq_log_requests,
-	.log_spooled = sq_log_spooled,
+	.log_spooled = spooled_tx,
 	.spool_progress = sq_spool_progress,
 	.spool_forget = sq_spool_forget,
 	.writable = sq_writable,
