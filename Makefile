@@ -41,6 +41,7 @@ endif
 # tests link against.
 LIB_SRC :=
 LIB_SRC += src/util.c            # capped buffer, clocks, request ids, UTF-8
+LIB_SRC += src/loop.c            # epoll, timers, posts: the event loop
 LIB_SRC += src/error.c           # the error enum: wire code, HTTP status, text
 LIB_SRC += src/scrub.c           # upstream strings: secrets, identifiers, UTF-8
 LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted

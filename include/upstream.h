@@ -1,12 +1,12 @@
 /*
  * upstream: HTTP calls to providers.  The only module that speaks libcurl:
  * an adapter fills a plain struct rf_up_req (URL, body, header lines) and
- * this module sends it.  Each worker thread owns one struct rf_up: a multi
- * handle (which owns the connection pool) and one easy handle, reused
- * across requests with curl_easy_reset, so a warm thread makes no new
- * TCP/TLS handshake per request to any provider.  Deadlines are checked in
- * our own poll loop, so first-token and idle timeouts are exact.
- * Prefix: rf_up_.
+ * this module sends it.  Each event loop (loop.h) owns one struct rf_up: a
+ * multi handle driven by the loop (which owns the connection pool, so a
+ * warm loop makes no new TCP/TLS handshake per request to any provider)
+ * and a pool of easy handles.  A call is started with rf_up_start and
+ * reports its end through a callback on the loop's thread; deadlines
+ * beyond curl's own timeouts are the caller's timers.  Prefix: rf_up_.
  */
 #ifndef RF_UPSTREAM_H
 #define RF_UPSTREAM_H
@@ -75,8 +75,12 @@ struct rf_up_reply {
 
 /* Streaming: called with body bytes of a 2xx answer.  Non-zero aborts. */
 typedef int (*rf_up_data_fn)(void *ud, const char *p, size_t n);
-/* Called at least every 50 ms while waiting.  Non-zero aborts. */
+/* rf_up_perform only: called at least every 50 ms while waiting.
+ * Non-zero aborts. */
 typedef int (*rf_up_tick_fn)(void *ud);
+/* A started call has ended (reply filled).  Runs on the loop's thread,
+ * never inside another curl callback; it may start the next call. */
+typedef void (*rf_up_done_fn)(void *ud);
 
 struct rf_up_call {
 	int pid;                 /* the provider (checked; for diagnostics) */
@@ -93,12 +97,31 @@ struct rf_up_call {
 int rf_up_global_init(void);
 void rf_up_global_cleanup(void);
 
-/* A thread's handle set, or NULL (memory).  rf_up_free(NULL) is a no-op. */
+struct rf_loop;
+struct rf_up_xfer;
+
+/* The handle set of a loop, or NULL (memory).  rf_up_new makes a loop of
+ * its own (freed with the handle; for one call at a time: plain CGI, the
+ * tests).  rf_up_free(NULL) is a no-op; no call may be in flight. */
+struct rf_up *rf_up_new_on(struct rf_loop *loop);
 struct rf_up *rf_up_new(void);
 void rf_up_free(struct rf_up *up);
+/* The loop that drives up's transfers. */
+struct rf_loop *rf_up_loop(const struct rf_up *up);
+/* Calls in flight. */
+int rf_up_active(const struct rf_up *up);
 void rf_up_reply_init(struct rf_up_reply *r);
 void rf_up_reply_free(struct rf_up_reply *r);
-/* Run one call to completion.  Always fills reply->end; returns 0. */
+/* Start a call (call is copied; call->req and reply stay the caller's
+ * until done runs).  NULL when it could not start: reply->end is then
+ * RF_UP_ERROR and done will not run.  on_tick is not used. */
+struct rf_up_xfer *rf_up_start(struct rf_up *up, const struct rf_up_call *call,
+    struct rf_up_reply *reply, rf_up_done_fn done, void *ud);
+/* Stop a call in flight at once: reply filled with end RF_UP_ABORTED;
+ * done does not run.  Not from inside a curl callback (on_data). */
+void rf_up_cancel(struct rf_up_xfer *x);
+/* Run one call to completion on up's loop.  Always fills reply->end;
+ * returns 0. */
 int rf_up_perform(struct rf_up *up, const struct rf_up_call *call,
     struct rf_up_reply *reply);
 /* Connections opened by this handle set so far (for the bench). */

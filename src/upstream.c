@@ -4,33 +4,55 @@
  * reads back the status, the body (buffered or streamed to a callback) and
  * the rate-limit headers.
  *
- * One libcurl multi handle and one easy handle per worker thread, reused
- * across requests.  curl_easy_reset() clears options, but the connection
- * pool (and DNS cache) belongs to the multi handle, so the keep-alive
- * connections to every provider (and their TLS sessions) survive from one
- * request to the next with a single easy handle.  We drive the transfer
- * ourselves with curl_multi_poll() in short slices so the caller's tick
- * can enforce first-token and idle deadlines to the millisecond and notice
- * a client that went away.
+ * One libcurl multi handle per event loop (struct rf_up), driven through
+ * its socket interface: curl tells us which sockets to watch and when its
+ * next timeout is (sock_cb, timer_cb), the loop (loop.h) reports what
+ * happened, curl_multi_socket_action does the work, and every finished
+ * transfer calls its owner back (check_done).  Waiting on an upstream
+ * therefore costs a socket and a few kilobytes of curl state, not a
+ * thread.  The connection pool (and DNS cache) belongs to the multi
+ * handle, so keep-alive connections to every provider (and their TLS
+ * sessions) serve every request of the loop; easy handles are pooled and
+ * reused with curl_easy_reset.  rf_up_perform runs one call to completion
+ * on the handle's own loop, for plain CGI and the tests.
  */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
 
 #include <curl/curl.h>
 
+#include "loop.h"
 #include "provider.h"
 #include "upstream.h"
 
 #define RF_UP_SLICE_MS 20
 #define RF_UP_QUOTA_MAX 8
+/* Idle easy handles kept per loop for reuse. */
+#define POOL_MAX 64
+/* The download buffer of a transfer: SSE events and chat bodies come in
+ * small reads, and thousands of open streams each hold one. */
+#define XFER_BUFFER 8192
 
 struct rf_up {
+	struct rf_loop *loop;
+	bool own_loop;
 	CURLM *multi;
-	CURL *easy;
+	struct rf_timer timer;     /* curl's next timeout */
+	CURL *pool[POOL_MAX];
+	int npool;
 	long connects;
+	int active;
+	struct rf_up_xfer *xfers;  /* in flight */
+};
+
+/* One socket curl asked us to watch. */
+struct sockw {
+	struct rf_watch w;
+	struct rf_up *up;
 };
 
 /* One rate-limit window seen in headers ("requests", "tokens-minute", ...). */
@@ -40,17 +62,23 @@ struct quota_pair {
 	int64_t reset_ms; /* duration, -1 unknown */
 };
 
-/* Per-transfer state shared by the callbacks. */
-struct xfer {
-	const struct rf_up_call *call;
+/* One transfer in flight. */
+struct rf_up_xfer {
+	struct rf_up *up;
+	struct rf_up_xfer *next, **pprev; /* up->xfers */
+	struct rf_up_call call;
 	struct rf_up_reply *reply;
+	rf_up_done_fn done;
+	void *done_ud;
 	CURL *easy;
+	struct curl_slist *hdrs;
 	bool aborted;  /* a callback asked to stop */
 	bool too_big;
 	CURLMcode merr; /* the multi handle failed: the transfer is over */
 	struct quota_pair q[RF_UP_QUOTA_MAX];
 	int nq;
 };
+#define xfer rf_up_xfer
 
 int
 rf_up_global_init(void)
@@ -88,21 +116,126 @@ rf_up_req_free(struct rf_up_req *rq)
 	rf_buf_free(&rq->body);
 }
 
+static void check_done(struct rf_up *up);
+static void fail_all(struct rf_up *up, CURLMcode rc);
+
+/* curl_multi_socket_action, and what its failure means: the multi
+ * handle cannot go on with any transfer, so each ends now (RF_UP_ERROR
+ * with curl's error name) instead of waiting forever. */
+static void
+act(struct rf_up *up, curl_socket_t s, int mask)
+{
+	int running;
+	CURLMcode rc = curl_multi_socket_action(up->multi, s, mask, &running);
+
+	if (rc != CURLM_OK)
+		fail_all(up, rc);
+	else
+		check_done(up);
+}
+
+static void
+on_socket_event(struct rf_watch *w, uint32_t ev)
+{
+	struct sockw *sw = (struct sockw *)w;
+	struct rf_up *up = sw->up;
+	int mask = 0;
+
+	if (ev & (EPOLLIN | EPOLLHUP | EPOLLRDHUP))
+		mask |= CURL_CSELECT_IN;
+	if (ev & EPOLLOUT)
+		mask |= CURL_CSELECT_OUT;
+	if (ev & EPOLLERR)
+		mask |= CURL_CSELECT_ERR;
+	act(up, w->fd, mask);
+}
+
+/* curl: watch s for what (or stop watching it). */
+static int
+sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct rf_up *up = userp;
+	struct sockw *sw = socketp;
+	uint32_t ev = 0;
+
+	(void)e;
+	if (what == CURL_POLL_REMOVE) {
+		if (sw != NULL) {
+			rf_loop_watch(up->loop, &sw->w, 0);
+			free(sw);
+			curl_multi_assign(up->multi, s, NULL);
+		}
+		return 0;
+	}
+	if (sw == NULL) {
+		if ((sw = calloc(1, sizeof(*sw))) == NULL)
+			return -1;
+		sw->w.fd = s;
+		sw->w.cb = on_socket_event;
+		sw->up = up;
+		curl_multi_assign(up->multi, s, sw);
+	}
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		ev |= EPOLLIN;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		ev |= EPOLLOUT;
+	return rf_loop_watch(up->loop, &sw->w, ev) == 0 ? 0 : -1;
+}
+
+static void
+on_timer(struct rf_timer *t)
+{
+	struct rf_up *up = (struct rf_up *)((char *)t -
+	    offsetof(struct rf_up, timer));
+
+	act(up, CURL_SOCKET_TIMEOUT, 0);
+}
+
+/* curl: call us back in ms (-1: never). */
+static int
+timer_cb(CURLM *m, long ms, void *userp)
+{
+	struct rf_up *up = userp;
+
+	(void)m;
+	if (ms < 0)
+		rf_loop_timer_stop(up->loop, &up->timer);
+	else
+		rf_loop_timer_at(up->loop, &up->timer, rf_mono_ms() + ms);
+	return 0;
+}
+
 struct rf_up *
-rf_up_new(void)
+rf_up_new_on(struct rf_loop *loop)
 {
 	struct rf_up *up = calloc(1, sizeof(*up));
 
 	if (up == NULL)
 		return NULL;
+	up->loop = loop;
+	if (loop == NULL) {
+		up->loop = rf_loop_new();
+		up->own_loop = true;
+	}
 	up->multi = curl_multi_init();
-	if (up->multi == NULL) {
-		free(up);
+	if (up->multi == NULL || up->loop == NULL) {
+		rf_up_free(up);
 		return NULL;
 	}
-	/* Keep a few idle connections per host: one per provider is enough. */
-	curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 32L);
+	up->timer.cb = on_timer;
+	curl_multi_setopt(up->multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+	curl_multi_setopt(up->multi, CURLMOPT_SOCKETDATA, up);
+	curl_multi_setopt(up->multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+	curl_multi_setopt(up->multi, CURLMOPT_TIMERDATA, up);
+	/* Keep idle connections for every provider the loop talks to. */
+	curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS, 64L);
 	return up;
+}
+
+struct rf_up *
+rf_up_new(void)
+{
+	return rf_up_new_on(NULL);
 }
 
 void
@@ -110,10 +243,28 @@ rf_up_free(struct rf_up *up)
 {
 	if (up == NULL)
 		return;
-	if (up->easy != NULL)
-		curl_easy_cleanup(up->easy);
-	curl_multi_cleanup(up->multi);
+	while (up->npool > 0)
+		curl_easy_cleanup(up->pool[--up->npool]);
+	if (up->multi != NULL)
+		curl_multi_cleanup(up->multi); /* closes its sockets: sock_cb */
+	if (up->loop != NULL) {
+		rf_loop_timer_stop(up->loop, &up->timer);
+		if (up->own_loop)
+			rf_loop_free(up->loop);
+	}
 	free(up);
+}
+
+struct rf_loop *
+rf_up_loop(const struct rf_up *up)
+{
+	return up->loop;
+}
+
+int
+rf_up_active(const struct rf_up *up)
+{
+	return up->active;
 }
 
 long
@@ -267,8 +418,8 @@ on_body(char *buf, size_t size, size_t n, void *ud)
 	long status = 0;
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
-	if (x->call->on_data != NULL && status >= 200 && status < 300) {
-		if (x->call->on_data(x->call->ud, buf, len) != 0) {
+	if (x->call.on_data != NULL && status >= 200 && status < 300) {
+		if (x->call.on_data(x->call.ud, buf, len) != 0) {
 			x->aborted = true;
 			return 0;
 		}
@@ -382,37 +533,6 @@ map_end(CURLcode rc, const struct xfer *x, long status)
 	}
 }
 
-/* Drive the transfer in short slices; returns the curl result.  A failure
- * of the multi handle itself (perform or poll) ends the transfer with
- * x->merr set: looping on would spin, and stopping silently would pass
- * for a completed transfer without a status. */
-static CURLcode
-drive(struct rf_up *up, CURL *e, const struct rf_up_call *c, struct xfer *x)
-{
-	int running = 1, left;
-	CURLcode rc = CURLE_OK;
-	CURLMsg *m;
-
-	while (running) {
-		if ((x->merr = curl_multi_perform(up->multi, &running)) !=
-		    CURLM_OK || !running)
-			break;
-		if ((x->merr = curl_multi_poll(up->multi, NULL, 0,
-		    RF_UP_SLICE_MS, NULL)) != CURLM_OK)
-			break;
-		if (c->on_tick != NULL && c->on_tick(c->ud) != 0) {
-			x->aborted = true;
-			return CURLE_ABORTED_BY_CALLBACK;
-		}
-	}
-	if (x->merr != CURLM_OK)
-		return CURLE_OK; /* map_end reports merr */
-	while ((m = curl_multi_info_read(up->multi, &left)) != NULL)
-		if (m->msg == CURLMSG_DONE && m->easy_handle == e)
-			rc = m->data.result;
-	return rc;
-}
-
 /* A call that could not start: reply->end RF_UP_ERROR with why. */
 static void
 not_started(struct rf_up_reply *r, const char *why)
@@ -421,46 +541,151 @@ not_started(struct rf_up_reply *r, const char *why)
 	snprintf(r->curl_err, sizeof(r->curl_err), "%s", why);
 }
 
+/* The transfer is over (rc: curl's result): fill the reply, give the easy
+ * handle back to the pool, free x.  The caller then reports to the owner
+ * (or not, for a cancel). */
+static void
+end_xfer(struct xfer *x, CURLcode rc)
+{
+	struct rf_up *up = x->up;
+	struct rf_up_reply *r = x->reply;
+	long n = 0;
+
+	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(x->easy, CURLINFO_NUM_CONNECTS, &n);
+	curl_multi_remove_handle(up->multi, x->easy);
+	up->connects += n;
+	up->active--;
+	if ((*x->pprev = x->next) != NULL)
+		x->next->pprev = x->pprev;
+	r->end = map_end(rc, x, r->status);
+	/* curl's own error names are fixed strings: safe to pass on. */
+	snprintf(r->curl_err, sizeof(r->curl_err), "%s", x->merr != CURLM_OK ?
+	    curl_multi_strerror(x->merr) : curl_easy_strerror(rc));
+	fold_quota(x);
+	if (up->npool < POOL_MAX)
+		up->pool[up->npool++] = x->easy;
+	else
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->hdrs);
+	free(x);
+}
+
+/* Report every finished transfer to its owner.  A done callback may
+ * start new transfers (the next try) on this handle. */
+static void
+check_done(struct rf_up *up)
+{
+	CURLMsg *m;
+	int left;
+
+	while ((m = curl_multi_info_read(up->multi, &left)) != NULL) {
+		struct xfer *x = NULL;
+		rf_up_done_fn done;
+		void *ud;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+		if (x == NULL)
+			continue;
+		done = x->done;
+		ud = x->done_ud;
+		end_xfer(x, m->data.result);
+		done(ud);
+	}
+}
+
+static void
+fail_all(struct rf_up *up, CURLMcode rc)
+{
+	while (up->xfers != NULL) {
+		struct xfer *x = up->xfers;
+		rf_up_done_fn done = x->done;
+		void *ud = x->done_ud;
+
+		x->merr = rc;
+		end_xfer(x, CURLE_OK);
+		done(ud);
+	}
+}
+
+struct rf_up_xfer *
+rf_up_start(struct rf_up *up, const struct rf_up_call *c,
+    struct rf_up_reply *r, rf_up_done_fn done, void *ud)
+{
+	struct xfer *x;
+
+	if (c->pid < 0 || c->pid >= rf_nproviders || c->req == NULL) {
+		not_started(r, "bad provider");
+		return NULL;
+	}
+	if (up == NULL || (x = calloc(1, sizeof(*x))) == NULL) {
+		not_started(r, up == NULL ? "no upstream handle" :
+		    "out of memory");
+		return NULL;
+	}
+	*x = (struct xfer){ .up = up, .call = *c, .reply = r, .done = done,
+		.done_ud = ud };
+	x->easy = up->npool > 0 ? up->pool[--up->npool] : curl_easy_init();
+	if (x->easy == NULL || header_list(c->req, &x->hdrs) != 0) {
+		not_started(r, "out of memory");
+		goto fail;
+	}
+	setup(x->easy, c, x->hdrs, x);
+	curl_easy_setopt(x->easy, CURLOPT_PRIVATE, (char *)x);
+	curl_easy_setopt(x->easy, CURLOPT_BUFFERSIZE, (long)XFER_BUFFER);
+	if ((x->merr = curl_multi_add_handle(up->multi, x->easy)) != CURLM_OK) {
+		not_started(r, curl_multi_strerror(x->merr));
+		goto fail;
+	}
+	up->active++;
+	if ((x->next = up->xfers) != NULL)
+		x->next->pprev = &x->next;
+	up->xfers = x;
+	x->pprev = &up->xfers;
+	return x;
+fail:
+	if (x->easy != NULL)
+		curl_easy_cleanup(x->easy);
+	curl_slist_free_all(x->hdrs);
+	free(x);
+	return NULL;
+}
+
+void
+rf_up_cancel(struct rf_up_xfer *x)
+{
+	if (x == NULL)
+		return;
+	x->aborted = true;
+	end_xfer(x, CURLE_ABORTED_BY_CALLBACK);
+}
+
+static void
+set_flag(void *ud)
+{
+	*(bool *)ud = true;
+}
+
 int
 rf_up_perform(struct rf_up *up, const struct rf_up_call *c,
     struct rf_up_reply *r)
 {
-	struct xfer x = { .call = c, .reply = r };
-	struct curl_slist *hdrs = NULL;
-	CURLcode rc;
-	long n = 0;
+	struct xfer *x;
+	bool done = false;
 
-	if (c->pid < 0 || c->pid >= rf_nproviders || c->req == NULL) {
-		not_started(r, "bad provider");
-		goto out;
+	if ((x = rf_up_start(up, c, r, set_flag, &done)) == NULL)
+		return 0;
+	while (!done) {
+		if (rf_loop_run_once(up->loop, RF_UP_SLICE_MS) < 0) {
+			fail_all(up, CURLM_INTERNAL_ERROR);
+			break;
+		}
+		if (!done && c->on_tick != NULL && c->on_tick(c->ud) != 0) {
+			rf_up_cancel(x);
+			break;
+		}
 	}
-	if (up == NULL) {
-		not_started(r, "no upstream handle");
-		goto out;
-	}
-	if (up->easy == NULL)
-		up->easy = curl_easy_init();
-	if (up->easy == NULL || header_list(c->req, &hdrs) != 0) {
-		not_started(r, "out of memory");
-		goto out;
-	}
-	x.easy = up->easy;
-	setup(x.easy, c, hdrs, &x);
-	if ((x.merr = curl_multi_add_handle(up->multi, x.easy)) != CURLM_OK) {
-		not_started(r, curl_multi_strerror(x.merr));
-		goto out;
-	}
-	rc = drive(up, x.easy, c, &x);
-	curl_easy_getinfo(x.easy, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_easy_getinfo(x.easy, CURLINFO_NUM_CONNECTS, &n);
-	curl_multi_remove_handle(up->multi, x.easy);
-	up->connects += n;
-	r->end = map_end(rc, &x, r->status);
-	/* curl's own error names are fixed strings: safe to pass on. */
-	snprintf(r->curl_err, sizeof(r->curl_err), "%s", x.merr != CURLM_OK ?
-	    curl_multi_strerror(x.merr) : curl_easy_strerror(rc));
-	fold_quota(&x);
-out:
-	curl_slist_free_all(hdrs);
 	return 0;
 }

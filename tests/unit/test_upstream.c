@@ -7,8 +7,9 @@
  * the total timeout.  Also: a refused connection, connection reuse across
  * calls, the header strings arriving as given, and the Retry-After parser.
  * The test includes upstream.c itself so that the multi handle's calls
- * can be made to fail (perform, poll): the call must end as RF_UP_ERROR
- * with curl's own error name, and the handle set must stay usable.
+ * can be made to fail (curl_multi_socket_action): the call must end as
+ * RF_UP_ERROR with curl's own error name, and the handle set must stay
+ * usable.
  */
 #define _GNU_SOURCE /* strcasestr */
 #include <stdarg.h>
@@ -31,32 +32,21 @@
 
 #include "provider.h"
 
-/* Fault injection: upstream.c's multi calls go through these; the n-th
- * call (1-based, counted per test) fails, 0 = never. */
-static int fail_perform_at, fail_poll_at, perform_calls, poll_calls;
-static CURLMcode fake_perform(CURLM *m, int *running);
-static CURLMcode fake_poll(CURLM *m, struct curl_waitfd *fds, unsigned int n,
-    int ms, int *ret);
-#define curl_multi_perform fake_perform
-#define curl_multi_poll fake_poll
+/* Fault injection: upstream.c's socket_action calls go through this; the
+ * n-th call (1-based, counted per test) fails with fail_rc, 0 = never. */
+static int fail_action_at, action_calls;
+static CURLMcode fail_rc;
+static CURLMcode fake_action(CURLM *m, curl_socket_t s, int mask, int *running);
+#define curl_multi_socket_action fake_action
 #include "../../src/upstream.c"
-#undef curl_multi_perform
-#undef curl_multi_poll
+#undef curl_multi_socket_action
 
 static CURLMcode
-fake_perform(CURLM *m, int *running)
+fake_action(CURLM *m, curl_socket_t s, int mask, int *running)
 {
-	if (fail_perform_at > 0 && ++perform_calls >= fail_perform_at)
-		return CURLM_OUT_OF_MEMORY;
-	return curl_multi_perform(m, running);
-}
-
-static CURLMcode
-fake_poll(CURLM *m, struct curl_waitfd *fds, unsigned int n, int ms, int *ret)
-{
-	if (fail_poll_at > 0 && ++poll_calls >= fail_poll_at)
-		return CURLM_INTERNAL_ERROR;
-	return curl_multi_poll(m, fds, n, ms, ret);
+	if (fail_action_at > 0 && ++action_calls >= fail_action_at)
+		return fail_rc;
+	return curl_multi_socket_action(m, s, mask, running);
 }
 
 #define HEAD_MAX 16384
@@ -558,20 +548,22 @@ test_multi_failures(void **state)
 	struct rf_up_reply r;
 
 	(void)state;
-	/* perform fails on its third call, inside a stalled body */
-	perform_calls = 0;
-	fail_perform_at = 3;
+	/* the multi handle fails on its third action, inside a stalled body */
+	action_calls = 0;
+	fail_rc = CURLM_OUT_OF_MEMORY;
+	fail_action_at = 3;
 	perform(up, "/slow", 10000, NULL, &r);
-	fail_perform_at = 0;
+	fail_action_at = 0;
 	assert_int_equal(r.end, RF_UP_ERROR);
 	assert_string_equal(r.curl_err, curl_multi_strerror(CURLM_OUT_OF_MEMORY));
 	rf_up_reply_free(&r);
 
-	/* poll fails while a stream is read */
-	poll_calls = 0;
-	fail_poll_at = 2;
+	/* it fails while a stream is read */
+	action_calls = 0;
+	fail_rc = CURLM_INTERNAL_ERROR;
+	fail_action_at = 2;
 	perform(up, "/stream", 5000, &g, &r);
-	fail_poll_at = 0;
+	fail_action_at = 0;
 	assert_int_equal(r.end, RF_UP_ERROR);
 	assert_string_equal(r.curl_err, curl_multi_strerror(CURLM_INTERNAL_ERROR));
 	rf_up_reply_free(&r);
