@@ -82,8 +82,29 @@ void rf_chain_entry(const struct rf_chat_req *req,
     const struct rf_chain_result *r, const char *endpoint, int status,
     struct rf_log_entry *e);
 void rf_chain_result_free(struct rf_chain_result *r);
-/* Run the request through the chain.  sink NULL = chat (non-streaming).
- * Fills r (request_id and started_* must be set by the caller). */
+
+/* A request on its way through the chain (opaque). */
+struct rf_chain_run;
+typedef void (*rf_chain_done_fn)(void *ud);
+
+/* Start the request through the chain on w's loop (w->loop set; w->up
+ * drives network tiers, NULL passes them over).  sink NULL = chat
+ * (non-streaming).  Fills r (request_id and started_* must be set by the
+ * caller) and calls done(ud) on the loop's thread when r is final --
+ * perhaps before returning, so the caller must not touch what done frees
+ * after the call.  *handle (may be NULL) is the run while it goes on,
+ * reset to NULL before done runs.  req, sink and r stay the caller's
+ * until done. */
+void rf_chain_start(struct rf_worker *w, const struct rf_chat_req *req,
+    const struct rf_stream_sink *sink, struct rf_chain_result *r,
+    struct rf_chain_run **handle, rf_chain_done_fn done, void *ud);
+/* The client has gone: stop what the run waits for now (its upstream
+ * transfer is closed at once) and finish it as client_closed.  done runs
+ * before this returns.  NULL-safe; on the loop's thread, never from
+ * inside a sink callback. */
+void rf_chain_abort(struct rf_chain_run *run);
+/* rf_chain_start run to its end on the caller's thread: on w->loop, or
+ * w->up's, or a loop made for the call. */
 void rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
     const struct rf_stream_sink *sink, struct rf_chain_result *r);
 

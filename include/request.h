@@ -52,12 +52,16 @@ struct rf_request {
 	bool head_sent;
 };
 
-/* What a worker thread uses: the process's store (a shared connection pool)
- * and its own curl handles.  main.c owns all three. */
+struct rf_loop;
+
+/* What a thread uses: the process's store (a shared connection pool) and,
+ * on a thread that runs an event loop, that loop and its curl handles.
+ * main.c and relay.c own them. */
 struct rf_worker {
 	const struct rf_config *cfg;
 	struct rf_store *store; /* NULL when the store cannot be opened */
-	struct rf_up *up;
+	struct rf_up *up;       /* NULL: network tiers are passed over */
+	struct rf_loop *loop;   /* NULL: a call makes one for itself */
 };
 
 /* A validated chat or stream request (filled by rf_contract_parse). */

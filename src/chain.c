@@ -1,10 +1,16 @@
 /*
  * chain: the fallback engine of docs/api.md.
  *
- * rf_chain_run() walks the order (the chain for "auto", or the chosen
- * provider first).  Each tier is skipped (unconfigured, cooling down, or
- * a request its wire cannot express: "unsupported") or run by
- * try_tier(), the one tier loop chat and stream share:
+ * rf_chain_start() walks the order (the chain for "auto", or the chosen
+ * provider first) as a state object driven by an event loop (loop.h):
+ * each step runs until it must wait -- for an upstream transfer, the
+ * pause before a retry, the pace of an in-process stream -- and the
+ * callback of what it waited for takes the next step, so a waiting
+ * request holds no thread.  rf_chain_run() is the same walk run to its
+ * end on the caller's thread (plain CGI, tests).  Each tier is skipped
+ * (unconfigured, cooling down, or a request its wire cannot express:
+ * "unsupported") or run by the one tier loop chat and stream share
+ * (tier_begin -> try_begin -> try_end):
  *
  *   try:     the request's transport (buffered for chat, streamed for a
  *            stream) makes one call -- over the network through the
@@ -38,6 +44,7 @@
 
 #include "chain.h"
 #include "log.h"
+#include "loop.h"
 #include "pstate.h"
 #include "scrub.h"
 #include "sse.h"
@@ -46,25 +53,16 @@
 
 #define TEN_MINUTES_MS (10 * 60 * 1000)
 
-/* The whole request, across tiers. */
-struct run {
-	struct rf_worker *w;
-	const struct rf_chat_req *req;
-	const struct rf_stream_sink *sink;   /* NULL for chat */
-	const struct transport *transport;
-	struct rf_chain_result *r;
-	int order[RF_MAX_PROVIDERS];
-	int norder;
-	struct rf_prompt prompt;
-	struct rf_up_req rq;     /* the tier's upstream request, built once */
-	int build_rc;            /* what building rq returned */
-	int unsupported;         /* tiers skipped as unsupported */
-	struct rf_provider_state st[RF_MAX_PROVIDERS]; /* state at arrival */
-	int pending_from;        /* stream: a failed tier to announce, -1 none */
-	enum rf_err pending_code;
-	bool pending_restart;    /* the announcement is a restart */
-	bool any_committed;      /* some provider streamed text */
-	bool client_gone;
+/* How often a waiting stream looks at its deadlines and keep-alives when
+ * no deadline comes sooner. */
+#define TICK_MS 1000
+
+/* What the run is waiting for. */
+enum phase {
+	PH_IDLE,   /* nothing: it is being advanced right now */
+	PH_XFER,   /* an upstream transfer (xfer) */
+	PH_PAUSE,  /* the pause before a retry (timer) */
+	PH_LOCAL   /* the pace of an in-process stream (timer) */
 };
 
 /* One try of one provider.  A transport fills rep (status, headers, how
@@ -90,13 +88,63 @@ struct attempt {
 	int64_t last_data; /* monotonic time of the last upstream byte */
 };
 
+/* The whole request, across tiers: a state object the loop drives.  Each
+ * step runs until it must wait (a transfer, a pause, the pace of a local
+ * stream), then returns; the callback of what it waited for takes the
+ * next step.  Only one try is in flight at a time. */
+struct run {
+	struct rf_worker w0;     /* the caller's worker, loop filled in */
+	struct rf_worker *w;
+	const struct rf_chat_req *req;
+	const struct rf_stream_sink *sink;   /* NULL for chat */
+	const struct transport *transport;
+	struct rf_chain_result *r;
+	int order[RF_MAX_PROVIDERS];
+	int norder;
+	struct rf_prompt prompt;
+	struct rf_up_req rq;     /* the tier's upstream request, built once */
+	int build_rc;            /* what building rq returned */
+	int unsupported;         /* tiers skipped as unsupported */
+	struct rf_provider_state st[RF_MAX_PROVIDERS]; /* state at arrival */
+	int pending_from;        /* stream: a failed tier to announce, -1 none */
+	enum rf_err pending_code;
+	bool pending_restart;    /* the announcement is a restart */
+	bool any_committed;      /* some provider streamed text */
+	bool client_gone;
+
+	/* Where the walk is. */
+	int tier;                /* index in order of the tier being tried */
+	int last;                /* the last provider called, -1 none */
+	int64_t soonest;         /* the soonest end of a skipped cooldown */
+	enum rf_step last_step;  /* the last tier's step */
+	struct rf_retry_budget budget;
+	int retry;
+	struct attempt a;        /* the try in flight */
+	enum phase phase;
+	struct rf_up_xfer *xfer; /* PH_XFER over the network */
+	struct rf_timer timer;   /* pause, pace, deadlines and keep-alives */
+	/* An in-process stream between two tokens. */
+	struct rf_result local;
+	size_t lpos;
+	bool lwaited;            /* the pause before the token at lpos is over */
+
+	struct rf_chain_run **handle; /* the caller's; NULL once done */
+	rf_chain_done_fn done;
+	void *done_ud;
+};
+
 /* How a request's answer travels: the only difference between chat and
- * stream.  Each fills the attempt for a provider reached over the network
- * (its wire ops) or answered in-process (ops->answer). */
+ * stream.  remote and local start a try for a provider reached over the
+ * network (its wire ops) or answered in-process (ops->answer); the try
+ * ends in try_end, perhaps before they return.  end reads a finished
+ * network try (the reply into the attempt). */
 struct transport {
 	void (*remote)(struct attempt *a);
 	void (*local)(struct attempt *a);
+	void (*end)(struct attempt *a);
 };
+
+static void try_end(struct run *run);
 
 void
 rf_chain_result_init(struct rf_chain_result *r)
@@ -387,20 +435,18 @@ apply(struct run *run, struct attempt *a, const struct rf_try_outcome *o,
 	}
 }
 
-/* Sleep a uniform time in [min, max] ms (the jitter of a retry). */
-static void
+/* A uniform time in [min, max] ms (the jitter of a retry). */
+static long
 pause_between(long min, long max)
 {
 	char id[33];
 	unsigned long j;
 
-	if (max <= min) {
-		rf_sleep_ms(min);
-		return;
-	}
+	if (max <= min)
+		return min;
 	rf_request_id(id);
 	j = strtoul(id + 24, NULL, 16);
-	rf_sleep_ms(min + (long)(j % (unsigned long)(max - min + 1)));
+	return min + (long)(j % (unsigned long)(max - min + 1));
 }
 
 /* ---- the run's bookkeeping ------------------------------------------- */
@@ -584,20 +630,44 @@ built(struct attempt *a)
 	return -1;
 }
 
+/* A network try's transfer ended (or was never started). */
+static void
+on_xfer_done(void *ud)
+{
+	struct run *run = ud;
+
+	run->xfer = NULL;
+	rf_loop_timer_stop(run->w->loop, &run->timer);
+	try_end(run);
+}
+
+/* Start the call; a call that cannot start ends the try at once (its
+ * reply says why). */
+static void
+start_call(struct attempt *a, const struct rf_up_call *call)
+{
+	struct run *run = a->run;
+
+	run->phase = PH_XFER;
+	run->xfer = rf_up_start(run->w->up, call, &a->rep, on_xfer_done, run);
+	if (run->xfer == NULL)
+		on_xfer_done(run);
+}
+
 static void
 buffered_remote(struct attempt *a)
 {
 	const struct rf_config *cfg = a->run->w->cfg;
+	struct rf_up_call call = {
+		.pid = a->pid, .req = &a->run->rq,
+		.connect_ms = cfg->connect_timeout_ms,
+		.timeout_ms = cfg->timeout_ms,
+	};
 
-	if (built(a) == 0) {
-		struct rf_up_call call = {
-			.pid = a->pid, .req = &a->run->rq,
-			.connect_ms = cfg->connect_timeout_ms,
-			.timeout_ms = cfg->timeout_ms,
-		};
-		rf_up_perform(a->run->w->up, &call, &a->rep);
-		read_reply(a);
-	}
+	if (built(a) != 0)
+		try_end(a->run);
+	else
+		start_call(a, &call);
 }
 
 static void
@@ -606,10 +676,11 @@ buffered_local(struct attempt *a)
 	a->ops->answer(&a->run->prompt, &a->r->res);
 	take_result(a);
 	a->rep.status = 200;
+	try_end(a->run);
 }
 
 static const struct transport buffered = {
-	.remote = buffered_remote, .local = buffered_local,
+	.remote = buffered_remote, .local = buffered_local, .end = read_reply,
 };
 
 /* ---- the streamed transport ------------------------------------------ */
@@ -812,70 +883,153 @@ read_stream(struct attempt *a)
 	}
 }
 
+/* A finished streamed try: how it ended, and its parser given back. */
 static void
-streamed_remote(struct attempt *a)
+stream_end(struct attempt *a)
 {
-	const struct rf_config *cfg = a->run->w->cfg;
-
-	rf_sse_init(&a->parser, on_event, a);
-	rf_buf_init(&a->delta, RF_SSE_MAX_EVENT);
-	rf_buf_init(&a->tools, RF_SSE_MAX_EVENT);
-	if (built(a) == 0) {
-		struct rf_up_call call = {
-			.pid = a->pid, .req = &a->run->rq,
-			.connect_ms = cfg->connect_timeout_ms,
-			.timeout_ms = cfg->stream_timeout_ms,
-			.on_data = on_stream_data, .on_tick = on_stream_tick,
-			.ud = a,
-		};
-		a->t0 = a->last_data = rf_mono_ms();
-		rf_up_perform(a->run->w->up, &call, &a->rep);
-		read_stream(a);
-	}
+	read_stream(a);
 	rf_sse_free(&a->parser);
 	rf_buf_free(&a->delta);
 	rf_buf_free(&a->tools);
 }
 
-/* An in-process provider streams its answer token by token, pacing them
- * by RELAYFORGE_MOCK_DELAY_MS after the first, then its tool calls (each
- * whole, in one delta). */
-static void
-streamed_local(struct attempt *a)
+/* The next look at the deadlines: the nearest of them, or TICK_MS. */
+static int64_t
+next_check(const struct attempt *a)
 {
-	struct rf_result *res = &a->r->res;
-	struct rf_result local;
-	struct rf_buf deltas = { 0 };
-	size_t pos = 0, n;
-	const char *text;
-	int rc = 0;
+	const struct rf_config *cfg = a->run->w->cfg;
+	int64_t at = rf_mono_ms() + TICK_MS, d;
 
-	rf_result_init(&local);
-	a->ops->answer(&a->run->prompt, &local);
-	snprintf(res->model, sizeof(res->model), "%s", local.model);
-	snprintf(res->finish_reason, sizeof(res->finish_reason), "%s",
-	    local.finish_reason);
-	res->usage = local.usage;
-	res->ntool_calls = local.ntool_calls;
-	take_result(a);
-	a->rep.status = 200;
-	text = rf_buf_str(&local.text);
-	while (rc == 0 && (n = a->ops->next_token(text, &pos)) > 0) {
-		if (a->committed && a->run->w->cfg->mock_delay_ms > 0)
-			rf_sleep_ms(a->run->w->cfg->mock_delay_ms);
-		rc = emit_text(a, text + pos - n, n);
+	d = a->committed ? a->last_data + cfg->stream_idle_timeout_ms :
+	    a->t0 + cfg->first_token_timeout_ms;
+	if (d + 1 < at)
+		at = d + 1;
+	if (a->t0 + cfg->stream_timeout_ms + 1 < at)
+		at = a->t0 + cfg->stream_timeout_ms + 1;
+	return at;
+}
+
+/* Deadlines and keep-alives of a stream waiting on its upstream. */
+static void
+on_stream_timer(struct rf_timer *t)
+{
+	struct run *run = (struct run *)((char *)t - offsetof(struct run, timer));
+	struct attempt *a = &run->a;
+
+	if (on_stream_tick(a) == 0) {
+		rf_loop_timer_at(run->w->loop, t, next_check(a));
+		return;
 	}
-	if (rc == 0 && local.tool_calls.len > 0 &&
-	    rf_result_tool_deltas(&local, &deltas) == 0)
+	rf_up_cancel(run->xfer);
+	run->xfer = NULL;
+	try_end(run);
+}
+
+static void
+streamed_remote(struct attempt *a)
+{
+	const struct rf_config *cfg = a->run->w->cfg;
+	struct run *run = a->run;
+	struct rf_up_call call = {
+		.pid = a->pid, .req = &run->rq,
+		.connect_ms = cfg->connect_timeout_ms,
+		.timeout_ms = cfg->stream_timeout_ms,
+		.on_data = on_stream_data, .ud = a,
+	};
+
+	rf_sse_init(&a->parser, on_event, a);
+	rf_buf_init(&a->delta, RF_SSE_MAX_EVENT);
+	rf_buf_init(&a->tools, RF_SSE_MAX_EVENT);
+	if (built(a) != 0) {
+		try_end(run);
+		return;
+	}
+	a->t0 = a->last_data = rf_mono_ms();
+	run->timer.cb = on_stream_timer;
+	rf_loop_timer_at(run->w->loop, &run->timer, next_check(a));
+	start_call(a, &call);
+}
+
+/* The end of an in-process stream's try. */
+static void
+local_end(struct run *run)
+{
+	rf_result_free(&run->local);
+	try_end(run);
+}
+
+/* Relay the in-process answer's tokens until one must wait for its pace
+ * (RELAYFORGE_MOCK_DELAY_MS between tokens after the first), then its tool
+ * calls (each whole, in one delta). */
+static void
+local_step(struct run *run)
+{
+	struct attempt *a = &run->a;
+	const char *text = rf_buf_str(&run->local.text);
+	long delay = run->w->cfg->mock_delay_ms;
+	struct rf_buf deltas = { 0 };
+	int rc = 0;
+	size_t n;
+
+	for (;;) {
+		size_t at = run->lpos;
+
+		if ((n = a->ops->next_token(text, &run->lpos)) == 0)
+			break;
+		if (a->committed && delay > 0 && !run->lwaited) {
+			run->lpos = at;
+			run->lwaited = true;
+			run->phase = PH_LOCAL;
+			rf_loop_timer_at(run->w->loop, &run->timer,
+			    rf_mono_ms() + delay);
+			return;
+		}
+		run->lwaited = false;
+		if ((rc = emit_text(a, text + run->lpos - n, n)) != 0)
+			break;
+	}
+	if (rc == 0 && run->local.tool_calls.len > 0 &&
+	    rf_result_tool_deltas(&run->local, &deltas) == 0)
 		rc = emit_tools(a, deltas.data, deltas.len);
 	if (rc != 0)
 		a->client_gone = true;
 	rf_buf_free(&deltas);
-	rf_result_free(&local);
+	local_end(run);
+}
+
+static void
+on_local_timer(struct rf_timer *t)
+{
+	struct run *run = (struct run *)((char *)t - offsetof(struct run, timer));
+
+	run->phase = PH_IDLE;
+	local_step(run);
+}
+
+static void
+streamed_local(struct attempt *a)
+{
+	struct run *run = a->run;
+	struct rf_result *res = &a->r->res;
+	struct rf_result *local = &run->local;
+
+	rf_result_init(local);
+	a->ops->answer(&run->prompt, local);
+	snprintf(res->model, sizeof(res->model), "%s", local->model);
+	snprintf(res->finish_reason, sizeof(res->finish_reason), "%s",
+	    local->finish_reason);
+	res->usage = local->usage;
+	res->ntool_calls = local->ntool_calls;
+	take_result(a);
+	a->rep.status = 200;
+	run->lpos = 0;
+	run->lwaited = false;
+	run->timer.cb = on_local_timer;
+	local_step(run);
 }
 
 static const struct transport streamed = {
-	.remote = streamed_remote, .local = streamed_local,
+	.remote = streamed_remote, .local = streamed_local, .end = stream_end,
 };
 
 /* ---- one tier -------------------------------------------------------- */
@@ -915,47 +1069,87 @@ no_upstream(struct run *run, int pid)
 	return (struct rf_decision){ .step = RF_STEP_PROMOTE };
 }
 
-/* One provider, with the retries the decision allows.  Returns the last
- * try's decision. */
-static struct rf_decision
-try_tier(struct run *run, int pid)
+static void tier_done(struct run *run, const struct rf_decision *d);
+
+/* Start one try of the tier's provider (the run's retry count). */
+static void
+try_begin(struct run *run)
 {
-	const struct rf_provider_ops *ops = run->w->cfg->providers[pid].def->ops;
-	struct rf_retry_budget budget = { 0 };
+	int pid = run->order[run->tier];
+	struct attempt *a = &run->a;
+
+	*a = (struct attempt){ .run = run, .r = run->r, .pid = pid,
+		.ops = run->w->cfg->providers[pid].def->ops,
+		.retry = run->retry, .t0 = rf_mono_ms() };
+	rf_result_reset(&run->r->res);
+	rf_failure_set(&a->fail, RF_OK, "");
+	rf_up_reply_init(&a->rep);
+	run->phase = PH_IDLE;
+	if (a->ops->answer != NULL)
+		run->transport->local(a);
+	else
+		run->transport->remote(a);
+}
+
+static void
+on_pause_timer(struct rf_timer *t)
+{
+	struct run *run = (struct run *)((char *)t - offsetof(struct run, timer));
+
+	run->retry++;
+	try_begin(run);
+}
+
+/* The try ended: decide, then retry after a pause, or apply the step's
+ * effects and let the walk go on. */
+static void
+try_end(struct run *run)
+{
+	struct attempt *a = &run->a;
+	struct rf_try_outcome o;
 	struct rf_decision d;
 
-	if (ops->answer == NULL && run->w->up == NULL)
-		return no_upstream(run, pid);
-	for (int retry = 0;; retry++) {
-		struct attempt a = { .run = run, .r = run->r, .ops = ops, .pid = pid,
-			.retry = retry, .t0 = rf_mono_ms() };
-		struct rf_try_outcome o;
-		int64_t t0 = a.t0;
-
-		rf_result_reset(&run->r->res);
-		rf_failure_set(&a.fail, RF_OK, "");
-		rf_up_reply_init(&a.rep);
-		if (ops->answer != NULL)
-			run->transport->local(&a);
-		else
-			run->transport->remote(&a);
-		rf_failure_scrub(&a.fail);
-		outcome_of(&a, &o);
-		if (a.client_gone)
-			run->client_gone = true;
-		add_attempt(run->r, pid, o.code == RF_OK ? RF_ATT_OK : RF_ATT_FAILED,
-		    o.code, NULL, a.rep.status, (long)(rf_mono_ms() - t0), retry);
-		rf_chain_decide(run->w->cfg, &o, run->req->restart, rf_now_ms(),
-		    &budget, &d);
-		if (d.step == RF_STEP_RETRY) {
-			rf_up_reply_free(&a.rep);
-			pause_between(d.pause_min_ms, d.pause_max_ms);
-			continue;
-		}
-		apply(run, &a, &o, &d);
-		rf_up_reply_free(&a.rep);
-		return d;
+	run->phase = PH_IDLE;
+	if (a->ops->answer == NULL)
+		run->transport->end(a);
+	rf_failure_scrub(&a->fail);
+	outcome_of(a, &o);
+	if (a->client_gone)
+		run->client_gone = true;
+	add_attempt(run->r, a->pid, o.code == RF_OK ? RF_ATT_OK : RF_ATT_FAILED,
+	    o.code, NULL, a->rep.status, (long)(rf_mono_ms() - a->t0),
+	    a->retry);
+	rf_chain_decide(run->w->cfg, &o, run->req->restart, rf_now_ms(),
+	    &run->budget, &d);
+	if (d.step == RF_STEP_RETRY) {
+		rf_up_reply_free(&a->rep);
+		run->phase = PH_PAUSE;
+		run->timer.cb = on_pause_timer;
+		rf_loop_timer_at(run->w->loop, &run->timer, rf_mono_ms() +
+		    pause_between(d.pause_min_ms, d.pause_max_ms));
+		return;
 	}
+	apply(run, a, &o, &d);
+	rf_up_reply_free(&a->rep);
+	tier_done(run, &d);
+}
+
+/* One provider, with the retries the decision allows; its last try's
+ * decision goes to tier_done. */
+static void
+tier_begin(struct run *run, int pid)
+{
+	const struct rf_provider_ops *ops = run->w->cfg->providers[pid].def->ops;
+
+	run->budget = (struct rf_retry_budget){ 0 };
+	run->retry = 0;
+	if (ops->answer == NULL && run->w->up == NULL) {
+		struct rf_decision d = no_upstream(run, pid);
+
+		tier_done(run, &d);
+		return;
+	}
+	try_begin(run);
 }
 
 /* ---- the run ----------------------------------------------------------- */
@@ -1048,76 +1242,178 @@ prepare(struct run *run, int pid)
 	return RF_BUILD_UNSUPPORTED;
 }
 
-/* Walk the order.  Returns the last tier's step; *last = last called. */
-static enum rf_step
-walk(struct run *run, int *last, int64_t *soonest)
+static void finish(struct run *run, enum rf_step step);
+
+/* Walk the order from run->tier: skip what cannot be called, start the
+ * next tier that can; at the end of the order, finish. */
+static void
+advance(struct run *run)
 {
 	struct rf_chain_result *r = run->r;
-	struct rf_decision d = { .step = RF_STEP_PROMOTE };
 	int64_t now = rf_now_ms();
 
-	for (int i = 0; i < run->norder; i++) {
-		int pid = run->order[i];
+	for (; run->tier < run->norder; run->tier++) {
+		int pid = run->order[run->tier];
 
-		if (*last >= 0 && !run->req->fallback)
+		if (run->last >= 0 && !run->req->fallback)
 			break; /* the first provider called gave the final answer */
-		if (skip(run, pid, now, soonest) || prepare(run, pid) != 0)
+		if (skip(run, pid, now, &run->soonest) || prepare(run, pid) != 0)
 			continue;
 		if (r->attempted < 0)
 			r->attempted = pid;
 		if (announce(run, pid) != 0) {
 			run->client_gone = true;
-			return RF_STEP_FINAL;
+			finish(run, RF_STEP_FINAL);
+			return;
 		}
-		*last = pid;
-		d = try_tier(run, pid);
-		if (d.step == RF_STEP_OK)
-			set_flags(run, pid);
-		if (d.step != RF_STEP_PROMOTE)
-			return d.step;
-		run->pending_from = pid;
-		run->pending_code = r->fail.code;
-		run->pending_restart = d.restart;
+		run->last = pid;
+		tier_begin(run, pid);
+		return;
 	}
-	return d.step;
+	finish(run, run->last_step);
+}
+
+static void
+tier_done(struct run *run, const struct rf_decision *d)
+{
+	struct rf_chain_result *r = run->r;
+	int pid = run->order[run->tier];
+
+	run->last_step = d->step;
+	if (d->step == RF_STEP_OK)
+		set_flags(run, pid);
+	if (d->step != RF_STEP_PROMOTE) {
+		finish(run, d->step);
+		return;
+	}
+	run->pending_from = pid;
+	run->pending_code = r->fail.code;
+	run->pending_restart = d->restart;
+	run->tier++;
+	advance(run);
+}
+
+/* The walk is over: the result's final fields, then the caller's done. */
+static void
+finish(struct run *run, enum rf_step step)
+{
+	struct rf_chain_result *r = run->r;
+	rf_chain_done_fn done = run->done;
+	void *ud = run->done_ud;
+
+	if (step == RF_STEP_OK) {
+		r->err = RF_OK;
+		if (r->res.finish_reason[0] == '\0')
+			snprintf(r->res.finish_reason,
+			    sizeof(r->res.finish_reason), "stop");
+	} else if (run->last < 0 && !run->client_gone) {
+		nobody_called(run, run->soonest);
+	} else {
+		if (run->last >= 0)
+			set_flags(run, run->last);
+		if (run->client_gone)
+			r->err = RF_ERR_CLIENT_CLOSED;
+		else if (run->any_committed)
+			r->err = RF_ERR_STREAM_INTERRUPTED;
+		else
+			r->err = r->fail.code;
+	}
+	rf_up_req_free(&run->rq);
+	r->latency_ms = (long)(rf_mono_ms() - r->started_mono);
+	if (run->handle != NULL)
+		*run->handle = NULL;
+	free(run);
+	done(ud);
+}
+
+void
+rf_chain_start(struct rf_worker *w, const struct rf_chat_req *req,
+    const struct rf_stream_sink *sink, struct rf_chain_result *r,
+    struct rf_chain_run **handle, rf_chain_done_fn done, void *ud)
+{
+	struct run *run = calloc(1, sizeof(*run));
+
+	if (run == NULL) {
+		rf_failure_set(&r->fail, RF_ERR_INTERNAL, "out of memory");
+		r->err = RF_ERR_INTERNAL;
+		if (handle != NULL)
+			*handle = NULL;
+		done(ud);
+		return;
+	}
+	*run = (struct run){ .w0 = *w, .w = &run->w0, .req = req, .sink = sink,
+		.r = r, .pending_from = -1, .last = -1,
+		.last_step = RF_STEP_PROMOTE, .handle = handle, .done = done,
+		.done_ud = ud, .transport = sink != NULL ? &streamed : &buffered };
+	if (handle != NULL)
+		*handle = (struct rf_chain_run *)run;
+	r->stream = sink != NULL;
+	rf_up_req_init(&run->rq);
+	run->prompt = (struct rf_prompt){ .msgs = req->msgs, .nmsgs = req->nmsgs,
+		.system = req->system, .max_tokens = req->max_tokens,
+		.temperature = req->temperature,
+		.oai = req->oai.messages != NULL ? &req->oai : NULL };
+	build_order(run);
+	load_states(run);
+	advance(run);
+}
+
+void
+rf_chain_abort(struct rf_chain_run *h)
+{
+	struct run *run = (struct run *)h;
+
+	if (run == NULL)
+		return;
+	switch (run->phase) {
+	case PH_XFER:
+		rf_loop_timer_stop(run->w->loop, &run->timer);
+		rf_up_cancel(run->xfer);
+		run->xfer = NULL;
+		run->a.client_gone = true;
+		try_end(run);
+		break;
+	case PH_LOCAL:
+		rf_loop_timer_stop(run->w->loop, &run->timer);
+		run->a.client_gone = true;
+		local_end(run);
+		break;
+	case PH_PAUSE:
+		/* Between two tries of a tier: the failed try is in the
+		 * trail already; no one is left to answer. */
+		rf_loop_timer_stop(run->w->loop, &run->timer);
+		run->client_gone = true;
+		finish(run, RF_STEP_FINAL);
+		break;
+	case PH_IDLE:
+		break;
+	}
+}
+
+static void
+set_done(void *ud)
+{
+	*(bool *)ud = true;
 }
 
 void
 rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
     const struct rf_stream_sink *sink, struct rf_chain_result *r)
 {
-	struct run run = {
-		.w = w, .req = req, .sink = sink, .r = r, .pending_from = -1,
-		.transport = sink != NULL ? &streamed : &buffered,
-	};
-	int last = -1;
-	int64_t soonest = 0;
+	struct rf_worker w1 = *w;
+	struct rf_loop *own = NULL;
+	bool done = false;
 
-	r->stream = sink != NULL;
-	rf_up_req_init(&run.rq);
-	run.prompt = (struct rf_prompt){ .msgs = req->msgs, .nmsgs = req->nmsgs,
-		.system = req->system, .max_tokens = req->max_tokens,
-		.temperature = req->temperature,
-		.oai = req->oai.messages != NULL ? &req->oai : NULL };
-	build_order(&run);
-	load_states(&run);
-	if (walk(&run, &last, &soonest) == RF_STEP_OK) {
-		r->err = RF_OK;
-		if (r->res.finish_reason[0] == '\0')
-			snprintf(r->res.finish_reason,
-			    sizeof(r->res.finish_reason), "stop");
-	} else if (last < 0 && !run.client_gone) {
-		nobody_called(&run, soonest);
-	} else {
-		if (last >= 0)
-			set_flags(&run, last);
-		if (run.client_gone)
-			r->err = RF_ERR_CLIENT_CLOSED;
-		else if (run.any_committed)
-			r->err = RF_ERR_STREAM_INTERRUPTED;
-		else
-			r->err = r->fail.code;
+	if (w1.loop == NULL)
+		w1.loop = w1.up != NULL ? rf_up_loop(w1.up) : (own = rf_loop_new());
+	if (w1.loop == NULL) {
+		rf_failure_set(&r->fail, RF_ERR_INTERNAL, "out of memory");
+		r->err = RF_ERR_INTERNAL;
+		return;
 	}
-	rf_up_req_free(&run.rq);
-	r->latency_ms = (long)(rf_mono_ms() - r->started_mono);
+	rf_chain_start(&w1, req, sink, r, NULL, set_done, &done);
+	while (!done)
+		if (rf_loop_run_once(w1.loop, -1) < 0)
+			abort(); /* epoll itself failed: nothing can go on */
+	rf_loop_free(own);
 }
