@@ -42,6 +42,7 @@ endif
 LIB_SRC :=
 LIB_SRC += src/util.c            # capped buffer, clocks, request ids, UTF-8
 LIB_SRC += src/loop.c            # epoll, timers, posts: the event loop
+LIB_SRC += src/relay.c           # loop threads: a parsed request lives on a loop
 LIB_SRC += src/error.c           # the error enum: wire code, HTTP status, text
 LIB_SRC += src/scrub.c           # upstream strings: secrets, identifiers, UTF-8
 LIB_SRC += src/log.c             # every stderr line: context, bounded, redacted

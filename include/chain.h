@@ -71,6 +71,9 @@ struct rf_stream_sink {
 	 * "tool_calls" delta array.  NULL when the surface has no such
 	 * event. */
 	int (*tool_delta)(void *ud, const char *json, size_t n);
+	/* May be NULL: true while the client has not taken enough of what
+	 * was sent; the upstream is then not read until rf_chain_resume. */
+	bool (*full)(void *ud);
 	void *ud;
 };
 
@@ -103,6 +106,9 @@ void rf_chain_start(struct rf_worker *w, const struct rf_chat_req *req,
  * before this returns.  NULL-safe; on the loop's thread, never from
  * inside a sink callback. */
 void rf_chain_abort(struct rf_chain_run *run);
+/* The client took output again: a stream paused on a full sink reads
+ * its upstream again.  NULL-safe; not from inside a sink callback. */
+void rf_chain_resume(struct rf_chain_run *run);
 /* rf_chain_start run to its end on the caller's thread: on w->loop, or
  * w->up's, or a loop made for the call. */
 void rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,

@@ -58,6 +58,7 @@ struct rf_config {
 	bool log_prompts;   /* RELAYFORGE_LOG_PROMPTS=preview */
 	int retention_days;
 	int threads;
+	int max_streams;        /* open requests per process (RELAYFORGE_MAX_STREAMS) */
 	long log_queue;     /* rows that may wait in the spool */
 	char *spool_dir;    /* RELAYFORGE_SPOOL_DIR, or derived from db_path */
 	char *node;         /* RELAYFORGE_NODE, or the host name */

@@ -14,6 +14,8 @@
 #define RF_FCGI_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "request.h"
 
@@ -48,6 +50,44 @@ int rf_fcgi_accept(struct rf_fcgi_conn *c, struct rf_request *rq);
  * write the connection is shut down instead (libfcgi's closing records
  * then fail at once). */
 void rf_fcgi_finish(struct rf_fcgi_conn *c);
+
+/* ---- a request handed to an event loop ----
+ * rf_fcgi_detach takes the connection of the FastCGI request rq (accepted
+ * last on its worker's connection) away from libfcgi: the worker may
+ * accept the next one at once, and from then on rq->out writes into the
+ * returned stream's backlog without ever blocking (a write fails, as for
+ * a client gone, once the backlog holds RF_FCGI_BACKLOG bytes; rq->out's
+ * full is true from RF_FCGI_BACKLOG_HIGH on), and
+ * rq->out's flush sends what the socket takes at once, calling want(ud)
+ * when bytes are left for later.  rq's params are gone (rq->param answers
+ * NULL): copy what is needed before.  NULL when rq is not a FastCGI
+ * request of this module, or out of memory (then nothing changed).  The
+ * owner drives the rest from its loop, on the stream's fd. */
+#define RF_FCGI_BACKLOG (8u * 1024 * 1024)
+/* rq->out.full is true from this backlog on (a stream pauses its upstream). */
+#define RF_FCGI_BACKLOG_HIGH (64u * 1024)
+/* Below this again, a paused stream may go on. */
+#define RF_FCGI_BACKLOG_LOW (16u * 1024)
+struct rf_fcgi_stream;
+struct rf_fcgi_stream *rf_fcgi_detach(struct rf_request *rq,
+    void (*want)(void *ud), void *ud);
+int rf_fcgi_stream_fd(const struct rf_fcgi_stream *s);
+/* Send what the socket takes now: 0 (nothing left), 1 (bytes left: wait
+ * until the fd is writable), -1 (the connection failed). */
+int rf_fcgi_stream_send(struct rf_fcgi_stream *s);
+/* The fd is readable: read and drop the web server's input.  -1 when the
+ * web server closed the connection (its client is gone), else 0. */
+int rf_fcgi_stream_input(struct rf_fcgi_stream *s);
+/* Bytes framed and not yet sent; when the socket last took a byte. */
+size_t rf_fcgi_stream_backlog(const struct rf_fcgi_stream *s);
+int64_t rf_fcgi_stream_progress(const struct rf_fcgi_stream *s);
+bool rf_fcgi_stream_failed(const struct rf_fcgi_stream *s);
+/* Count the client as gone (it took nothing for too long). */
+void rf_fcgi_stream_fail(struct rf_fcgi_stream *s);
+/* Append the end of the response (end of STDOUT, END_REQUEST). */
+void rf_fcgi_stream_end(struct rf_fcgi_stream *s);
+/* Close the connection and free the stream.  NULL-safe. */
+void rf_fcgi_stream_close(struct rf_fcgi_stream *s);
 
 /* Wake every thread blocked in rf_fcgi_accept by shutting the listen
  * socket down; they then fail with -1. */

@@ -10,6 +10,7 @@
 #ifndef RF_REPLY_H
 #define RF_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <json-c/json.h>
@@ -21,6 +22,9 @@
  * first failure sets o->failed, and every later call returns -1 at once. */
 int rf_out_write(struct rf_out *o, const char *p, size_t n);
 int rf_out_puts(struct rf_out *o, const char *s);
+/* true while the client has not taken enough of what was written that a
+ * stream should stop reading its upstream for now. */
+bool rf_out_full(const struct rf_out *o);
 int rf_out_flush(struct rf_out *o);
 
 /* The headers every response starts with: "Status: <n> <reason>",
@@ -59,6 +63,11 @@ int rf_reply_data(struct rf_request *rq, const char *extra, json_object *data);
 int rf_reply_store_unavailable(struct rf_request *rq);
 /* 500 internal_error with short, safe technicalDetails. */
 int rf_reply_internal(struct rf_request *rq, const char *details);
+/* 503 provider_unavailable with Retry-After: 1, for a process that holds
+ * RELAYFORGE_MAX_STREAMS open requests (docs/api.md); the /v1 shape with
+ * x-should-retry: true. */
+int rf_reply_busy(struct rf_request *rq);
+int rf_reply_oai_busy(struct rf_request *rq);
 
 /* A whole text reply: the head, Content-Type type, Content-Length,
  * Cache-Control: no-store, then the n bytes of body.  0, or -1 when the

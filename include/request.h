@@ -30,6 +30,9 @@ struct rf_out {
 	int (*flush)(void *ctx);
 	void *ctx;
 	bool failed;
+	/* May be NULL (never full): true while enough output waits for the
+	 * client that the producer should pause (rf_out_full). */
+	bool (*full)(void *ctx);
 };
 
 /* One request.  Its strings are borrowed from the connection (params) or

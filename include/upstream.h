@@ -73,7 +73,10 @@ struct rf_up_reply {
 	char curl_err[96];       /* curl's error name, safe for technicalDetails */
 };
 
-/* Streaming: called with body bytes of a 2xx answer.  Non-zero aborts. */
+/* Streaming: called with body bytes of a 2xx answer.  0 takes them,
+ * RF_UP_PAUSE leaves them (they come again after rf_up_resume), other
+ * non-zero values abort. */
+#define RF_UP_PAUSE 2
 typedef int (*rf_up_data_fn)(void *ud, const char *p, size_t n);
 /* rf_up_perform only: called at least every 50 ms while waiting.
  * Non-zero aborts. */
@@ -120,6 +123,9 @@ struct rf_up_xfer *rf_up_start(struct rf_up *up, const struct rf_up_call *call,
 /* Stop a call in flight at once: reply filled with end RF_UP_ABORTED;
  * done does not run.  Not from inside a curl callback (on_data). */
 void rf_up_cancel(struct rf_up_xfer *x);
+/* Go on with a call its on_data paused (RF_UP_PAUSE): the bytes it left
+ * come again, perhaps before this returns.  Not from a curl callback. */
+void rf_up_resume(struct rf_up_xfer *x);
 /* Run one call to completion on up's loop.  Always fills reply->end;
  * returns 0. */
 int rf_up_perform(struct rf_up *up, const struct rf_up_call *call,

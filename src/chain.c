@@ -79,6 +79,7 @@ struct attempt {
 	bool committed;    /* streams: real text arrived from this provider */
 	bool done;         /* streams: [DONE] seen */
 	bool warned;       /* a rejected identifier was logged for this try */
+	bool paused;       /* streams: not reading until the client takes some */
 	int skipped;       /* streams: unparseable chunks of this try */
 	int retry;         /* 0 for the first try of its tier, n for the n-th retry */
 	struct rf_sse_parser parser;
@@ -798,8 +799,15 @@ static int
 on_stream_data(void *ud, const char *p, size_t n)
 {
 	struct attempt *a = ud;
+	const struct rf_stream_sink *sink = a->run->sink;
 	int rc;
 
+	/* A client that is not reading: leave the bytes with curl (and the
+	 * upstream's socket) instead of piling them up here. */
+	if (sink->full != NULL && sink->full(sink->ud)) {
+		a->paused = true;
+		return RF_UP_PAUSE;
+	}
 	a->last_data = rf_mono_ms();
 	rc = rf_sse_feed(&a->parser, p, n);
 	if (rc == -1)
@@ -819,8 +827,9 @@ on_stream_tick(void *ud)
 
 	if (!a->committed && now - a->t0 > cfg->first_token_timeout_ms)
 		why = "no text before the first-token timeout";
-	else if (a->committed && now - a->last_data > cfg->stream_idle_timeout_ms)
-		why = "stream idle timeout";
+	else if (a->committed && !a->paused &&
+	    now - a->last_data > cfg->stream_idle_timeout_ms)
+		why = "stream idle timeout"; /* paused: the client's deadline */
 	else if (now - a->t0 > cfg->stream_timeout_ms)
 		why = "stream timeout";
 	if (why != NULL) {
@@ -1356,6 +1365,18 @@ rf_chain_start(struct rf_worker *w, const struct rf_chat_req *req,
 	build_order(run);
 	load_states(run);
 	advance(run);
+}
+
+void
+rf_chain_resume(struct rf_chain_run *h)
+{
+	struct run *run = (struct run *)h;
+
+	if (run == NULL || run->phase != PH_XFER || !run->a.paused)
+		return;
+	run->a.paused = false;
+	run->a.last_data = rf_mono_ms();
+	rf_up_resume(run->xfer);
 }
 
 void

@@ -335,6 +335,228 @@ rf_fcgi_finish(struct rf_fcgi_conn *c)
 	FCGX_Finish_r(&c->fr);
 }
 
+/* ---- a request handed to an event loop ------------------------------------
+ * From the detach on, the connection is ours alone: libfcgi has let go of
+ * it (FCGX_Free without closing, ipcFd forgotten) and accepts the next
+ * connection on the worker's FCGX_Request, while the loop writes this
+ * request's records -- STDOUT, then the end of STDOUT and END_REQUEST --
+ * only when the socket takes them.  A write never blocks and never sends
+ * by itself beyond what the socket takes at once; what is left waits in
+ * the backlog.  Past RF_FCGI_BACKLOG_HIGH the output is full (rf_out_full):
+ * a stream then stops reading its upstream until the client takes some,
+ * so a client that stops reading holds a bounded backlog until its write
+ * deadline; RF_FCGI_BACKLOG is the hard bound past which a write fails.  Input after the body (the web server's own
+ * records) is read and dropped; its end means the web server closed the
+ * connection (its client went away). */
+
+struct rf_fcgi_stream {
+	int fd;
+	int id;                /* the FastCGI request id */
+	struct rf_buf pending; /* framed records not sent yet */
+	size_t sent;           /* of pending, already sent */
+	bool failed;
+	int64_t progress;      /* monotonic ms of the last byte the socket took */
+	void (*want)(void *ud);/* the backlog is not empty: watch for room */
+	void *ud;
+};
+
+static size_t
+stream_left(const struct rf_fcgi_stream *s)
+{
+	return s->pending.len - s->sent;
+}
+
+int
+rf_fcgi_stream_send(struct rf_fcgi_stream *s)
+{
+	while (!s->failed && stream_left(s) > 0) {
+		ssize_t k = send(s->fd, s->pending.data + s->sent, stream_left(s),
+		    MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (k > 0) {
+			s->sent += (size_t)k;
+			s->progress = rf_mono_ms();
+		} else if (k < 0 && errno == EINTR) {
+			continue;
+		} else if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			return 1;
+		} else {
+			s->failed = true;
+		}
+	}
+	if (s->failed)
+		return -1;
+	/* All sent: start over at the front, giving back a large buffer. */
+	s->sent = 0;
+	if (s->pending.cap > PENDING_KEEP)
+		rf_buf_free(&s->pending);
+	else
+		rf_buf_reset(&s->pending);
+	return 0;
+}
+
+static int
+stream_write(void *ctx, const char *p, size_t n)
+{
+	struct rf_fcgi_stream *s = ctx;
+
+	if (s->failed)
+		return -1;
+	if (stream_left(s) >= RF_FCGI_BACKLOG ||
+	    frame(&s->pending, s->id, p, n) != 0) {
+		s->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+stream_full(void *ctx)
+{
+	return stream_left(ctx) >= RF_FCGI_BACKLOG_HIGH;
+}
+
+static int
+stream_flush(void *ctx)
+{
+	struct rf_fcgi_stream *s = ctx;
+	int rc = rf_fcgi_stream_send(s);
+
+	if (rc > 0 && s->want != NULL)
+		s->want(s->ud);
+	return rc < 0 ? -1 : 0;
+}
+
+static const char *
+no_param(void *ctx, const char *name)
+{
+	(void)ctx;
+	(void)name;
+	return NULL;
+}
+
+static long
+no_read(void *ctx, char *buf, size_t n)
+{
+	(void)ctx;
+	(void)buf;
+	(void)n;
+	return 0;
+}
+
+struct rf_fcgi_stream *
+rf_fcgi_detach(struct rf_request *rq, void (*want)(void *ud), void *ud)
+{
+	struct rf_fcgi_conn *c = rq->out.ctx;
+	struct rf_fcgi_stream *s;
+
+	if (rq->out.write != fcgi_write || c->fr.ipcFd < 0 ||
+	    (s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	*s = (struct rf_fcgi_stream){ .fd = c->fr.ipcFd, .id = c->fr.requestId,
+		.pending = c->out.pending, .failed = c->out.failed,
+		.progress = rf_mono_ms(), .want = want, .ud = ud };
+	rf_buf_init(&c->out.pending, 0);
+	c->out.failed = false;
+	c->out.rid = NULL;
+	/* libfcgi lets go: streams and params freed, the socket kept. */
+	FCGX_Free(&c->fr, 0);
+	c->fr.ipcFd = -1;
+	rq->param = no_param;
+	rq->read = no_read;
+	rq->ctx = NULL;
+	rq->out.write = stream_write;
+	rq->out.flush = stream_flush;
+	rq->out.full = stream_full;
+	rq->out.ctx = s;
+	return s;
+}
+
+int
+rf_fcgi_stream_fd(const struct rf_fcgi_stream *s)
+{
+	return s->fd;
+}
+
+size_t
+rf_fcgi_stream_backlog(const struct rf_fcgi_stream *s)
+{
+	return stream_left(s);
+}
+
+int64_t
+rf_fcgi_stream_progress(const struct rf_fcgi_stream *s)
+{
+	return s->progress;
+}
+
+bool
+rf_fcgi_stream_failed(const struct rf_fcgi_stream *s)
+{
+	return s->failed;
+}
+
+void
+rf_fcgi_stream_fail(struct rf_fcgi_stream *s)
+{
+	s->failed = true;
+}
+
+int
+rf_fcgi_stream_input(struct rf_fcgi_stream *s)
+{
+	char buf[4096];
+
+	for (;;) {
+		ssize_t k = recv(s->fd, buf, sizeof(buf), MSG_DONTWAIT);
+
+		if (k > 0)
+			continue;
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		s->failed = true; /* the web server closed it, or it broke */
+		return -1;
+	}
+}
+
+void
+rf_fcgi_stream_end(struct rf_fcgi_stream *s)
+{
+	FCGI_Header h = {
+		.version = FCGI_VERSION_1, .type = FCGI_STDOUT,
+		.requestIdB1 = (unsigned char)((s->id >> 8) & 0xff),
+		.requestIdB0 = (unsigned char)(s->id & 0xff),
+	};
+	FCGI_EndRequestRecord e = {
+		.header = { .version = FCGI_VERSION_1, .type = FCGI_END_REQUEST,
+			.requestIdB1 = h.requestIdB1, .requestIdB0 = h.requestIdB0,
+			.contentLengthB0 = sizeof(e.body) },
+		.body = { .protocolStatus = FCGI_REQUEST_COMPLETE },
+	};
+
+	if (s->failed)
+		return;
+	if (rf_buf_append(&s->pending, &h, sizeof(h)) != 0 ||
+	    rf_buf_append(&s->pending, &e, sizeof(e)) != 0)
+		s->failed = true;
+}
+
+void
+rf_fcgi_stream_close(struct rf_fcgi_stream *s)
+{
+	if (s == NULL)
+		return;
+	/* A kept connection cannot go back to libfcgi's worker: it is
+	 * closed after the request, which the web server allows. */
+	if (s->failed)
+		shutdown(s->fd, SHUT_RDWR);
+	close(s->fd);
+	rf_buf_free(&s->pending);
+	free(s);
+}
+
 void
 rf_fcgi_shutdown(void)
 {

@@ -15,6 +15,12 @@
  * next instant, and the store (locked, slow, away) never holds up an
  * answer.  See docs/operations.md.
  *
+ * Both are parsed here, on the worker's thread, and then handed to the
+ * relay (relay.h) as a job: the chain, the sink's events and the finish
+ * (row, answer) run on an event loop, so a waiting request holds no
+ * thread.  A process at RELAYFORGE_MAX_STREAMS open requests refuses more
+ * at once (503 with Retry-After).
+ *
  * A stream counts in this process's open-streams gauge from its start to
  * its end (an atomic count; src/gauges.c publishes it off this path).
  */
@@ -28,6 +34,7 @@
 #include "gauges.h"
 #include "handlers.h"
 #include "logq.h"
+#include "relay.h"
 #include "render.h"
 #include "reply.h"
 #include "sse.h"
@@ -54,43 +61,83 @@ parse(struct rf_worker *w, struct rf_request *rq, struct rf_chat_req *req)
 	return -1;
 }
 
+/* ---- chat ------------------------------------------------------------ */
+
+/* The chain is done: the row, then the one JSON answer. */
+static void
+chat_finish(struct rf_worker *w, struct rf_relay_job *job)
+{
+	struct rf_chain_result *r = &job->r;
+	struct rf_request *rq = &job->rq;
+	struct rf_log_entry e;
+	struct rf_buf extra;
+	int status = r->err == RF_OK ? 200 : rf_err_status(r->err);
+
+	rf_chain_entry(&job->req, r, "chat", status, &e);
+	rf_buf_init(&extra, 0);
+	rf_answer_headers(&e, r, &extra);
+	rf_answer_log(w, &job->req, &e); /* before any byte of the answer */
+	if (r->err == RF_OK)
+		rf_reply_data(rq, rf_buf_str(&extra), rf_render_chat(&e,
+		    r->res.text.data, r->res.text.len));
+	else
+		rf_reply_json(rq, status, rf_buf_str(&extra), rf_render_failure(
+		    rf_render_chain_error(&e, r->err, r->fail.message,
+		    r->fail.details)));
+	rf_buf_free(&extra);
+	rf_chain_result_free(r);
+	rf_contract_free(&job->req);
+}
+
+/* A job block for a request of this surface; NULL after answering (a
+ * 400, the 503 of a process at its limit, out of memory). */
+static struct rf_relay_job *
+job_new(struct rf_worker *w, struct rf_request *rq, size_t size)
+{
+	struct rf_relay_job *job = calloc(1, size);
+
+	if (job == NULL) {
+		rf_reply_internal(rq, "out of memory");
+		return NULL;
+	}
+	if (parse(w, rq, &job->req) != 0) {
+		free(job);
+		return NULL;
+	}
+	if (rf_relay_admit(w->cfg) != 0) {
+		rf_reply_busy(rq);
+		rf_contract_free(&job->req);
+		free(job);
+		return NULL;
+	}
+	rf_answer_begin(rq, &job->r);
+	return job;
+}
+
 void
 rf_handle_chat(struct rf_worker *w, struct rf_request *rq)
 {
-	struct rf_chat_req req;
-	struct rf_chain_result r;
-	struct rf_log_entry e;
-	struct rf_buf extra;
-	int status;
+	struct rf_relay_job *job = job_new(w, rq, sizeof(*job));
 
-	if (parse(w, rq, &req) != 0)
+	if (job == NULL)
 		return;
-	rf_answer_begin(rq, &r);
-	rf_chain_run(w, &req, NULL, &r);
-	status = r.err == RF_OK ? 200 : rf_err_status(r.err);
-	rf_chain_entry(&req, &r, "chat", status, &e);
-	rf_buf_init(&extra, 0);
-	rf_answer_headers(&e, &r, &extra);
-	rf_answer_log(w, &req, &e); /* before any byte of the answer */
-	if (r.err == RF_OK)
-		rf_reply_data(rq, rf_buf_str(&extra), rf_render_chat(&e,
-		    r.res.text.data, r.res.text.len));
-	else
-		rf_reply_json(rq, status, rf_buf_str(&extra), rf_render_failure(
-		    rf_render_chain_error(&e, r.err, r.fail.message,
-		    r.fail.details)));
-	rf_buf_free(&extra);
-	rf_chain_result_free(&r);
-	rf_contract_free(&req);
+	job->finish = chat_finish;
+	rf_relay_submit(w, rq, job);
 }
 
 /* ---- streaming -------------------------------------------------------- */
 
 struct sink_state {
-	struct rf_worker *w;
 	struct rf_request *rq;
 	const struct rf_chat_req *req;
 	int64_t last_event; /* monotonic ms of the last write */
+};
+
+/* A stream's job: the sink and its state live with it. */
+struct stream_job {
+	struct rf_relay_job job; /* first: the relay frees the block */
+	struct sink_state s;
+	struct rf_stream_sink sink;
 };
 
 static int
@@ -130,6 +177,12 @@ sink_token(void *ud, const char *text, size_t n)
 	return send_event(ud, "token", rf_render_token(text, n));
 }
 
+static bool
+sink_full(void *ud)
+{
+	return rf_out_full(&((struct sink_state *)ud)->rq->out);
+}
+
 static int
 sink_tick(void *ud)
 {
@@ -156,37 +209,47 @@ stream_end(struct sink_state *s, const struct rf_chain_result *r,
 	send_event(s, "done", rf_render_done(r->err == RF_OK));
 }
 
+/* The chain is done: the row, then the terminal events. */
+static void
+stream_finish(struct rf_worker *w, struct rf_relay_job *job)
+{
+	struct stream_job *sj = (struct stream_job *)job;
+	struct rf_chain_result *r = &job->r;
+	struct rf_log_entry e;
+
+	rf_chain_entry(&job->req, r, "stream",
+	    r->err == RF_OK ? 200 : rf_err_status(r->err), &e);
+	rf_answer_log(w, &job->req, &e); /* before the terminal events */
+	stream_end(&sj->s, r, &e);
+	rf_gauges_stream_end();
+	rf_chain_result_free(r);
+	rf_contract_free(&job->req);
+}
+
 void
 rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 {
-	struct rf_chat_req req;
-	struct rf_chain_result r;
-	struct rf_log_entry e;
-	struct sink_state s = { .w = w, .rq = rq, .req = &req };
-	struct rf_stream_sink sink = {
+	struct stream_job *sj = (struct stream_job *)job_new(w, rq,
+	    sizeof(*sj));
+	struct rf_relay_job *job = &sj->job;
+
+	if (sj == NULL)
+		return;
+	/* The sink writes to the job's own copy of the request. */
+	sj->s = (struct sink_state){ .rq = &job->rq, .req = &job->req,
+		.last_event = rf_mono_ms() };
+	sj->sink = (struct rf_stream_sink){
 		.fallback = sink_fallback, .start = sink_start,
 		.token = sink_token, .restart = sink_restart, .tick = sink_tick,
-		.ud = &s,
+		.full = sink_full, .ud = &sj->s,
 	};
-
-	if (parse(w, rq, &req) != 0)
-		return;
-	rf_answer_begin(rq, &r);
-	s.last_event = rf_mono_ms();
+	job->finish = stream_finish;
 	rf_gauges_stream_begin(); /* an atomic count: no store on this path */
-	if (rf_reply_sse_start(rq, NULL) != 0) {
-		r.err = RF_ERR_CLIENT_CLOSED;
-		rf_chain_entry(&req, &r, "stream", rf_err_status(r.err), &e);
-	} else {
-		rf_chain_run(w, &req, &sink, &r);
-		rf_chain_entry(&req, &r, "stream",
-		    r.err == RF_OK ? 200 : rf_err_status(r.err), &e);
-	}
-	rf_answer_log(w, &req, &e); /* before the terminal events */
-	stream_end(&s, &r, &e);
-	rf_gauges_stream_end();
-	rf_chain_result_free(&r);
-	rf_contract_free(&req);
+	/* A client already gone fails this write and, through the job's
+	 * copy of rq->out, every later one: the chain ends client_closed. */
+	rf_reply_sse_start(rq, NULL);
+	job->sink = &sj->sink;
+	rf_relay_submit(w, rq, job);
 }
 
 /* ok, or degraded with the reason: the store does not answer (a database

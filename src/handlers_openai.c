@@ -2,7 +2,8 @@
  * handlers_openai: the OpenAI-compatible surface (docs/openai.md) --
  * POST /v1/chat/completions, GET /v1/models and GET /v1/models/{id} --
  * on the same engine as /api/v1: the body becomes the same struct
- * rf_chat_req (contract_openai.c), runs through rf_chain_run, becomes the
+ * rf_chat_req (contract_openai.c), is handed to the relay as a job
+ * (relay.h: the chain and the answer run on an event loop), becomes the
  * same log entry (rf_chain_entry, endpoint "openai" or "openai_stream")
  * made durable before the answer (answer.c), and only the shapes differ
  * (render_openai.c).
@@ -19,6 +20,7 @@
  * still looking for a provider is noticed at the first token.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "answer.h"
@@ -26,6 +28,7 @@
 #include "contract.h"
 #include "handlers_openai.h"
 #include "render_openai.h"
+#include "relay.h"
 #include "reply.h"
 #include "sse.h"
 
@@ -35,14 +38,14 @@
 /* The model named in the answer: what the upstream reported, else what
  * was asked of the provider that answered. */
 static void
-answer_model(const struct rf_worker *w, const struct rf_chat_req *req,
+answer_model(const struct rf_config *cfg, const struct rf_chat_req *req,
     const struct rf_chain_result *r, char *out, size_t len)
 {
 	const char *m = r->res.model;
 
 	if (m[0] == '\0' && r->final_pid >= 0)
 		m = r->final_pid == req->model_pid && req->upstream_model ?
-		    req->upstream_model : w->cfg->providers[r->final_pid].model;
+		    req->upstream_model : cfg->providers[r->final_pid].model;
 	snprintf(out, len, "%s", m != NULL ? m : "");
 }
 
@@ -62,40 +65,41 @@ fail_message(const struct rf_chain_result *r, char *out, size_t len)
 
 /* ---- POST /v1/chat/completions, not streamed ------------------------- */
 
+/* The chain is done: the row, then the one completion. */
 static void
-oai_chat(struct rf_worker *w, struct rf_request *rq,
-    const struct rf_chat_req *req)
+oai_chat_finish(struct rf_worker *w, struct rf_relay_job *job)
 {
-	struct rf_chain_result r;
+	const struct rf_chat_req *req = &job->req;
+	struct rf_chain_result *r = &job->r;
+	struct rf_request *rq = &job->rq;
 	struct rf_log_entry e;
 	struct rf_buf extra = { 0 };
 	char model[128], msg[400];
 	struct rf_oai_head h = { .request_id = rq->request_id, .model = model };
 
-	rf_answer_begin(rq, &r);
-	rf_chain_run(w, req, NULL, &r);
-	rf_chain_entry(req, &r, "openai",
-	    r.err == RF_OK ? 200 : rf_err_status(r.err), &e);
-	rf_answer_headers(&e, &r, &extra);
+	rf_chain_entry(req, r, "openai",
+	    r->err == RF_OK ? 200 : rf_err_status(r->err), &e);
+	rf_answer_headers(&e, r, &extra);
 	rf_answer_log(w, req, &e); /* before any byte of the answer */
-	answer_model(w, req, &r, model, sizeof(model));
-	h.created = r.started_ms / 1000;
-	if (r.err == RF_OK) {
+	answer_model(w->cfg, req, r, model, sizeof(model));
+	h.created = r->started_ms / 1000;
+	if (r->err == RF_OK) {
 		rf_reply_json(rq, 200, rf_buf_str(&extra),
-		    rf_render_oai_completion(&h, &e, rf_buf_str(&r.res.text),
-		    r.res.text.len, rf_buf_str(&r.res.tool_calls)));
+		    rf_render_oai_completion(&h, &e, rf_buf_str(&r->res.text),
+		    r->res.text.len, rf_buf_str(&r->res.tool_calls)));
 	} else {
-		fail_message(&r, msg, sizeof(msg));
-		rf_reply_oai_error(rq, r.err, msg, NULL, rf_buf_str(&extra));
+		fail_message(r, msg, sizeof(msg));
+		rf_reply_oai_error(rq, r->err, msg, NULL, rf_buf_str(&extra));
 	}
 	rf_buf_free(&extra);
-	rf_chain_result_free(&r);
+	rf_chain_result_free(r);
+	rf_contract_free(&job->req);
 }
 
 /* ---- POST /v1/chat/completions, streamed ----------------------------- */
 
 struct oai_stream {
-	struct rf_worker *w;
+	const struct rf_config *cfg;
 	struct rf_request *rq;
 	const struct rf_chat_req *req;
 	struct rf_oai_head head;
@@ -122,7 +126,7 @@ stream_open(struct oai_stream *s, const struct rf_chain_result *r)
 	int rc;
 
 	s->started = true;
-	answer_model(s->w, s->req, r, s->model, sizeof(s->model));
+	answer_model(s->cfg, s->req, r, s->model, sizeof(s->model));
 	rf_chain_entry(s->req, r, "openai_stream", 200, &e);
 	rf_answer_headers(&e, r, &extra);
 	rc = rf_reply_sse_start(s->rq, rf_buf_str(&extra));
@@ -169,6 +173,12 @@ sink_tools(void *ud, const char *json, size_t n)
 	return c != NULL ? send_chunk(s, c) : 0;
 }
 
+static bool
+sink_full(void *ud)
+{
+	return rf_out_full(&((struct oai_stream *)ud)->rq->out);
+}
+
 static int
 sink_tick(void *ud)
 {
@@ -212,49 +222,78 @@ stream_end(struct oai_stream *s, struct rf_chain_result *r,
 	rf_reply_oai_done(s->rq);
 }
 
+/* A request's job: for a stream, its sink and state live with it. */
+struct oai_job {
+	struct rf_relay_job job; /* first: the relay frees the block */
+	struct oai_stream s;
+	struct rf_stream_sink sink;
+};
+
+/* The chain is done: the row, then the terminal chunks. */
 static void
-oai_stream(struct rf_worker *w, struct rf_request *rq,
-    const struct rf_chat_req *req)
+oai_stream_finish(struct rf_worker *w, struct rf_relay_job *job)
 {
-	struct rf_chain_result r;
+	struct oai_job *oj = (struct oai_job *)job;
+	struct rf_chain_result *r = &job->r;
 	struct rf_log_entry e;
-	struct oai_stream s = { .w = w, .rq = rq, .req = req,
-		.last_write = rf_mono_ms() };
-	struct rf_stream_sink sink = {
+
+	rf_chain_entry(&job->req, r, "openai_stream",
+	    r->err == RF_OK ? 200 : rf_err_status(r->err), &e);
+	rf_answer_log(w, &job->req, &e); /* before the terminal chunks */
+	stream_end(&oj->s, r, &e);
+	rf_chain_result_free(r);
+	rf_contract_free(&job->req);
+}
+
+static void
+oai_stream_init(struct rf_worker *w, struct oai_job *oj)
+{
+	struct rf_relay_job *job = &oj->job;
+
+	/* The sink writes to the job's own copy of the request. */
+	oj->s = (struct oai_stream){ .cfg = w->cfg, .rq = &job->rq,
+		.req = &job->req, .last_write = rf_mono_ms() };
+	oj->s.head = (struct rf_oai_head){ .request_id = job->rq.request_id,
+		.created = job->r.started_ms / 1000, .model = oj->s.model };
+	oj->sink = (struct rf_stream_sink){
 		.fallback = sink_fallback, .start = sink_start,
 		.token = sink_token, .restart = sink_fallback,
-		.tick = sink_tick, .tool_delta = sink_tools, .ud = &s,
+		.tick = sink_tick, .tool_delta = sink_tools, .full = sink_full,
+		.ud = &oj->s,
 	};
-
-	rf_answer_begin(rq, &r);
-	s.head = (struct rf_oai_head){ .request_id = rq->request_id,
-		.created = r.started_ms / 1000, .model = s.model };
-	rf_chain_run(w, req, &sink, &r);
-	rf_chain_entry(req, &r, "openai_stream",
-	    r.err == RF_OK ? 200 : rf_err_status(r.err), &e);
-	rf_answer_log(w, req, &e); /* before the terminal chunks */
-	stream_end(&s, &r, &e);
-	rf_chain_result_free(&r);
+	job->sink = &oj->sink;
+	job->finish = oai_stream_finish;
 }
 
 void
 rf_handle_oai_chat(struct rf_worker *w, struct rf_request *rq)
 {
-	struct rf_chat_req req;
+	struct oai_job *oj = calloc(1, sizeof(*oj));
 	struct rf_field_err fe;
 	bool stream;
 
-	if (rf_contract_parse_openai(w->cfg, rq->body.data ? rq->body.data : "",
-	    rq->body.len, &req, &stream, &fe) != 0) {
-		rf_reply_oai_error(rq, fe.code, fe.message[0] ? fe.message : NULL,
-		    fe.field[0] ? fe.field : NULL, NULL);
+	if (oj == NULL) {
+		rf_reply_oai_error(rq, RF_ERR_INTERNAL, NULL, NULL, NULL);
 		return;
 	}
+	if (rf_contract_parse_openai(w->cfg, rq->body.data ? rq->body.data : "",
+	    rq->body.len, &oj->job.req, &stream, &fe) != 0) {
+		rf_reply_oai_error(rq, fe.code, fe.message[0] ? fe.message : NULL,
+		    fe.field[0] ? fe.field : NULL, NULL);
+		free(oj);
+		return;
+	}
+	if (rf_relay_admit(w->cfg) != 0) {
+		rf_reply_oai_busy(rq);
+		rf_contract_free(&oj->job.req);
+		free(oj);
+		return;
+	}
+	rf_answer_begin(rq, &oj->job.r);
+	oj->job.finish = oai_chat_finish;
 	if (stream)
-		oai_stream(w, rq, &req);
-	else
-		oai_chat(w, rq, &req);
-	rf_contract_free(&req);
+		oai_stream_init(w, oj);
+	rf_relay_submit(w, rq, &oj->job);
 }
 
 /* ---- GET /v1/models -------------------------------------------------- */

@@ -2,7 +2,9 @@
  * main: the responder process.  Loads the configuration, then either serves
  * exactly one request as plain CGI, or runs RELAYFORGE_THREADS worker
  * threads that accept FastCGI requests (through fcgi.c) under a mutex and
- * hand them to the router.  It owns the process-wide pieces: the store
+ * hand them to the router; a request that runs the fallback engine is
+ * then handed on to one of the relay's loop threads (relay.c, about one
+ * per core), so a worker is free again as soon as it has parsed one.  It owns the process-wide pieces: the store
  * pool, the request-log spool and its writer thread (logq: started before
  * the first request, in CGI mode too; it also replays the spool files of
  * processes that died), the provider-state writer (pstate), the retention
@@ -10,8 +12,8 @@
  * `--copy-store FROM TO` copies a store's history into an empty one
  * (docs/several-machines.md) and exits.
  * SIGTERM / SIGINT stop accepting, let in-flight requests (streams
- * included) finish, join the threads and exit 0.  This is the only file
- * that knows about threads and signals.
+ * included) finish, join the threads and exit 0.  Threads and signals
+ * are this file's, except the loop threads, which relay.c owns.
  */
 #include <fcntl.h>
 #include <malloc.h>
@@ -23,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -32,6 +35,7 @@
 #include "logq.h"
 #include "pstate.h"
 #include "ratelimit.h"
+#include "relay.h"
 #include "request.h"
 #include "router.h"
 #include "scrub.h"
@@ -44,8 +48,8 @@
 #define STORE_CONNS 8
 #define PRUNE_EVERY_S 60
 #define PRUNE_BATCH 500
-/* Worker stacks: curl, SQLite and json-c need far less than the 8 MiB
- * default, and a process may run hundreds of threads (one per stream). */
+/* Worker stacks: the router, SQLite and json-c need far less than the
+ * 8 MiB default. */
 #define WORKER_STACK (512 * 1024)
 
 static struct rf_config g_cfg;
@@ -189,12 +193,7 @@ worker_main(void *arg)
 	struct rf_fcgi_conn *conn = rf_fcgi_conn_new();
 	struct rf_request rq;
 
-	/* Without an upstream handle (out of memory) the worker still serves:
-	 * the chain passes network tiers over at no cost to the providers,
-	 * and the handle is tried again before each request. */
-	if ((w->up = rf_up_new()) == NULL)
-		RF_LOG_ERR(NULL, NULL, "no upstream handle for this worker "
-		    "(out of memory): network tiers are passed over");
+	/* No upstream handle: the chain runs on the relay's loops. */
 	for (;;) {
 		int rc;
 
@@ -207,13 +206,10 @@ worker_main(void *arg)
 		if (rc < 0)
 			break;
 		worker_store(w);
-		if (w->up == NULL)
-			w->up = rf_up_new();
 		rf_router_serve(w, &rq);
 		rf_fcgi_finish(conn);
 	}
 	rf_fcgi_conn_free(conn);
-	rf_up_free(w->up);
 	return NULL;
 }
 
@@ -264,6 +260,19 @@ serve_cgi(void)
 }
 
 /* ---- the process ----------------------------------------------------- */
+
+/* An open stream holds two descriptors here (the web server's connection
+ * and the upstream's): take every descriptor the hard limit allows. */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
 
 static void
 install_signals(void)
@@ -333,6 +342,9 @@ serve_fastcgi(void)
 	start_log();
 	if (rf_pstate_start(shared_store) != 0)
 		RF_LOG_WARN(NULL, NULL, "no provider-state writer thread; requests retry waiting writes");
+	if (rf_relay_start(&g_cfg, shared_store, 0) != 0)
+		RF_LOG_ERR(NULL, NULL, "no loop thread: requests run on the "
+		    "worker threads");
 	started = start_workers(tid, w, n);
 	if (started > 0 && pthread_create(&janitor, NULL, janitor_main, NULL) == 0)
 		have_janitor = true;
@@ -343,7 +355,8 @@ serve_fastcgi(void)
 	wake_all();
 	for (int i = 0; i < started; i++)
 		pthread_join(tid[i], NULL);
-	rf_logq_stop(); /* after the workers: no row comes after it */
+	rf_relay_stop(); /* every open request finishes first */
+	rf_logq_stop(); /* after the loops: no row comes after it */
 	rf_pstate_stop(g_store, RF_PSTATE_WRITE_MS);
 	if (have_janitor)
 		pthread_join(janitor, NULL);
@@ -432,9 +445,11 @@ main(int argc, char **argv)
 	}
 	register_secrets(&g_cfg);
 	install_signals();
-	/* A thread per stream: with glibc's default of 8 arenas per core, idle
-	 * free memory spreads over many arenas; two keep the RSS down. */
+	/* With glibc's default of 8 arenas per core, free memory of the
+	 * worker and loop threads spreads over many arenas; two keep the RSS
+	 * down. */
 	mallopt(M_ARENA_MAX, 2);
+	raise_fd_limit();
 	rf_up_global_init();
 	rf_fcgi_set_write_timeout(g_cfg.stream_idle_timeout_ms);
 	if (rf_fcgi_is_cgi())

@@ -34,6 +34,12 @@ rf_out_write(struct rf_out *o, const char *p, size_t n)
 	return o->failed ? -1 : 0;
 }
 
+bool
+rf_out_full(const struct rf_out *o)
+{
+	return o->full != NULL && o->full(o->ctx);
+}
+
 int
 rf_out_puts(struct rf_out *o, const char *s)
 {
@@ -167,6 +173,29 @@ rf_reply_store_unavailable(struct rf_request *rq)
 	return rf_reply_json(rq, 503, "Retry-After: 5\r\n", rf_render_failure(
 	    rf_render_error(RF_ERR_INTERNAL, "The store cannot be opened.",
 	    "store unavailable", NULL, false, rq->request_id, NULL, NULL)));
+}
+
+/* The refusal of a process at RELAYFORGE_MAX_STREAMS open requests: 503
+ * (not the 502 of an upstream failure: the gateway itself is full) with
+ * provider_unavailable, the code clients already retry on. */
+#define BUSY_MESSAGE "The gateway is at its limit of open requests; retry shortly."
+#define BUSY_DETAILS "RELAYFORGE_MAX_STREAMS reached"
+#define BUSY_HEADERS "Retry-After: 1\r\n"
+
+int
+rf_reply_busy(struct rf_request *rq)
+{
+	return rf_reply_json(rq, 503, BUSY_HEADERS, rf_render_failure(
+	    rf_render_error(RF_ERR_PROVIDER_UNAVAILABLE, BUSY_MESSAGE,
+	    BUSY_DETAILS, NULL, false, rq->request_id, NULL, NULL)));
+}
+
+int
+rf_reply_oai_busy(struct rf_request *rq)
+{
+	return rf_reply_json(rq, 503, BUSY_HEADERS "x-should-retry: true\r\n",
+	    rf_render_oai_error(RF_ERR_PROVIDER_UNAVAILABLE,
+	    BUSY_MESSAGE " (" BUSY_DETAILS ")", NULL));
 }
 
 int

@@ -419,7 +419,11 @@ on_body(char *buf, size_t size, size_t n, void *ud)
 
 	curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
 	if (x->call.on_data != NULL && status >= 200 && status < 300) {
-		if (x->call.on_data(x->call.ud, buf, len) != 0) {
+		int rc = x->call.on_data(x->call.ud, buf, len);
+
+		if (rc == RF_UP_PAUSE)
+			return CURL_WRITEFUNC_PAUSE;
+		if (rc != 0) {
 			x->aborted = true;
 			return 0;
 		}
@@ -660,6 +664,13 @@ rf_up_cancel(struct rf_up_xfer *x)
 		return;
 	x->aborted = true;
 	end_xfer(x, CURLE_ABORTED_BY_CALLBACK);
+}
+
+void
+rf_up_resume(struct rf_up_xfer *x)
+{
+	if (x != NULL)
+		curl_easy_pause(x->easy, CURLPAUSE_CONT);
 }
 
 static void

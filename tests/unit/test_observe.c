@@ -136,7 +136,7 @@ call(struct rf_worker *w, handler_fn h,
 {
 	struct rf_buf out;
 	struct rf_request rq = { .param = no_param, .read = no_read,
-	    .out = { buf_write, buf_flush, &out, false }, .method = "GET",
+	    .out = { buf_write, buf_flush, &out, false, NULL }, .method = "GET",
 	    .query = query };
 	struct answer a = { 0 };
 	const char *body;
@@ -531,7 +531,7 @@ call_text(struct rf_worker *w, handler_fn h, int *status)
 {
 	struct rf_buf out;
 	struct rf_request rq = { .param = no_param, .read = no_read,
-	    .out = { buf_write, buf_flush, &out, false }, .method = "GET",
+	    .out = { buf_write, buf_flush, &out, false, NULL }, .method = "GET",
 	    .query = "" };
 	char *text;
 

@@ -713,7 +713,7 @@ static void
 test_writer(void **state)
 {
 	struct sink s = { 0 };
-	struct rf_out out = { sink_write, sink_flush, &s, false };
+	struct rf_out out = { sink_write, sink_flush, &s, false, NULL };
 
 	(void)state;
 	assert_int_equal(rf_sse_write(&out, "token", "{\"text\":\"hi\"}"), 0);
@@ -743,7 +743,7 @@ static void
 test_writer_roundtrip(void **state)
 {
 	struct sink s = { 0 };
-	struct rf_out out = { sink_write, sink_flush, &s, false };
+	struct rf_out out = { sink_write, sink_flush, &s, false, NULL };
 	struct rec r;
 	struct rf_buf junk = { 0 };
 
