@@ -59,6 +59,7 @@ struct rf_config {
 	int retention_days;
 	int threads;
 	long log_queue;     /* rows that may wait in the spool */
+	int max_streams;    /* open engine requests per process; past it 503 */
 	char *spool_dir;    /* RELAYFORGE_SPOOL_DIR, or derived from db_path */
 	char *node;         /* RELAYFORGE_NODE, or the host name */
 };
