@@ -169,6 +169,7 @@ class Crowd:
         self.conns = []
         self.sel = selectors.DefaultSelector()
         self.deadline = time.monotonic() + seconds
+        self.stop = threading.Event()
         for data in requests:
             s = socket.create_connection(("127.0.0.1", port), timeout=10)
             s.sendall(data)
@@ -181,7 +182,8 @@ class Crowd:
 
     def _run(self):
         left = len(self.conns)
-        while left and time.monotonic() < self.deadline:
+        while left and time.monotonic() < self.deadline and \
+                not self.stop.is_set():
             for key, _ in self.sel.select(0.2):
                 c = key.data
                 try:
@@ -202,6 +204,7 @@ class Crowd:
         self.thread.join(max(0.0, self.deadline - time.monotonic()) + 5)
 
     def close(self):
+        self.stop.set()
         self.wait()
         for c in self.conns:
             if c.eof_at is None:
@@ -219,7 +222,7 @@ def timed(fn):
     return time.monotonic() - t0, r
 
 
-def other_client(method, path, body=None, timeout=30):
+def other_client(method, path, body=None, timeout=3 * BOUND):
     """An ordinary request from another loopback address: (status,
     headers, parsed body); a time-out is status 0."""
     conn = http.client.HTTPConnection("127.0.0.1", H.port, timeout=timeout,
