@@ -60,6 +60,7 @@ struct rf_config {
 	int threads;
 	int max_streams;        /* open requests per process (RELAYFORGE_MAX_STREAMS) */
 	long log_queue;     /* rows that may wait in the spool */
+	int max_streams;    /* open engine requests per process; past it 503 */
 	char *spool_dir;    /* RELAYFORGE_SPOOL_DIR, or derived from db_path */
 	char *node;         /* RELAYFORGE_NODE, or the host name */
 };

@@ -73,7 +73,10 @@ struct key_def {
  *   retention 1..3650 days, failure threshold 1..1000,
  *   mock delay 0..60000 ms;
  * - log queue 1..10000000 rows waiting in the spool (a million rows is
- *   about 0.5 GB of disk).
+ *   about 0.5 GB of disk);
+ * - max streams 1..1000000 open requests per process: each costs a few
+ *   kilobytes and two file descriptors at the web server, so a million is
+ *   past what any one machine's fd limits allow; 1 is a valid (tiny) cap.
  */
 static const struct key_def keys[] = {
 	STR("RELAYFORGE_DB", KT_PATH, db_path, RF_DEFAULT_DB),
@@ -108,6 +111,7 @@ static const struct key_def keys[] = {
 	NUM("RELAYFORGE_THREADS", KT_INT, threads, 8, 1, 1024),
 	NUM("RELAYFORGE_MAX_STREAMS", KT_INT, max_streams, 10000, 1, 1000000),
 	NUM("RELAYFORGE_LOG_QUEUE", KT_LONG, log_queue, 100000, 1, 10000000),
+	NUM("RELAYFORGE_MAX_STREAMS", KT_INT, max_streams, 10000, 1, 1000000),
 	STR("RELAYFORGE_SPOOL_DIR", KT_STR, spool_dir, ""), /* see spool_default */
 	STR("RELAYFORGE_NODE", KT_STR, node, ""),             /* see node_default */
 };

@@ -178,6 +178,7 @@ test_defaults(void **state)
 	assert_false(cfg.log_prompts);
 	assert_int_equal(cfg.retention_days, 30);
 	assert_int_equal(cfg.threads, 8);
+	assert_int_equal(cfg.max_streams, 10000);
 	rf_config_free(&cfg);
 	assert_null(cfg.db_path);
 	rf_config_free(&cfg); /* twice is safe */
@@ -191,6 +192,7 @@ test_env_values(void **state)
 	(void)state;
 	setenv("RELAYFORGE_DB", "/srv/rf.db", 1);
 	setenv("RELAYFORGE_THREADS", "1024", 1);
+	setenv("RELAYFORGE_MAX_STREAMS", "1000000", 1);
 	setenv("RELAYFORGE_RATE_LIMIT", "0", 1);
 	setenv("RELAYFORGE_LOG_PROMPTS", "preview", 1);
 	setenv("RELAYFORGE_API_TOKEN", "tok1", 1);
@@ -202,6 +204,7 @@ test_env_values(void **state)
 	load_ok(&cfg);
 	assert_string_equal(cfg.db_path, "/srv/rf.db");
 	assert_int_equal(cfg.threads, 1024);
+	assert_int_equal(cfg.max_streams, 1000000);
 	assert_int_equal(cfg.rate_limit, 0);
 	assert_true(cfg.log_prompts);
 	assert_string_equal(cfg.api_token, "tok1");
@@ -345,6 +348,10 @@ test_bounds(void **state)
 		{ "RELAYFORGE_API_TOKEN", "two words" },
 		{ "RELAYFORGE_LOG_QUEUE", "0" },
 		{ "RELAYFORGE_LOG_QUEUE", "10000001" },
+		{ "RELAYFORGE_MAX_STREAMS", "0" },
+		{ "RELAYFORGE_MAX_STREAMS", "1000001" },
+		{ "RELAYFORGE_MAX_STREAMS", "-5" },
+		{ "RELAYFORGE_MAX_STREAMS", "10k" },
 		{ "RELAYFORGE_SPOOL_DIR", "a\nb" },
 		{ "RELAYFORGE_NODE", "two words" },
 		{ "RELAYFORGE_NODE", "gw/1" },
