@@ -58,7 +58,6 @@ struct rf_config {
 	bool log_prompts;   /* RELAYFORGE_LOG_PROMPTS=preview */
 	int retention_days;
 	int threads;
-	int max_streams;        /* open requests per process (RELAYFORGE_MAX_STREAMS) */
 	long log_queue;     /* rows that may wait in the spool */
 	int max_streams;    /* open engine requests per process; past it 503 */
 	char *spool_dir;    /* RELAYFORGE_SPOOL_DIR, or derived from db_path */

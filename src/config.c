@@ -109,7 +109,6 @@ static const struct key_def keys[] = {
 	SW("RELAYFORGE_LOG_PROMPTS", log_prompts, 0, "off", "preview"),
 	NUM("RELAYFORGE_RETENTION_DAYS", KT_INT, retention_days, 30, 1, 3650),
 	NUM("RELAYFORGE_THREADS", KT_INT, threads, 8, 1, 1024),
-	NUM("RELAYFORGE_MAX_STREAMS", KT_INT, max_streams, 10000, 1, 1000000),
 	NUM("RELAYFORGE_LOG_QUEUE", KT_LONG, log_queue, 100000, 1, 10000000),
 	NUM("RELAYFORGE_MAX_STREAMS", KT_INT, max_streams, 10000, 1, 1000000),
 	STR("RELAYFORGE_SPOOL_DIR", KT_STR, spool_dir, ""), /* see spool_default */

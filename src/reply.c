@@ -195,7 +195,7 @@ rf_reply_oai_busy(struct rf_request *rq)
 {
 	return rf_reply_json(rq, 503, BUSY_HEADERS "x-should-retry: true\r\n",
 	    rf_render_oai_error(RF_ERR_PROVIDER_UNAVAILABLE,
-	    BUSY_MESSAGE " (" BUSY_DETAILS ")", NULL));
+	    BUSY_MESSAGE, NULL));
 }
 
 int
