@@ -56,6 +56,11 @@ struct rf_relay_job {
 	bool ending;                /* finish ran: sending the rest, then close */
 };
 
+/* A block of size bytes (>= sizeof(struct rf_relay_job)) whose job is
+ * ready to fill: the relay's part, sink and finish zeroed, the rest of the
+ * block (req, r, the handler's own) left to the handler.  NULL: memory. */
+struct rf_relay_job *rf_relay_job_new(size_t size);
+
 /* Start n loop threads (n <= 0: one per online core, at most 8) for this
  * process; get_store gives the process's store (NULL while it cannot be
  * opened).  0, or -1 when none could start (the relay then runs jobs on

@@ -33,7 +33,9 @@ struct rf_up;
 struct rf_up_req {
 	struct rf_buf url;
 	struct rf_buf body;
-	char hdrs[RF_UP_MAX_HDRS][RF_UP_HDR_LEN];
+	char *hdrs[RF_UP_MAX_HDRS]; /* each from malloc, shorter than
+	                             * RF_UP_HDR_LEN; an open request holds
+	                             * only the bytes of its lines */
 	int nhdrs;
 };
 
@@ -42,6 +44,8 @@ struct rf_up_req {
  * rf_up_req_free(NULL) is a no-op. */
 void rf_up_req_init(struct rf_up_req *rq);
 void rf_up_req_free(struct rf_up_req *rq);
+/* Wipe and free the header lines only (nhdrs 0 again). */
+void rf_up_req_drop_headers(struct rf_up_req *rq);
 
 /* Free-tier quota figures from rate-limit headers. */
 struct rf_quota {

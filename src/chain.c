@@ -1340,7 +1340,7 @@ rf_chain_start(struct rf_worker *w, const struct rf_chat_req *req,
     const struct rf_stream_sink *sink, struct rf_chain_result *r,
     struct rf_chain_run **handle, rf_chain_done_fn done, void *ud)
 {
-	struct run *run = calloc(1, sizeof(*run));
+	struct run *run = malloc(sizeof(*run));
 
 	if (run == NULL) {
 		rf_failure_set(&r->fail, RF_ERR_INTERNAL, "out of memory");

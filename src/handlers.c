@@ -94,7 +94,7 @@ chat_finish(struct rf_worker *w, struct rf_relay_job *job)
 static struct rf_relay_job *
 job_new(struct rf_worker *w, struct rf_request *rq, size_t size)
 {
-	struct rf_relay_job *job = calloc(1, size);
+	struct rf_relay_job *job = rf_relay_job_new(size);
 
 	if (job == NULL) {
 		rf_reply_internal(rq, "out of memory");

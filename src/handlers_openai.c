@@ -268,7 +268,7 @@ oai_stream_init(struct rf_worker *w, struct oai_job *oj)
 void
 rf_handle_oai_chat(struct rf_worker *w, struct rf_request *rq)
 {
-	struct oai_job *oj = calloc(1, sizeof(*oj));
+	struct oai_job *oj = (struct oai_job *)rf_relay_job_new(sizeof(*oj));
 	struct rf_field_err fe;
 	bool stream;
 

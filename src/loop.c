@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -34,6 +35,7 @@ struct rf_loop {
 	size_t nheap, capheap;
 	pthread_mutex_t lock;      /* guards posts */
 	struct post *posts, **tail;
+	atomic_bool posted;        /* posts may be waiting: take the lock */
 };
 
 static void
@@ -233,6 +235,7 @@ rf_loop_post(struct rf_loop *l, void (*fn)(void *arg), void *arg)
 	pthread_mutex_lock(&l->lock);
 	*l->tail = p;
 	l->tail = &p->next;
+	atomic_store(&l->posted, true);
 	pthread_mutex_unlock(&l->lock);
 	/* A full eventfd counter still wakes the loop: ignore EAGAIN. */
 	if (write(l->wake.fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
@@ -246,7 +249,10 @@ run_posts(struct rf_loop *l)
 	struct post *p, *next;
 	int n = 0;
 
+	if (!atomic_load(&l->posted))
+		return 0; /* the common turn of a busy loop: no lock */
 	pthread_mutex_lock(&l->lock);
+	atomic_store(&l->posted, false);
 	p = l->posts;
 	l->posts = NULL;
 	l->tail = &l->posts;

@@ -270,32 +270,29 @@ rf_adapter_unit_duration(const char *s, const char **end)
 void
 rf_adapter_req_clear(struct rf_up_req *rq)
 {
-	int i;
-
 	rf_buf_reset(&rq->url);
 	rf_buf_reset(&rq->body);
-	for (i = 0; i < rq->nhdrs; i++)
-		explicit_bzero(rq->hdrs[i], sizeof(rq->hdrs[i]));
-	rq->nhdrs = 0;
+	rf_up_req_drop_headers(rq);
 }
 
 int
 rf_adapter_header(struct rf_up_req *rq, const char *name, const char *value)
 {
-	int n;
+	char line[RF_UP_HDR_LEN];
+	int n, rc = -1;
 
 	/* A CR or LF in a configured value would smuggle in another header. */
 	if (value == NULL || strpbrk(value, "\r\n") != NULL ||
 	    rq->nhdrs >= RF_UP_MAX_HDRS)
 		return -1;
-	n = snprintf(rq->hdrs[rq->nhdrs], sizeof(rq->hdrs[0]), "%s: %s", name,
-	    value);
-	if (n < 0 || (size_t)n >= sizeof(rq->hdrs[0])) {
-		explicit_bzero(rq->hdrs[rq->nhdrs], sizeof(rq->hdrs[0]));
-		return -1;
+	n = snprintf(line, sizeof(line), "%s: %s", name, value);
+	if (n >= 0 && (size_t)n < sizeof(line) &&
+	    (rq->hdrs[rq->nhdrs] = strdup(line)) != NULL) {
+		rq->nhdrs++;
+		rc = 0;
 	}
-	rq->nhdrs++;
-	return 0;
+	explicit_bzero(line, sizeof(line)); /* it may hold a key */
+	return rc;
 }
 
 int

@@ -219,6 +219,20 @@ pick_loop(void)
 	return best;
 }
 
+struct rf_relay_job *
+rf_relay_job_new(size_t size)
+{
+	/* malloc, not calloc: the request and its result (kilobytes) are
+	 * written whole by the contract and rf_answer_begin anyway. */
+	struct rf_relay_job *job = malloc(size);
+
+	if (job == NULL)
+		return NULL;
+	memset(&job->sink, 0, sizeof(*job) - offsetof(struct rf_relay_job,
+	    sink));
+	return job;
+}
+
 /* The job's copy of rq: nothing of it may point into the params, which
  * go with the worker's connection. */
 static void

@@ -95,23 +95,27 @@ rf_up_global_cleanup(void)
 void
 rf_up_req_init(struct rf_up_req *rq)
 {
-	/* The header lines are written before they are read: no need to
-	 * clear 8 KiB per request. */
 	rf_buf_init(&rq->url, 0);
 	rf_buf_init(&rq->body, 0);
 	rq->nhdrs = 0;
 }
 
 void
+rf_up_req_drop_headers(struct rf_up_req *rq)
+{
+	for (int i = 0; i < rq->nhdrs; i++) {
+		explicit_bzero(rq->hdrs[i], strlen(rq->hdrs[i]));
+		free(rq->hdrs[i]);
+	}
+	rq->nhdrs = 0;
+}
+
+void
 rf_up_req_free(struct rf_up_req *rq)
 {
-	int i;
-
 	if (rq == NULL)
 		return;
-	for (i = 0; i < rq->nhdrs; i++)
-		explicit_bzero(rq->hdrs[i], strlen(rq->hdrs[i]));
-	rq->nhdrs = 0;
+	rf_up_req_drop_headers(rq);
 	rf_buf_free(&rq->url);
 	rf_buf_free(&rq->body);
 }
