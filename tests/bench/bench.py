@@ -99,6 +99,9 @@ GROUPS = ("floor", "chat", "fallback", "connections", "streams", "ladder",
           "usage", "pg")
 ONLY = [g.strip() for g in os.environ.get("BENCH_ONLY", "").split(",")
         if g.strip()] or list(GROUPS)
+# A partial run writes latest-<groups>.txt/.json, and leaves the full
+# run's latest.txt/.json alone.
+SUFFIX = "" if set(GROUPS) <= set(ONLY) else "-" + "-".join(ONLY)
 # The ladder's stream: 50 tokens, one every 200 ms (10 s), and how long a
 # stream may take before the client counts it as timed out.  A held
 # stream ends 10 s after it starts; the slack covers a loaded machine,
@@ -1134,6 +1137,10 @@ def versions():
 # ---------------------------------------------------------------- main
 
 def main():
+    unknown = sorted(set(ONLY) - set(GROUPS))
+    if unknown:
+        sys.exit("bench: BENCH_ONLY names no group %s (groups: %s)"
+                 % (", ".join(unknown), ", ".join(GROUPS)))
     for tool in ("mock_fast", "sse_client", "loadgen", "genstore",
                  "fcgi_floor"):
         if not os.access(os.path.join(TOOLS, tool), os.X_OK):
@@ -1226,7 +1233,7 @@ def main():
     }
     # The raw figures first: a report that fails to build loses nothing.
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "latest-raw.json"), "w") as f:
+    with open(os.path.join(RESULTS, "latest%s-raw.json" % SUFFIX), "w") as f:
         json.dump({"meta": meta, "raw": res}, f, indent=1, sort_keys=True)
     rows = build_rows(res)
     checks = verdicts(res)
@@ -1235,14 +1242,14 @@ def main():
     if res.get("failures"):
         print("\nfailures:\n  " + "\n  ".join(res["failures"]))
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+    with open(os.path.join(RESULTS, "latest%s.json" % SUFFIX), "w") as f:
         json.dump({"meta": meta, "rows": rows, "targets": checks,
                    "raw": res}, f, indent=1, sort_keys=True)
         f.write("\n")
-    with open(os.path.join(RESULTS, "latest.txt"), "w") as f:
+    with open(os.path.join(RESULTS, "latest%s.txt" % SUFFIX), "w") as f:
         f.write(table + "\n")
-    log("done in %.0f s; results in tests/bench/results/latest.json"
-        % meta["seconds"])
+    log("done in %.0f s; results in tests/bench/results/latest%s.json"
+        % (meta["seconds"], SUFFIX))
     if res.get("failures"):
         log("kept %s (logs of the failed run)" % tmp)
     else:
