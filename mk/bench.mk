@@ -3,6 +3,10 @@
 #                     with the shipped run config, wrk and the C clients;
 #                     /api/v1 and the OpenAI-compatible /v1 side by side;
 #                     prints a table, writes tests/bench/results/latest.json
+#                     (BENCH_ONLY=ladder,streams,... runs only those groups;
+#                     tests/bench/bench.py lists them and every other knob)
+#   make bench-ladder the ladder alone: 1,000 / 2,500 / 5,000 slow streams
+#                     held at once with the shipped defaults (~2 minutes)
 #   make bench-check  the regression guard: callgrind instructions per warm
 #                     chat request against tests/bench/callgrind-baseline.txt
 #                     (BENCH_UPDATE=1 rewrites the baseline).  Not timed, and
@@ -14,7 +18,7 @@ BENCH_TOOLS := $(BENCH_DIR)/mock_fast $(BENCH_DIR)/sse_client \
                $(BENCH_DIR)/loadgen $(BENCH_DIR)/genstore $(BENCH_DIR)/fcgi_floor
 BENCH_PKGS  := wrk valgrind
 
-.PHONY: bench bench-check bench-deps
+.PHONY: bench bench-ladder bench-check bench-deps
 
 # The same install step as `deps`, for the bench's own packages.
 bench-deps:
@@ -41,6 +45,9 @@ $(BENCH_DIR)/genstore $(BENCH_DIR)/cg_driver: $(BENCH_DIR)/%: tests/bench/%.c $(
 bench: deps bench-deps
 	@$(MAKE) --no-print-directory $(BIN) $(BENCH_TOOLS)
 	@BUILD=$(BUILD) BIN=$(abspath $(BIN)) tests/bench/bench.sh
+
+bench-ladder:
+	@$(MAKE) --no-print-directory bench BENCH_ONLY=ladder
 
 bench-check: deps bench-deps
 	@$(MAKE) --no-print-directory $(BENCH_DIR)/mock_fast $(BENCH_DIR)/cg_driver

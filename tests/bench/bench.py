@@ -14,7 +14,8 @@ config also runs build/bench/fcgi_floor, a FastCGI responder that does
 nothing: the floor rows, the web server's share of every figure.
 
 The chain the gateway runs (all on the mock, all keyed), for the chat rows
-and for the stream rows (two lighttpd starts; the thread count differs):
+and for the stream rows (separate lighttpd starts, every one with the
+product's defaults: no thread tuning):
              chat rows                   stream rows
   groq       status=429                  status=429
   sambanova  t=16 (answers at once)      t=16 (immediate stream)
@@ -32,14 +33,26 @@ as real free-tier providers do on every answer.
 Writes tests/bench/results/latest.json and latest.txt; stops everything it
 started (only the pids it started).  Python 3 standard library only.
 
+The ladder (docs/performance.md, "The ladder"): slow streams (one token
+every 200 ms for 10 s) held at once at 1,000, 2,500 and 5,000, each rung on
+a fresh lighttpd + responders with the shipped defaults, the mock called
+directly at the same concurrency beside it, the responders' total RSS
+sampled from /proc while the rung is held.
+
 Environment knobs (defaults in brackets):
-  BENCH_THREADS   responder threads per process for the chat, fallback
-                  and connection rows [unset: the product's default, 8]
-  BENCH_STREAM_THREADS  threads per process for the stream rows [512]
-                  (1,000 open streams need threads x processes >= 1,000)
+  BENCH_ONLY      comma list of the groups to run [all]: floor, chat,
+                  fallback, connections, streams, ladder, usage, pg
+                  (BENCH_ONLY=ladder: the ladder alone, about 2 minutes)
+  BENCH_LADDER    the ladder's rungs [1000,2500,5000]
+  BENCH_THREADS   RELAYFORGE_THREADS for the chat, fallback, connections,
+                  usage and PostgreSQL starts [unset: the product's default]
+  BENCH_STREAM_THREADS  RELAYFORGE_THREADS for the stream rows only
+                  [unset: the product's default]; when set, a "chat c=64
+                  with that many threads" row shows what the tuning costs.
+                  The ladder never takes it: it measures the defaults.
   BENCH_PROCS     responder processes (@PROCS@) [2, as make run]
   BENCH_SECONDS   seconds per closed-loop run [5]
-  BENCH_QUICK=1   shorter runs and 250/500 slow streams only (a smoke run)
+  BENCH_QUICK=1   shorter runs and a 250/500 ladder (a smoke run)
   BENCH_USAGE_ROWS  requests in the generated store [1000000]
 """
 
@@ -73,12 +86,31 @@ RESULTS = os.path.join(ROOT, "tests", "bench", "results")
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 THREADS = os.environ.get("BENCH_THREADS")  # None: the product's default
-STREAM_THREADS = int(os.environ.get("BENCH_STREAM_THREADS", "512"))
+# None: the product's default.  Only an explicit setting tunes the stream
+# rows (issue 15: the stream figures are the defaults' figures).
+STREAM_THREADS = os.environ.get("BENCH_STREAM_THREADS") or THREADS
 PROCS = int(os.environ.get("BENCH_PROCS", "2"))
 SECS = int(os.environ.get("BENCH_SECONDS", "2" if QUICK else "5"))
 OPEN_SECS = 3 if QUICK else 8
 USAGE_ROWS = int(os.environ.get("BENCH_USAGE_ROWS", "1000000"))
-SLOW_LEVELS = [250, 500] if QUICK else [250, 500, 1000]
+LADDER = [int(x) for x in os.environ.get(
+    "BENCH_LADDER", "250,500" if QUICK else "1000,2500,5000").split(",")]
+GROUPS = ("floor", "chat", "fallback", "connections", "streams", "ladder",
+          "usage", "pg")
+ONLY = [g.strip() for g in os.environ.get("BENCH_ONLY", "").split(",")
+        if g.strip()] or list(GROUPS)
+# A partial run writes latest-<groups>.txt/.json, and leaves the full
+# run's latest.txt/.json alone.
+SUFFIX = "" if set(GROUPS) <= set(ONLY) else "-" + "-".join(ONLY)
+# The ladder's stream: 50 tokens, one every 200 ms (10 s), and how long a
+# stream may take before the client counts it as timed out.  A held
+# stream ends 10 s after it starts; the slack covers a loaded machine,
+# and bounds a rung that cannot hold its streams (the streams queue).
+LADDER_TOKENS = 50
+LADDER_TIMEOUT_S = 20
+# docs/performance.md: the ladder's targets.
+LADDER_RSS_MB = {1000: 20, 5000: 64}
+LADDER_OVERHEAD_P99_MS = 5.0
 
 PROMPT = "Explain the fallback strategy in RelayForge"
 # provider -> mock behaviour (the base URL path), per lighttpd start
@@ -288,13 +320,15 @@ class CpuMeter:
 
 
 class RssSampler(threading.Thread):
-    """The peak total RSS of the responder processes while a run lasts."""
+    """The peak total RSS of the responder processes while a run lasts
+    (and lighttpd's own peak, beside it)."""
 
     def __init__(self, procs):
         super().__init__(daemon=True)
         self.procs = procs
         self.peak = 0
         self.threads = 0
+        self.web_peak = 0
         self.halt = threading.Event()
 
     def run(self):
@@ -302,6 +336,9 @@ class RssSampler(threading.Thread):
             kb, th = rss_kb(self.procs.child_pids())
             if kb > self.peak:
                 self.peak, self.threads = kb, th
+            if self.procs.lighttpd is not None:
+                self.web_peak = max(self.web_peak,
+                                    rss_kb([self.procs.lighttpd.pid])[0])
             self.halt.wait(0.25)
 
     def stop(self):
@@ -346,12 +383,14 @@ def loadgen(url, body_file, rate, secs=None, count=None, warmup=1.0):
     return run_json(cmd, timeout=(secs or count / rate) + 60)
 
 
-def sse(url, body_file, mode, conc, total, ramp_ms=0, timeout_s=60):
+def sse(url, body_file, mode, conc, total, ramp_ms=0, timeout_s=60,
+        expect_tokens=0):
     return run_json([os.path.join(TOOLS, "sse_client"), "--url", url,
                      "--body-file", body_file, "--mode", mode,
                      "-c", str(conc), "-n", str(total),
-                     "--ramp-ms", str(ramp_ms), "--timeout-s", str(timeout_s)],
-                    timeout=timeout_s * 3 + 120)
+                     "--ramp-ms", str(ramp_ms), "--timeout-s", str(timeout_s),
+                     "--expect-tokens", str(expect_tokens)],
+                    timeout=timeout_s * 3 + ramp_ms / 1000.0 + 120)
 
 
 # ---------------------------------------------------------------- the matrix
@@ -487,58 +526,92 @@ def phase_connections(procs, bodies, res):
 def phase_streams(procs, bodies, res):
     # Each responder thread opens its own store and upstream connection on
     # its first request: touch every thread first, so these rows are warm.
-    log("warm-up of %d threads x %d processes (3 s at concurrency 64)"
-        % (STREAM_THREADS, PROCS))
+    log("warm-up of %s threads x %d processes (3 s at concurrency 64)"
+        % (STREAM_THREADS or "the default", PROCS))
     wrk(procs.gw("/api/v1/chat"), bodies["chat"], 64, 3)
-    runs = [("imm", IMMEDIATE, 1, 20 if QUICK else 200),
-            ("imm", IMMEDIATE, 64, 128 if QUICK else 640),
-            ("paced", PACED, 1, 5 if QUICK else 20),
-            ("paced", PACED, 64, 64 if QUICK else 192)]
-    for kind, behaviour, c, n in runs:
-        log("streams %s, concurrency %d (%d streams; mock, /api/v1, /v1)"
-            % (kind, c, n))
+    # (kind, behaviour, concurrency, streams, ramp ms).  Paced c=512 starts
+    # its first 512 over 350 ms, one stream's length, so it holds 512 open
+    # at a steady rate (about 1,500 new streams/s) instead of in waves.
+    runs = [("imm", IMMEDIATE, 1, 20 if QUICK else 200, 0),
+            ("imm", IMMEDIATE, 64, 128 if QUICK else 640, 0),
+            ("paced", PACED, 1, 5 if QUICK else 20, 0),
+            ("paced", PACED, 64, 64 if QUICK else 192, 0),
+            ("paced", PACED, 512, 512 if QUICK else 1024, 350)]
+    for kind, behaviour, c, n, ramp in runs:
+        log("streams %s, concurrency %d (%d streams; mock, /api/v1%s)"
+            % (kind, c, n, ", /v1" if c <= 64 else ""))
         d = sse(direct(procs, behaviour), bodies["direct_stream"], "openai",
-                c, n)
+                c, n, ramp_ms=ramp)
         g = sse(procs.gw("/api/v1/stream"), bodies["stream_" + kind], "gw",
-                c, n)
+                c, n, ramp_ms=ramp)
         res["stream_%s_c%d" % (kind, c)] = {"gateway": g, "direct": d}
+        if c > 64:
+            continue
         # /v1 streams are the upstream's own format: read like the mock's.
         g = sse(procs.gw(V1), bodies["v1_stream_" + kind], "openai", c, n)
         res["v1stream_%s_c%d" % (kind, c)] = {"gateway": g, "direct": d}
 
 
 def phase_threads_cost(procs, bodies, res):
-    log("chat, concurrency 64, with %d threads per process" % STREAM_THREADS)
+    if not os.environ.get("BENCH_STREAM_THREADS"):
+        return  # the stream rows ran with the defaults: nothing to show
+    log("chat, concurrency 64, with %s threads per process" % STREAM_THREADS)
     wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 3)  # warm every thread
     g = wrk(procs.gw("/api/v1/chat"), bodies["chat"], 64, SECS)
     res["chat_c64_stream_threads"] = {"gateway": g,
                                       "direct": res["chat_c64"]["direct"]}
 
 
-def phase_slow(procs, bodies, res):
-    idle_kb, idle_threads = rss_kb(procs.child_pids())
-    out = {"levels": {}, "held": 0, "idle_rss_kb": idle_kb,
-           "threads": idle_threads, "processes": len(procs.child_pids())}
-    for n in SLOW_LEVELS:
-        log("slow streams: %d at once (one token per 200 ms, 10 s)" % n)
-        sampler = RssSampler(procs)
-        sampler.start()
+def ladder_rung(procs, bodies, db, n):
+    """One rung: n slow streams at once, ramped in at 1,000 new streams/s;
+    the mock called directly first (lighttpd stopped), then through a
+    fresh lighttpd + responders with the defaults."""
+    ramp = n  # ms: one new stream per ms at every rung
+    procs.stop_lighttpd()
+    log("ladder %d: the mock called directly" % n)
+    d = sse(direct(procs, SLOW), bodies["direct_stream"], "openai", n, n,
+            ramp_ms=ramp, timeout_s=LADDER_TIMEOUT_S,
+            expect_tokens=LADDER_TOKENS)
+    procs.start_lighttpd(gateway_config(procs, db, None, STREAM_UP))
+    time.sleep(0.5)  # the responders' start-up work settles
+    kids = procs.child_pids()
+    idle_kb, idle_threads = rss_kb(kids)
+    log("ladder %d: through the gateway (%d responders, %d kB idle)"
+        % (n, len(kids), idle_kb))
+    sampler = RssSampler(procs)
+    sampler.start()
+    try:
         g = sse(procs.gw("/api/v1/stream"), bodies["stream_slow"], "gw", n, n,
-                ramp_ms=1000, timeout_s=40)
+                ramp_ms=ramp, timeout_s=LADDER_TIMEOUT_S,
+                expect_tokens=LADDER_TOKENS)
+    finally:
         peak, threads = sampler.stop()
-        g["rss_kb"] = peak
-        g["threads"] = threads
-        out["levels"][str(n)] = g
-        if g["ok"] != n or g["peak_streaming"] < n:
-            break
-        out["held"] = n
-    log("slow streams: the mock called directly, %d at once" % SLOW_LEVELS[-1])
-    n = SLOW_LEVELS[-1]
-    d = sse(direct(procs, SLOW), bodies["direct_stream"], "openai",
-            n, n, ramp_ms=1000, timeout_s=40)
-    out["direct"] = d
-    out["direct_held"] = n if d["ok"] == n and d["peak_streaming"] >= n else 0
-    res["slow_streams"] = out
+    g.update({"rss_kb": peak, "threads": threads, "idle_rss_kb": idle_kb,
+              "idle_threads": idle_threads, "processes": len(kids),
+              "lighttpd_rss_kb": sampler.web_peak})
+    procs.stop_lighttpd()
+    # held: completed with every token and the done event; the rung is
+    # held when all n were, and all n were open at the same moment.
+    return {"gateway": g, "direct": d, "ramp_ms": ramp,
+            "held": g["ok"], "direct_held": d["ok"],
+            "all_open": g["peak_streaming"] >= n,
+            "direct_all_open": d["peak_streaming"] >= n}
+
+
+def phase_ladder(procs, bodies, res, db):
+    """docs/performance.md, "The ladder".  Every rung runs, also after a
+    rung that fell short: each starts on fresh processes."""
+    out = res.setdefault("ladder", {"rungs": {}, "tokens": LADDER_TOKENS,
+                                    "gap_ms": 200,
+                                    "timeout_s": LADDER_TIMEOUT_S})
+    for n in LADDER:
+        try:
+            out["rungs"][str(n)] = ladder_rung(procs, bodies, db, n)
+        except (RuntimeError, KeyError, ValueError, OSError,
+                subprocess.TimeoutExpired) as e:
+            log("ladder %d failed: %s" % (n, e))
+            res.setdefault("failures", []).append("ladder %d: %s" % (n, e))
+            procs.stop_lighttpd()
 
 
 def phase_usage(procs, tmp, res):
@@ -690,6 +763,57 @@ def lat_rows(label, pair, keys, target=None):
     return out
 
 
+def ladder_rows(res):
+    """Per rung: held, TTFT, its overhead, responder RSS; targets beside."""
+    rows = []
+    lad = res.get("ladder")
+    if not lad:
+        return rows
+    for n, r in sorted(lad["rungs"].items(), key=lambda kv: int(kv[0])):
+        g, d = r["gateway"], r["direct"]
+        rows.append(row("ladder %s: streams held" % n, r["held"],
+                        r["direct_held"], "streams", better="higher",
+                        target="all %s, no error" % n))
+        rows.append(row("ladder %s: streams open at once" % n,
+                        g["peak_streaming"], d["peak_streaming"], "streams",
+                        better="higher", target=n))
+        if g["ok"] != g["streams"]:
+            errs = ", ".join("%s %d" % ({"status": "non-200"}.get(k, k), v)
+                             for k, v in sorted(g["errors"].items()) if v)
+            if g["status"].get("5xx"):
+                errs += " (HTTP 5xx: %d)" % g["status"]["5xx"]
+            rows.append(row("ladder %s: failed streams" % n,
+                            g["streams"] - g["ok"], d["streams"] - d["ok"],
+                            "", target=errs or None))
+        for k in ("p50", "p99"):
+            rows.append(row("ladder %s: TTFT %s" % (n, k), ms(g["ttft_us"][k]),
+                            ms(d["ttft_us"][k]), "ms",
+                            target="diff <= %g ms" % LADDER_OVERHEAD_P99_MS
+                            if k == "p99" else None))
+        rows.append(row("ladder %s: token relay p99" % n,
+                        ms(g["token_relay_us"]["p99"]),
+                        ms(d["token_relay_us"]["p99"]), "ms"))
+        mb = LADDER_RSS_MB.get(int(n))
+        rows.append(row("ladder %s: responder RSS (peak)" % n,
+                        round(g["rss_kb"] / 1024.0, 1), None, "MB",
+                        target="<= %d MB" % mb if mb else None))
+        rows.append(row("ladder %s: responder RSS idle, %d procs" % (
+            n, g["processes"]), round(g["idle_rss_kb"] / 1024.0, 1), None,
+            "MB"))
+        per = per_stream_kb(g, int(n))
+        rows.append(row("ladder %s: RSS per open stream" % n, per, None,
+                        "kB"))
+        rows.append(row("ladder %s: lighttpd RSS (peak)" % n,
+                        round(g["lighttpd_rss_kb"] / 1024.0, 1), None, "MB"))
+    return rows
+
+
+def per_stream_kb(g, n):
+    """(peak - idle) / streams that were open: what one more stream costs."""
+    held = max(g.get("peak_streaming", 0), 1)
+    return round((g["rss_kb"] - g["idle_rss_kb"]) / float(min(held, n)), 1)
+
+
 def build_rows(res):
     rows = []
     for c in (1, 16, 64):
@@ -714,9 +838,9 @@ def build_rows(res):
                             ms(g[k]), ms(d[k]), "ms"))
     p = res.get("chat_c64_stream_threads")
     if p:
-        rows.append(row("chat c=64 req/s, %d threads" % STREAM_THREADS,
+        rows.append(row("chat c=64 req/s, %s threads" % STREAM_THREADS,
                         p["gateway"]["rps"], p["direct"]["rps"], "req/s"))
-        rows += lat_rows("chat c=64, %d threads" % STREAM_THREADS, p,
+        rows += lat_rows("chat c=64, %s threads" % STREAM_THREADS, p,
                          ("p50", "p99"))
     for kind in ("chat", "v1", "fallback"):
         p = res.get("%s_open1000" % kind)
@@ -729,7 +853,8 @@ def build_rows(res):
                             OPEN_LABEL[kind], ms(cpu["lighttpd"]), None, "ms"))
     for key in ("stream_imm_c1", "v1stream_imm_c1", "stream_imm_c64",
                 "v1stream_imm_c64", "stream_paced_c1", "v1stream_paced_c1",
-                "stream_paced_c64", "v1stream_paced_c64"):
+                "stream_paced_c64", "v1stream_paced_c64",
+                "stream_paced_c512"):
         p = res.get(key)
         if p is None:
             continue
@@ -750,18 +875,7 @@ def build_rows(res):
             rows.append(row("%s failed streams" % label,
                             p["gateway"]["streams"] - p["gateway"]["ok"],
                             p["direct"]["streams"] - p["direct"]["ok"], ""))
-    s = res.get("slow_streams")
-    if s:
-        rows.append(row("slow streams held", s["held"], s["direct_held"],
-                        "streams", better="higher"))
-        for n, g in sorted(s["levels"].items(), key=lambda kv: int(kv[0])):
-            rows.append(row("responder RSS, %s streams" % n,
-                            round(g["rss_kb"] / 1024.0, 1), None, "MB"))
-            dr = s["direct"]["token_relay_us"] if n == str(SLOW_LEVELS[-1]) \
-                else None
-            rows.append(row("%s slow streams: token relay p99" % n,
-                            ms(g["token_relay_us"]["p99"]),
-                            ms(dr["p99"]) if dr else None, "ms"))
+    rows += ladder_rows(res)
     c = res.get("connections")
     if c:
         rows.append(row("upstream conns / 1000 req", c["per_1000"], None,
@@ -802,6 +916,31 @@ def build_rows(res):
     return rows
 
 
+def ladder_verdicts(res, add):
+    lad = res.get("ladder")
+    if not lad:
+        return
+    for n, r in sorted(lad["rungs"].items(), key=lambda kv: int(kv[0])):
+        g, d = r["gateway"], r["direct"]
+        n_ = int(n)
+        held = r["held"] == n_ and r["all_open"]
+        add("ladder %s: slow streams held, no error" % n, "%d" % n_,
+            r["held"], held, "%d open at once; direct: %d held" % (
+                g["peak_streaming"], r["direct_held"]))
+        extra = g["ttft_us"]["p99"] - d["ttft_us"]["p99"] \
+            if g["ttft_us"]["n"] else None
+        add("ladder %s: TTFT overhead p99" % n,
+            "<= %g ms" % LADDER_OVERHEAD_P99_MS, ms(extra),
+            extra is not None and extra <= LADDER_OVERHEAD_P99_MS * 1000)
+        mb = LADDER_RSS_MB.get(n_)
+        if mb:
+            got = round(g["rss_kb"] / 1024.0, 1)
+            add("ladder %s: responder RSS" % n, "<= %d MB" % mb, got,
+                got <= mb and held, "%.1f kB per open stream%s" % (
+                    per_stream_kb(g, n_), "" if held else
+                    "; not met while the streams are not held"))
+
+
 def verdicts(res):
     """docs/performance.md, figure by figure: (name, target, value, met)."""
     out = []
@@ -835,9 +974,15 @@ def verdicts(res):
                 "<= 0.1 ms", ms(v["p50"] - a["p50"]),
                 v["p50"] - a["p50"] <= 100 and
                 q["gateway"]["ok"] == q["gateway"]["streams"])
-    best = max([res[k]["gateway"]["rps"] for k in ("chat_c16", "chat_c64")
-                if k in res] or [0])
-    add("chat throughput", ">= 3000 req/s", round(best), best >= 3000)
+    p = res.get("chat_c16")
+    if p:
+        rps = p["gateway"]["rps"]
+        add("chat throughput, c=16", ">= 10000 req/s", round(rps),
+            rps >= 10000)
+    p = res.get("chat_c64")
+    if p and p["gateway"].get("p99") is not None:
+        extra = p["gateway"]["p99"] - p["direct"]["p99"]
+        add("chat overhead p99, c=64", "<= 3 ms", ms(extra), extra <= 3000)
     for key, name in (("stream_paced_c1", "paced"),
                       ("stream_imm_c1", "immediate")):
         p = res.get(key)
@@ -853,14 +998,14 @@ def verdicts(res):
         add("stream later tokens relay p99 (%s, c=1)" % name, "<= 1 ms",
             ms(g["token_relay_us"]["p99"]),
             g["token_relay_us"]["p99"] <= 1000)
-    s = res.get("slow_streams")
-    if s:
-        add("concurrent slow streams held", "1000", s["held"],
-            s["held"] >= 1000)
-        l500 = s["levels"].get("500")
-        if l500:
-            mb = round(l500["rss_kb"] / 1024.0, 1)
-            add("responder RSS at 500 streams", "< 64 MB", mb, mb < 64)
+    p = res.get("stream_paced_c512")
+    if p:
+        g, d = p["gateway"], p["direct"]
+        extra = g["ttft_us"]["p99"] - d["ttft_us"]["p99"]
+        add("paced streams c=512: TTFT overhead p99", "<= 2 ms", ms(extra),
+            extra <= 2000 and g["ok"] == g["streams"],
+            "%d of %d streams ok" % (g["ok"], g["streams"]))
+    ladder_verdicts(res, add)
     c = res.get("connections")
     if c:
         add("new upstream connections per 1000 warm requests", "0",
@@ -902,6 +1047,9 @@ fallback: groq answers 429, sambanova answers (its mock column is plain chat).
 v1: the same request on POST /v1/chat/completions (the OpenAI surface).
 chat+quota hdrs: the upstream sends x-ratelimit-* headers, as Groq does.
 relay: when a token left the mock -> when the client read it (stamped).
+ladder N: N slow streams (a token every 200 ms for 10 s) held at once on
+a fresh gateway with the defaults, ramped in at 1,000 new streams/s; held =
+every token and the done event arrived; RSS = all responder processes.
 CPU/request: responder and lighttpd CPU time per request at 1,000/s.
 PG rows: the same figure with the store on PostgreSQL; their "mock"
 column holds SQLite's figure of the same run (ratio = PostgreSQL/SQLite)."""
@@ -923,8 +1071,8 @@ def render_table(meta, rows, checks):
     lines.append("config: %s" % meta["config"])
     lines.append("")
     w = max(len(r["figure"]) for r in rows) + 2
-    lines.append("%-*s %10s %10s %10s %8s  %s" % (
-        w, "figure", "gateway", "mock", "diff", "ratio", "unit"))
+    lines.append("%-*s %10s %10s %10s %8s  %-7s %s" % (
+        w, "figure", "gateway", "mock", "diff", "ratio", "unit", "target"))
     for r in rows:
         diff = r["diff"]
         if diff is not None and isinstance(diff, float):
@@ -934,9 +1082,10 @@ def render_table(meta, rows, checks):
         else:
             ds = "-" if diff is None else "%+d" % diff
         ratio = "-" if r["ratio"] is None else "%.2fx" % r["ratio"]
-        lines.append("%-*s %10s %10s %10s %8s  %s" % (
+        lines.append(("%-*s %10s %10s %10s %8s  %-7s %s" % (
             w, r["figure"], fmt(r["gateway"], r["unit"]),
-            fmt(r["direct"], r["unit"]), ds, ratio, r["unit"]))
+            fmt(r["direct"], r["unit"]), ds, ratio, r["unit"],
+            r.get("target") or "")).rstrip())
     lines.append("")
     lines.append(LEGEND)
     lines.append("")
@@ -988,6 +1137,10 @@ def versions():
 # ---------------------------------------------------------------- main
 
 def main():
+    unknown = sorted(set(ONLY) - set(GROUPS))
+    if unknown:
+        sys.exit("bench: BENCH_ONLY names no group %s (groups: %s)"
+                 % (", ".join(unknown), ", ".join(GROUPS)))
     for tool in ("mock_fast", "sse_client", "loadgen", "genstore",
                  "fcgi_floor"):
         if not os.access(os.path.join(TOOLS, tool), os.X_OK):
@@ -1009,17 +1162,24 @@ def main():
         procs.start_mock()
         bodies = write_bodies(tmp)
         db = os.path.join(tmp, "relayforge.db")
-        try:
-            phase_floor(procs, bodies, res)
-        except (RuntimeError, KeyError, ValueError, OSError,
-                subprocess.TimeoutExpired) as e:
-            log("phase_floor failed: %s" % e)
-            res.setdefault("failures", []).append("phase_floor: %s" % e)
-        plan = [(THREADS, CHAT_UP, (phase_chat, phase_fallback,
-                                    phase_connections)),
-                (STREAM_THREADS, STREAM_UP, (phase_streams, phase_slow,
-                                             phase_threads_cost))]
+        if "floor" in ONLY:
+            try:
+                phase_floor(procs, bodies, res)
+            except (RuntimeError, KeyError, ValueError, OSError,
+                    subprocess.TimeoutExpired) as e:
+                log("phase_floor failed: %s" % e)
+                res.setdefault("failures", []).append("phase_floor: %s" % e)
+        # The fallback rows read the chat rows' direct figures.
+        chat = [ph for g, ph in (("chat", phase_chat),
+                                 ("fallback", phase_fallback),
+                                 ("connections", phase_connections))
+                if g in ONLY and (g != "fallback" or "chat" in ONLY)]
+        streams = [phase_streams, phase_threads_cost] \
+            if "streams" in ONLY else []
+        plan = [(THREADS, CHAT_UP, chat), (STREAM_THREADS, STREAM_UP, streams)]
         for threads, up, phases in plan:
+            if not phases:
+                continue
             procs.start_lighttpd(gateway_config(procs, db, threads, up))
             for phase in phases:
                 try:
@@ -1032,10 +1192,14 @@ def main():
                     res.setdefault("failures", []).append(
                         "%s: %s" % (phase.__name__, str(e)[:300]))
         procs.stop_lighttpd()
+        if "ladder" in ONLY:
+            phase_ladder(procs, bodies, res, db)
         for name, run in (("phase_usage", lambda: phase_usage(procs, tmp,
                                                                res)),
                           ("phase_pg", lambda: phase_pg(procs, bodies, res,
                                                         tmp))):
+            if name[6:] not in ONLY:
+                continue
             try:
                 run()
             except (RuntimeError, KeyError, ValueError, OSError,
@@ -1055,18 +1219,21 @@ def main():
         "machine": machine(),
         "config": ("lighttpd + deploy/lighttpd-run.conf.in, %d responder "
                    "processes x %s threads (chat, fallback, connections, "
-                   "usage) and x %d threads (streams), every request logged "
+                   "usage) and x %s threads (streams), the ladder with the "
+                   "defaults, every request logged "
                    "to SQLite (PG rows: to PostgreSQL 15 on this machine, "
                    "Unix socket, fsync on), rate limit off, mock_fast "
                    "upstream on loopback"
-                   % (PROCS, THREADS or "8 (default)", STREAM_THREADS)),
+                   % (PROCS, THREADS or "the default", STREAM_THREADS or
+                      "the default")),
+        "only": ONLY,
         "versions": versions(),
         "seconds": round(time.time() - started, 1),
         "quick": QUICK,
     }
     # The raw figures first: a report that fails to build loses nothing.
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "latest-raw.json"), "w") as f:
+    with open(os.path.join(RESULTS, "latest%s-raw.json" % SUFFIX), "w") as f:
         json.dump({"meta": meta, "raw": res}, f, indent=1, sort_keys=True)
     rows = build_rows(res)
     checks = verdicts(res)
@@ -1075,14 +1242,14 @@ def main():
     if res.get("failures"):
         print("\nfailures:\n  " + "\n  ".join(res["failures"]))
     os.makedirs(RESULTS, exist_ok=True)
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+    with open(os.path.join(RESULTS, "latest%s.json" % SUFFIX), "w") as f:
         json.dump({"meta": meta, "rows": rows, "targets": checks,
                    "raw": res}, f, indent=1, sort_keys=True)
         f.write("\n")
-    with open(os.path.join(RESULTS, "latest.txt"), "w") as f:
+    with open(os.path.join(RESULTS, "latest%s.txt" % SUFFIX), "w") as f:
         f.write(table + "\n")
-    log("done in %.0f s; results in tests/bench/results/latest.json"
-        % meta["seconds"])
+    log("done in %.0f s; results in tests/bench/results/latest%s.json"
+        % (meta["seconds"], SUFFIX))
     if res.get("failures"):
         log("kept %s (logs of the failed run)" % tmp)
     else:

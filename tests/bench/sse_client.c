@@ -2,7 +2,7 @@
  * sse_client: drives token streams for `make bench` and times them.
  *
  *   sse_client --url URL --body-file F [--mode gw|openai] [-c N] [-n TOTAL]
- *              [--ramp-ms MS] [--timeout-s S]
+ *              [--ramp-ms MS] [--timeout-s S] [--expect-tokens T]
  *
  * N connections (one thread, epoll) run TOTAL streams, each connection one
  * stream at a time (keep-alive when the server allows it); with --ramp-ms
@@ -18,12 +18,21 @@
  *   first_relay_us first token: left the upstream -> arrived here
  *   token_relay_us every later token, the same
  *   gap_us         between consecutive tokens of one stream, as received
- * A stream is ok when it answered 200, carried at least one token, ended
- * with done (gw: {"ok": true}) or [DONE], and had no error event.
- * Prints one JSON object.  Exit 0 when every stream was ok, else 1.
+ * A stream is ok when it answered 200, carried at least one token (exactly
+ * T with --expect-tokens: the ladder's "held without error" means every
+ * token arrived), ended with done (gw: {"ok": true}) or [DONE], and had no
+ * error event.  Prints one JSON object.  Exit 0 when every stream was ok,
+ * else 1.
+ *
+ * Scale: one thread holds 5,000 and more connections (the bench raises the
+ * soft fd limit to the hard one).  Work per event is O(1): idle slots wait
+ * in a free list and the deadlines are swept ten times a second, so the
+ * client's own CPU does not grow with the streams it holds (it shares two
+ * cores with the gateway it measures).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,14 +48,15 @@
 #define REQ_MAX (64 * 1024)
 
 enum mode { MODE_GW, MODE_OPENAI };
-enum err { E_CONNECT, E_STATUS, E_EVENT, E_INCOMPLETE, E_TIMEOUT, E_PROTO,
-    E__COUNT };
+enum err { E_CONNECT, E_STATUS, E_EVENT, E_INCOMPLETE, E_SHORT, E_TIMEOUT,
+    E_PROTO, E__COUNT };
 static const char *const err_names[E__COUNT] = { "connect", "status",
-    "error_event", "incomplete", "timeout", "protocol" };
+    "error_event", "incomplete", "short", "timeout", "protocol" };
 
 struct slot {
 	int fd;
 	bool busy;               /* a stream in flight */
+	int next_free;           /* free list link (index), -1 at its end */
 	int64_t start_at;        /* ramp: not before this time */
 	struct hc_resp resp;
 	int64_t t_send, t_first_byte, t_first_token, t_last_token, deadline;
@@ -62,8 +72,10 @@ static struct {
 	struct hc_url url;
 	char req[REQ_MAX];
 	size_t reqlen;
-	int conc, total, launched, finished, ok;
-	int64_t ramp_us, timeout_us, now;
+	int conc, total, launched, finished, ok, expect_tokens;
+	int first_unstarted;     /* slots below it have been started once */
+	int free_head;           /* idle slots that may start the next stream */
+	int64_t ramp_us, timeout_us, now, next_sweep;
 	int streaming, peak_streaming, open, peak_open;
 	long errors[E__COUNT];
 	long statuses[6];        /* by first digit */
@@ -173,6 +185,14 @@ close_fd(struct slot *s)
 	g.open--;
 }
 
+/* A slot that has finished a stream may start the next one. */
+static void
+release(struct slot *slots, struct slot *s)
+{
+	s->next_free = g.free_head;
+	g.free_head = (int)(s - slots);
+}
+
 /* The stream of slot s ended; err < 0 when it was not cut short. */
 static void
 finish(struct slot *s, int err)
@@ -189,6 +209,8 @@ finish(struct slot *s, int err)
 		err = E_EVENT;
 	else if (err < 0 && (!s->done_ok || s->tokens == 0))
 		err = E_INCOMPLETE;
+	else if (err < 0 && g.expect_tokens > 0 && s->tokens != g.expect_tokens)
+		err = E_SHORT;
 	if (err >= 0) {
 		g.errors[err]++;
 		close_fd(s);
@@ -208,7 +230,11 @@ start(struct slot *s)
 
 	if (s->fd < 0) {
 		s->fd = hc_connect(&g.url, false);
-		if (s->fd < 0 || epoll_ctl(g.ep, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
+		if (s->fd >= 0 && epoll_ctl(g.ep, EPOLL_CTL_ADD, s->fd, &ev) != 0) {
+			close(s->fd);
+			s->fd = -1;
+		}
+		if (s->fd < 0) {
 			g.launched++;
 			s->busy = true;
 			finish(s, E_CONNECT);
@@ -242,7 +268,7 @@ start(struct slot *s)
 }
 
 static void
-on_readable(struct slot *s)
+on_readable(struct slot *slots, struct slot *s)
 {
 	char buf[65536];
 	ssize_t n = read(s->fd, buf, sizeof(buf));
@@ -258,6 +284,7 @@ on_readable(struct slot *s)
 	if (n <= 0) {
 		finish(s, hc_resp_eof(&s->resp) == 0 ? -1 : E_INCOMPLETE);
 		close_fd(s);
+		release(slots, s);
 		return;
 	}
 	if (s->t_first_byte == 0)
@@ -265,6 +292,7 @@ on_readable(struct slot *s)
 	used = hc_resp_feed(&s->resp, buf, (size_t)n);
 	if (used < 0) {
 		finish(s, E_PROTO);
+		release(slots, s);
 		return;
 	}
 	if (s->resp.state == HC_DONE) {
@@ -272,24 +300,49 @@ on_readable(struct slot *s)
 		finish(s, -1);
 		if (!keep)
 			close_fd(s);
+		release(slots, s);
 	}
 }
 
-/* Start streams on idle slots; time out stuck ones. */
+/* Time out stuck streams: a sweep of every slot, ten times a second. */
 static void
-tend(struct slot *slots)
+sweep(struct slot *slots, int64_t now)
 {
-	int64_t now = hc_now_us();
-
-	for (int i = 0; i < g.conc; i++) {
+	if (now < g.next_sweep)
+		return;
+	g.next_sweep = now + 100000;
+	for (int i = 0; i < g.first_unstarted; i++) {
 		struct slot *s = &slots[i];
 
 		if (s->busy && now > s->deadline) {
 			finish(s, E_TIMEOUT);
 			close_fd(s);
+			release(slots, s);
 		}
-		if (!s->busy && g.launched < g.total && now >= s->start_at)
-			start(s);
+	}
+}
+
+/* Start the slots whose ramp time has come, then idle slots again while
+ * streams remain to run; time out stuck ones. */
+static void
+tend(struct slot *slots)
+{
+	int64_t now = hc_now_us();
+
+	sweep(slots, now);
+	while (g.first_unstarted < g.conc && g.launched < g.total &&
+	    now >= slots[g.first_unstarted].start_at) {
+		struct slot *s = &slots[g.first_unstarted++];
+
+		if (start(s) != 0)
+			release(slots, s);
+	}
+	while (g.free_head >= 0 && g.launched < g.total) {
+		struct slot *s = &slots[g.free_head];
+
+		g.free_head = s->next_free;
+		if (start(s) != 0)
+			release(slots, s);
 	}
 }
 
@@ -339,6 +392,8 @@ parse_args(int argc, char **argv, const char **url,
 			g.ramp_us = atoll(v) * 1000;
 		else if (strcmp(k, "--timeout-s") == 0)
 			g.timeout_us = atoll(v) * 1000000;
+		else if (strcmp(k, "--expect-tokens") == 0)
+			g.expect_tokens = atoi(v);
 		else
 			return -1;
 	}
@@ -359,7 +414,7 @@ main(int argc, char **argv)
 	if (parse_args(argc, argv, &url, &bodyf) != 0 || hc_url_parse(url, &g.url) != 0) {
 		fprintf(stderr, "usage: sse_client --url http://127.0.0.1:P/path "
 		    "--body-file F [--mode gw|openai] [-c N] [-n TOTAL] "
-		    "[--ramp-ms MS] [--timeout-s S]\n");
+		    "[--ramp-ms MS] [--timeout-s S] [--expect-tokens T]\n");
 		return 2;
 	}
 	if ((body = hc_read_file(bodyf, &blen)) == NULL ||
@@ -369,6 +424,9 @@ main(int argc, char **argv)
 	}
 	free(body);
 	g.reqlen = (size_t)rl_len;
+	/* A kept-alive connection the server has closed fails the next
+	 * write: an error counted, not a signal that ends the run. */
+	signal(SIGPIPE, SIG_IGN);
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
@@ -380,8 +438,10 @@ main(int argc, char **argv)
 	if (slots == NULL || g.ep < 0)
 		return 2;
 	t0 = hc_now_us();
+	g.free_head = -1;
 	for (int i = 0; i < g.conc; i++) {
 		slots[i].fd = -1;
+		slots[i].next_free = -1;
 		slots[i].start_at = t0 + g.ramp_us * i / g.conc;
 	}
 	while (g.finished < g.total) {
@@ -391,7 +451,7 @@ main(int argc, char **argv)
 		tend(slots);
 		n = epoll_wait(g.ep, evs, 256, 5);
 		for (int i = 0; i < n; i++)
-			on_readable(evs[i].data.ptr);
+			on_readable(slots, evs[i].data.ptr);
 	}
 	print_result(hc_now_us() - t0);
 	for (int i = 0; i < g.conc; i++)

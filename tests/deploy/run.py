@@ -43,6 +43,7 @@ import http.client
 import json
 import os
 import pwd
+import re
 import shutil
 import signal
 import socket
@@ -716,10 +717,11 @@ class HtaccessFcgid(HtaccessBase):
 NGINX_MAIN = """
 user www-data www-data;
 worker_processes 1;
+worker_rlimit_nofile %(nofile)s;
 daemon off;
 pid %(tmp)s/run/nginx.pid;
 error_log %(log)s/nginx-error.log warn;
-events { worker_connections 256; }
+events { worker_connections %(conns)s; }
 http {
 	access_log off;
 	client_body_temp_path %(ng)s/tmp/body;
@@ -753,9 +755,17 @@ class NginxFront(Setup):
                         os.path.join(ng, "relayforge-limits.conf"),
                         self.paths())
         conf = os.path.join(ng, "nginx.conf")
+        # nginx.conf's two capacity lines, as the limits file's comment
+        # gives them (a conf.d file cannot set them itself).
+        with open(limits) as f:
+            text = f.read()
+        cap = {k: re.search(r"#\s.*\b%s (\d+);" % k, text).group(1)
+               for k in ("worker_rlimit_nofile", "worker_connections")}
         write(conf, NGINX_MAIN % {"tmp": self.tmp, "log": self.log_dir,
                                   "ng": ng, "port": self.port, "inc": inc,
-                                  "limits": limits})
+                                  "limits": limits,
+                                  "nofile": cap["worker_rlimit_nofile"],
+                                  "conns": cap["worker_connections"]})
         self.logs.append(os.path.join(self.log_dir, "nginx-error.log"))
         err = os.path.join(self.log_dir, "nginx-error.log")
         chk = subprocess.run(["nginx", "-t", "-q", "-c", conf, "-p", ng + "/",
