@@ -37,8 +37,10 @@ enum rf_att_kind { RF_ATT_OK, RF_ATT_FAILED, RF_ATT_SKIPPED };
 struct rf_chain_result {
 	char request_id[65];
 	bool stream;
-	struct rf_log_attempt attempts[RF_MAX_ATTEMPTS]; /* static strings */
-	size_t nattempts;
+	/* The trail (static strings), grown as tries happen: most requests
+	 * make one or two, and an open stream should not hold room for 112. */
+	struct rf_log_attempt *attempts;
+	size_t nattempts, capattempts;
 	int attempted;         /* first provider actually called, -1 none */
 	int final_pid;         /* the one that answered, or the last called; -1 */
 	bool fallback;         /* final != attempted */

@@ -80,6 +80,7 @@ struct attempt {
 	bool done;         /* streams: [DONE] seen */
 	bool warned;       /* a rejected identifier was logged for this try */
 	bool paused;       /* streams: not reading until the client takes some */
+	size_t text_bytes; /* streams: text relayed by this try */
 	int skipped;       /* streams: unparseable chunks of this try */
 	int retry;         /* 0 for the first try of its tier, n for the n-th retry */
 	struct rf_sse_parser parser;
@@ -162,6 +163,9 @@ rf_chain_result_init(struct rf_chain_result *r)
 void
 rf_chain_result_free(struct rf_chain_result *r)
 {
+	free(r->attempts);
+	r->attempts = NULL;
+	r->nattempts = r->capattempts = 0;
 	rf_result_free(&r->res);
 }
 
@@ -208,10 +212,24 @@ add_attempt(struct rf_chain_result *r, int pid, enum rf_att_kind kind,
 {
 	struct rf_log_attempt *a;
 
-	/* RF_MAX_ATTEMPTS holds every try the decision allows; were it ever
-	 * full, the newest entry (perhaps the answer) replaces the last. */
-	if (r->nattempts == RF_MAX_ATTEMPTS)
+	if (r->nattempts == r->capattempts && r->capattempts < RF_MAX_ATTEMPTS) {
+		size_t cap = r->capattempts ? r->capattempts * 2 : 4;
+
+		if (cap > RF_MAX_ATTEMPTS)
+			cap = RF_MAX_ATTEMPTS;
+		if ((a = realloc(r->attempts, cap * sizeof(*a))) != NULL) {
+			r->attempts = a;
+			r->capattempts = cap;
+		}
+	}
+	/* RF_MAX_ATTEMPTS holds every try the decision allows; were the
+	 * trail ever full (or memory short), the newest entry (perhaps the
+	 * answer) replaces the last. */
+	if (r->nattempts == r->capattempts) {
+		if (r->nattempts == 0)
+			return;
 		r->nattempts--;
+	}
 	a = &r->attempts[r->nattempts++];
 	a->provider = rf_config_id(pid);
 	a->outcome = kind == RF_ATT_OK ? "ok" :
@@ -695,13 +713,13 @@ start_event(struct attempt *a)
 {
 	const struct rf_stream_sink *sink = a->run->sink;
 	struct rf_chain_result *r = a->r;
-	bool added = r->nattempts < RF_MAX_ATTEMPTS;
+	size_t before = r->nattempts;
 	int rc;
 
 	add_attempt(r, a->pid, RF_ATT_OK, RF_OK, NULL, 200,
 	    (long)(rf_mono_ms() - a->t0), a->retry);
 	rc = sink->start(sink->ud, r);
-	if (added)
+	if (r->nattempts > before)
 		r->nattempts--;
 	return rc;
 }
@@ -738,10 +756,14 @@ emit_text(struct attempt *a, const char *p, size_t n)
 		return 0;
 	if (!a->committed && commit(a) != 0)
 		return -1;
-	if (rf_buf_append(&a->r->res.text, p, n) != 0) {
+	/* A stream's text leaves as it comes and is not kept (a long answer
+	 * would cost its length in every open stream); the answer's cap
+	 * still holds, counted. */
+	if (n > a->r->res.text.max - a->text_bytes) {
 		fail(a, RF_ERR_MALFORMED_RESPONSE, "answer too long");
 		return 1;
 	}
+	a->text_bytes += n;
 	a->r->partial_chars += (long)rf_utf8_len(p, n);
 	return sink->token(sink->ud, p, n);
 }

@@ -35,7 +35,7 @@
 #define POOL_MAX 64
 /* The download buffer of a transfer: SSE events and chat bodies come in
  * small reads, and thousands of open streams each hold one. */
-#define XFER_BUFFER 8192
+#define XFER_BUFFER 2048
 
 struct rf_up {
 	struct rf_loop *loop;

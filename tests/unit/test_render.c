@@ -27,7 +27,11 @@ fixed_clock(void)
 static void
 sample_result(struct rf_chain_result *r)
 {
+	static struct rf_log_attempt trail[8]; /* never freed: no result_free */
+
 	rf_chain_result_init(r);
+	r->attempts = trail;
+	r->capattempts = sizeof(trail) / sizeof(trail[0]);
 	snprintf(r->request_id, sizeof(r->request_id), "req-1");
 	r->attempts[0] = (struct rf_log_attempt){ "groq",
 	    "provider_rate_limited", NULL, 429, 31, 0 };
