@@ -12,19 +12,24 @@
  * waits, later ones queue behind it (the store sees them in order) and
  * the request's path does not touch the store for them at all.
  *
- * Reads (rf_pstate_load) are the store's state, read now within the
- * budget or, when it does not answer, as it was last read, overlaid with
- * this process's writes the store has not taken yet (the later cooldown
- * wins; a success not yet written clears what came before it).  Once a
- * write is in the store, the store's view wins: another process that
- * clears a provider clears it here too.
+ * Reads (rf_pstate_load) are the store's state as last read -- a
+ * snapshot at most RF_PSTATE_READ_MS old -- overlaid with this process's
+ * writes (the later cooldown wins; a success clears what came before it).
+ * So this process's own writes are seen at once, and another process's or
+ * machine's at most RF_PSTATE_READ_MS later.  The snapshot is read again
+ * by one thread at a time, within the request budget; meanwhile the other
+ * threads decide from the previous one and never wait for it.  Once a
+ * write is in the store, the store's view wins at the next read: another
+ * process that clears a provider clears it here too.
  *
- * Threads: every function may be called from any thread.  Prefix:
- * rf_pstate_.
+ * Threads: every function may be called from any thread.  A thread that
+ * must never wait for the store (an event loop) says so with
+ * rf_pstate_thread_nowait.  Prefix: rf_pstate_.
  */
 #ifndef RF_PSTATE_H
 #define RF_PSTATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +41,16 @@
 #define RF_PSTATE_WRITE_MS 1000
 /* The writer's first pause after a refusal (then doubled, up to 1 s). */
 #define RF_PSTATE_RETRY_MS 100
+
+/* How old the snapshot of the store's provider state may be before a
+ * load reads it again.  Each read is a round trip to the store (to the
+ * database server, with PostgreSQL) on a request's path; at 250 ms a
+ * process reads it at most 4 times a second whatever its traffic, and a
+ * cooldown set by another process or machine is obeyed here at most a
+ * quarter of a second later (a provider may get a few more calls from this
+ * process meanwhile -- the ones it would have got while the cooldown's
+ * write was on its way anyway).  Compile-time: no setting to get wrong. */
+#define RF_PSTATE_READ_MS 250
 
 /* Start the background writer; get_store returns the process's store (or
  * NULL while it cannot be opened) and is called before each try.  Without
@@ -51,9 +66,28 @@ int rf_pstate_start(struct rf_store *(*get_store)(void));
 void rf_pstate_stop(struct rf_store *s, int budget_ms);
 #define RF_PSTATE_CGI_MS 100
 
-/* Fill st[i] for the n provider ids: see above.  s NULL = no store. */
+/* Fill st[i] for the n provider ids: see above.  s NULL = no store.
+ * Until a first snapshot of an id exists, the load reads the store
+ * (except on a nowait thread). */
 void rf_pstate_load(struct rf_store *s, const char *const *ids, size_t n,
     struct rf_provider_state *st);
+
+/* This thread never calls the store from pstate while on is true: writes
+ * go to this process's table and the background writer at once (the
+ * streak returned is the one this process knows), and a load whose
+ * snapshot is too old asks the writer to read it again instead of reading
+ * it here.  Needs rf_pstate_start (without the writer, writes wait for
+ * the next thread that may call the store).  Per thread; off by default. */
+void rf_pstate_thread_nowait(bool on);
+
+/* How many store calls pstate has made on the calling thread (tests and
+ * diagnosis: a hot path's share of the store). */
+long rf_pstate_thread_store_calls(void);
+
+/* Set the snapshot's lifetime (see RF_PSTATE_READ_MS) to ms, 0 = every
+ * load reads the store; returns the previous one.  For tests: the
+ * product keeps RF_PSTATE_READ_MS. */
+int rf_pstate_read_window(int ms);
 
 /* A failure of provider id (rf_store_provider_failed's meaning: the
  * shared streak grows by one, error_code is remembered at now_ms, and

@@ -4,8 +4,9 @@
  * has not taken yet, with the thread that retries them.
  *
  * A slot holds three things:
- *   last      what the store last said (read by rf_pstate_load) or last
- *             took from this process (a write it accepted);
+ *   last      what the store last said (the snapshot rf_pstate_load read
+ *             at read_at) or last took from this process (a write it
+ *             accepted);
  *   inflight  the writes the writer is making right now (outside the
  *             lock);
  *   wait      the writes not yet tried, in order.
@@ -23,6 +24,22 @@
  * the first refusal and puts what was not written back in front of what
  * queued meanwhile; it says on stderr once per provider that writes wait,
  * and once when they are made.
+ *
+ * Reads: a load serves last + inflight + wait while every slot it names
+ * was read less than window_ms ago (RF_PSTATE_READ_MS).  An older snapshot
+ * is read again by the first thread that finds it old (refreshing says one
+ * is at it); the others serve the old one meanwhile.  Only a slot never
+ * read makes a second thread read too (a process's first requests).  A
+ * read that fails counts as one: the store is tried again a window later,
+ * not by every request.  A write the store takes while a read is on its
+ * way changes the slot's gen: the read may be older than the write, so
+ * that slot keeps what the write left (as new as the read, and the
+ * streak is the store's) and counts as read; another machine's cooldown
+ * of that provider in that instant is seen at the next read.
+ *
+ * A thread in nowait mode (an event loop) never calls the store here: its
+ * writes queue for the writer, and its loads of an old snapshot set
+ * refresh_wanted, which the writer reads for every slot in use.
  */
 #include <pthread.h>
 #include <stdbool.h>
@@ -58,6 +75,8 @@ struct slot {
 	struct rf_provider_state last;
 	struct change inflight, wait;
 	bool warned;            /* "writes wait" was said */
+	int64_t read_at;        /* rf_mono_ms of the read of last, 0 = never */
+	unsigned gen;           /* bumped by every write the store took */
 };
 
 /* What the store took of a change (to update last). */
@@ -74,6 +93,11 @@ static struct slot slots[SLOTS];
 static bool running, stopping;
 static pthread_t writer;
 static struct rf_store *(*store_of)(void);
+static bool refreshing;         /* a thread is reading the snapshot */
+static bool refresh_wanted;     /* a nowait load found it old */
+static int window_ms = RF_PSTATE_READ_MS;
+static _Thread_local bool nowait;
+static _Thread_local long calls; /* store calls made on this thread */
 
 /* ---- the table (lock held) ---- */
 
@@ -161,6 +185,8 @@ view(const struct slot *sl, struct rf_provider_state *st)
 static void
 took(struct slot *sl, const struct taken *t)
 {
+	if (t->cleared || t->failures >= 0 || t->until > 0)
+		sl->gen++;
 	if (t->cleared)
 		sl->last = (struct rf_provider_state){ 0, 0 };
 	if (t->failures >= 0)
@@ -180,6 +206,7 @@ write_failures(struct rf_store *s, const char *id, struct change *c,
 	bool own = c->until > 0 && strcmp(c->reason, c->code) == 0;
 	int n = 0;
 
+	calls++;
 	if (rf_store_provider_failures(s, id, c->fails, c->code, c->fail_ms,
 	    own ? c->until : 0, &n) != 0)
 		return -1;
@@ -200,6 +227,7 @@ write_change(struct rf_store *s, const char *id, struct change *c,
 {
 	*t = (struct taken){ .failures = -1 };
 	if (c->clear) {
+		calls++;
 		if (rf_store_provider_ok(s, id, c->ok_ms) != 0)
 			return -1;
 		t->cleared = true;
@@ -208,12 +236,14 @@ write_change(struct rf_store *s, const char *id, struct change *c,
 	if (c->fails > 0 && write_failures(s, id, c, t) != 0)
 		return -1;
 	if (c->until > 0) {
+		calls++;
 		if (rf_store_provider_cooldown(s, id, c->until, c->reason) != 0)
 			return -1;
 		t->until = c->until;
 		c->until = 0;
 	}
 	if (c->quota) {
+		calls++;
 		if (rf_store_provider_quota(s, id, c->rr, c->rt, c->reset_ms,
 		    c->quota_ms) != 0)
 			return -1;
@@ -308,7 +338,7 @@ direct(struct rf_store *s)
 {
 	bool ok, bg;
 
-	if (s == NULL)
+	if (s == NULL || nowait)
 		return false;
 	pthread_mutex_lock(&lock);
 	ok = !any_waits();
@@ -402,36 +432,160 @@ rf_pstate_quota(struct rf_store *s, const char *id, long remaining_requests,
 	write_through(s, id, &c);
 }
 
-void
-rf_pstate_load(struct rf_store *s, const char *const *ids, size_t n,
-    struct rf_provider_state *st)
-{
-	int rc = -1, was;
+/* ---- reading the snapshot ---- */
 
-	if (s != NULL) {
-		was = rf_store_budget(RF_STORE_HOT_MS);
-		rc = rf_store_provider_states(s, ids, n, st);
-		rf_store_budget(was);
+/* Whether every slot of ids has a snapshot younger than the window;
+ * *have: whether each has one at all (lock held). */
+static bool
+fresh(const char *const *ids, size_t n, int64_t now, bool *have)
+{
+	bool young = true;
+
+	*have = true;
+	for (size_t i = 0; i < n; i++) {
+		const struct slot *sl = slot_of(ids[i]);
+
+		if (sl == NULL || sl->read_at == 0)
+			*have = young = false;
+		else if (now - sl->read_at >= window_ms)
+			young = false;
 	}
+	return young;
+}
+
+/* Read the store's state of ids into st within budget_ms and make it the
+ * snapshot (see the top of the file for a slot written meanwhile).  The
+ * caller holds the refresh (refreshing), or reads for itself a snapshot
+ * that does not exist yet.  0 when the store answered. */
+static int
+read_snapshot(struct rf_store *s, const char *const *ids, size_t n,
+    struct rf_provider_state *st, int budget_ms)
+{
+	unsigned gen[SLOTS];
+	int64_t at = rf_mono_ms();
+	int rc, was;
+
+	pthread_mutex_lock(&lock);
+	for (size_t i = 0; i < n && i < SLOTS; i++) {
+		const struct slot *sl = slot_of(ids[i]);
+
+		gen[i] = sl != NULL ? sl->gen : 0;
+	}
+	pthread_mutex_unlock(&lock);
+	calls++;
+	was = rf_store_budget(budget_ms);
+	rc = rf_store_provider_states(s, ids, n, st);
+	rf_store_budget(was);
 	pthread_mutex_lock(&lock);
 	for (size_t i = 0; i < n; i++) {
 		struct slot *sl = slot_of(ids[i]);
 
-		if (sl == NULL) {
-			if (rc != 0)
-				st[i] = (struct rf_provider_state){ 0, 0 };
+		if (sl == NULL)
 			continue;
-		}
-		if (rc == 0)
+		if (rc == 0 && i < SLOTS && sl->gen == gen[i])
 			sl->last = st[i];
-		view(sl, &st[i]);
+		if (at > sl->read_at)
+			sl->read_at = at;
 	}
+	pthread_mutex_unlock(&lock);
+	return rc;
+}
+
+void
+rf_pstate_load(struct rf_store *s, const char *const *ids, size_t n,
+    struct rf_provider_state *st)
+{
+	bool have, owner = false, mine = false;
+	int rc = -1;
+
+	pthread_mutex_lock(&lock);
+	if (s != NULL && !fresh(ids, n, rf_mono_ms(), &have)) {
+		if (nowait) {
+			refresh_wanted = running;
+			pthread_cond_signal(&wake);
+		} else if (!refreshing) {
+			refreshing = owner = true;
+		} else {
+			mine = !have; /* nothing to serve yet: read for itself */
+		}
+	}
+	pthread_mutex_unlock(&lock);
+	if (owner || mine)
+		rc = read_snapshot(s, ids, n, st, RF_STORE_HOT_MS);
+	pthread_mutex_lock(&lock);
+	if (owner)
+		refreshing = false;
+	for (size_t i = 0; i < n; i++) {
+		struct slot *sl = slot_of(ids[i]);
+
+		if (sl != NULL)
+			view(sl, &st[i]);
+		else if (rc != 0)
+			st[i] = (struct rf_provider_state){ 0, 0 };
+	}
+	pthread_mutex_unlock(&lock);
+}
+
+void
+rf_pstate_thread_nowait(bool on)
+{
+	nowait = on;
+}
+
+long
+rf_pstate_thread_store_calls(void)
+{
+	return calls;
+}
+
+int
+rf_pstate_read_window(int ms)
+{
+	int was;
+
+	pthread_mutex_lock(&lock);
+	was = window_ms;
+	window_ms = ms > 0 ? ms : 0;
+	pthread_mutex_unlock(&lock);
+	return was;
+}
+
+/* The writer's read of the snapshot a nowait load asked for: every slot
+ * in use, unless a request's thread is reading it already. */
+static void
+refresh_for_loop(struct rf_store *s)
+{
+	const char *ids[SLOTS];
+	char copy[SLOTS][ID_MAX];
+	struct rf_provider_state st[SLOTS];
+	size_t n = 0;
+	bool owner;
+
+	pthread_mutex_lock(&lock);
+	refresh_wanted = false;
+	owner = !refreshing && s != NULL;
+	refreshing = refreshing || owner;
+	for (int i = 0; owner && i < SLOTS; i++) {
+		if (slots[i].id[0] == '\0')
+			continue;
+		memcpy(copy[n], slots[i].id, ID_MAX);
+		ids[n] = copy[n];
+		n++;
+	}
+	pthread_mutex_unlock(&lock);
+	if (!owner)
+		return;
+	if (n > 0)
+		read_snapshot(s, ids, n, st, RF_PSTATE_WRITE_MS);
+	pthread_mutex_lock(&lock);
+	refreshing = false;
 	pthread_mutex_unlock(&lock);
 }
 
 /* ---- the writer thread ---- */
 
-/* Sleeps while nothing waits; otherwise writes, and after a refusal
+/* Sleeps while nothing waits and no nowait load asked for a read;
+ * otherwise reads the snapshot if asked, then writes, and after a refusal
  * pauses RF_PSTATE_RETRY_MS, doubling up to a second while the store keeps
  * refusing (a store that fails at once -- read-only, full -- is not
  * hammered, and a lock's end is still noticed within a second). */
@@ -444,13 +598,16 @@ writer_main(void *arg)
 	pthread_mutex_lock(&lock);
 	while (!stopping) {
 		struct rf_store *s;
+		bool read = refresh_wanted;
 
-		if (!any_waits()) {
+		if (!any_waits() && !read) {
 			pthread_cond_wait(&wake, &lock);
 			continue;
 		}
 		pthread_mutex_unlock(&lock);
 		s = store_of != NULL ? store_of() : NULL;
+		if (read)
+			refresh_for_loop(s);
 		if (rf_pstate_flush(s, RF_PSTATE_WRITE_MS) == 0) {
 			pause = RF_PSTATE_RETRY_MS;
 		} else {

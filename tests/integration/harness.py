@@ -127,6 +127,26 @@ def free_port():
     return port
 
 
+# Each responder process decides from a snapshot of the providers' state
+# that may be RF_PSTATE_READ_MS (include/pstate.h) old: a cooldown or
+# streak another process wrote, or one deleted here, counts in every
+# process once that much time has passed.  Read from the header, so the
+# wait follows the constant.
+def _pstate_read_ms():
+    with open(os.path.join(ROOT, "include", "pstate.h")) as f:
+        m = re.search(r"#define RF_PSTATE_READ_MS (\d+)", f.read())
+    return int(m.group(1))
+
+
+PSTATE_READ_MS = _pstate_read_ms()
+
+
+def settle():
+    """Wait until every responder process has read the providers' state
+    written (or deleted) by another process before now."""
+    time.sleep((PSTATE_READ_MS + 50) / 1000.0)
+
+
 def now_ms():
     return int(time.time() * 1000)
 
@@ -452,14 +472,24 @@ class Harness:
         """Between tests: forget mock scripts and calls, cooldowns and
         rate-limit counters."""
         self.mock_reset()
+        held = False
         for table in ("provider_state", "rate_limit"):
             try:
+                # A process may decide from a deleted cooldown until its
+                # snapshot is read again (a stale streak only costs a
+                # success's write: a failure's count is the store's).
+                if table == "provider_state":
+                    held = self.sql(
+                        "SELECT count(*) FROM provider_state WHERE"
+                        " cooldown_until_ms > ?", (now_ms(),))[0][0] > 0
                 self.sql("DELETE FROM %s" % table)
             except (sqlite3.OperationalError, RuntimeError) as e:
                 # A responder that could not open its store made no tables.
                 if "no such table" not in str(e) and \
                         "does not exist" not in str(e):
                     raise
+        if held:
+            settle()
 
     def sql(self, query, params=()):
         """Run one statement on the test store; rows as tuples (the

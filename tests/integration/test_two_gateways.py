@@ -197,6 +197,9 @@ def test_cooldown_through_a_makes_b_skip_it():
         "SELECT count(*) FROM provider_state WHERE provider = 'groq'"
         " AND cooldown_until_ms > ?", (harness.now_ms() + 30000,)) ==
         [(1,)], 10), rows("SELECT * FROM provider_state")
+    # B's processes read the shared state at most RF_PSTATE_READ_MS apart
+    # (include/pstate.h): from then on, every one of them must skip groq.
+    harness.settle()
     calls = len(A.mock_calls("groq"))
     st, _, body = B.chat("B must skip groq")
     assert st == 200, body

@@ -4,11 +4,18 @@
  * at once and the process decides from what it knows; what waited reaches
  * the store in order once it is free (made by the caller, or by the
  * background writer); the store's view wins once a write is in it; what
- * could not be written by the stop is said on stderr.
+ * could not be written by the stop is said on stderr.  Reads come from a
+ * snapshot younger than RF_PSTATE_READ_MS: a load within it makes no
+ * store call and does not see another process's write, one after it does;
+ * this process's writes are seen at once; one thread reads an old
+ * snapshot while the others serve it.  A thread in nowait mode never calls
+ * the store, and its writes still reach it (through the writer).
  *
  * The table is process-wide, so each test uses provider ids of its own.
  * Time bounds are generous (a second against a 5 ms budget, where the
- * store used to wait 10 s): time is the subject of these tests. */
+ * store used to wait 10 s; a window of a minute for "within the window"):
+ * time is the subject of these tests.  "After the window" is a sleep past
+ * it, a lower bound that a slow machine only makes truer. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,6 +23,7 @@
 #include <cmocka.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +166,16 @@ load1(struct rf_store *s, const char *id)
 	return st;
 }
 
+/* Let the snapshot of every provider grow older than the window. */
+static void
+past_window(void)
+{
+	int ms = rf_pstate_read_window(RF_PSTATE_READ_MS);
+
+	rf_pstate_read_window(ms);
+	rf_sleep_ms(ms + 20);
+}
+
 /* ---- the store is free ---- */
 
 static void
@@ -263,11 +281,14 @@ test_store_view_wins_once_written(void **state)
 	assert_int_equal(load1(f->s, "d1").cooldown_until_ms, T0 + 60000);
 	exec_sql(f, "UPDATE provider_state SET cooldown_until_ms = 0"
 	    " WHERE provider = 'd1'");
+	/* Another process's write is read once the snapshot is old. */
+	past_window();
 	st = load1(f->s, "d1");
 	assert_int_equal(st.cooldown_until_ms, 0);
 	/* The later cooldown wins over the store's earlier one. */
 	exec_sql(f, "UPDATE provider_state SET cooldown_until_ms = 1"
 	    " WHERE provider = 'd1'");
+	past_window();
 	assert_int_equal(load1(f->s, "d1").cooldown_until_ms, 1);
 }
 
@@ -354,6 +375,157 @@ test_stop_says_what_is_lost(void **state)
 	assert_int_equal(rf_pstate_flush(f->s, 1000), 0);
 }
 
+/* ---- the snapshot of reads ---- */
+
+/* Within the window a load makes no store call, and so does not see
+ * another process's write (made here straight to the store, as another
+ * process or machine makes it); after the window it reads it. */
+static void
+test_load_within_window_reads_nothing(void **state)
+{
+	struct fixture *f = *state;
+	int was = rf_pstate_read_window(60000);
+	long calls;
+
+	assert_int_equal(load1(f->s, "h1").cooldown_until_ms, 0);
+	calls = rf_pstate_thread_store_calls();
+	assert_int_equal(rf_store_provider_cooldown(f->s, "h1", T0 + 60000,
+	    "quota"), 0);
+	assert_int_equal(load1(f->s, "h1").cooldown_until_ms, 0);
+	assert_int_equal(rf_pstate_thread_store_calls(), calls);
+	/* After the window: one read, and the other process's cooldown. */
+	rf_pstate_read_window(50);
+	past_window();
+	assert_int_equal(load1(f->s, "h1").cooldown_until_ms, T0 + 60000);
+	assert_int_equal(rf_pstate_thread_store_calls(), calls + 1);
+	rf_pstate_read_window(was);
+}
+
+/* This process's writes are seen at once, within the window: they are
+ * the snapshot's overlay (or, once the store took them, the snapshot). */
+static void
+test_own_writes_seen_at_once(void **state)
+{
+	struct fixture *f = *state;
+	int was = rf_pstate_read_window(60000);
+	struct rf_provider_state st;
+	long calls;
+
+	assert_int_equal(load1(f->s, "i1").cooldown_until_ms, 0);
+	rf_pstate_cooldown(f->s, "i1", T0 + 60000, "quota");
+	assert_int_equal(rf_pstate_failed(f->s, "i1", "provider_unavailable",
+	    T0, 0), 1);
+	calls = rf_pstate_thread_store_calls();
+	st = load1(f->s, "i1");
+	assert_int_equal(st.cooldown_until_ms, T0 + 60000);
+	assert_int_equal(st.consecutive_failures, 1);
+	rf_pstate_ok(f->s, "i1", T0 + 1);
+	st = load1(f->s, "i1");
+	assert_int_equal(st.cooldown_until_ms, 0);
+	assert_int_equal(st.consecutive_failures, 0);
+	/* One store call: the success's write; no read. */
+	assert_int_equal(rf_pstate_thread_store_calls(), calls + 1);
+	rf_pstate_read_window(was);
+}
+
+/* Threads that load an old snapshot while one of them reads it serve
+ * the old one (no thundering herd; none waits for that read).  Every
+ * snapshot is old (window 0), so were each load to read, there would be
+ * exactly as many reads as loads; a read takes tens of microseconds and a
+ * load that serves the snapshot a microsecond, so threads on two cores --
+ * or preempted in the middle of a read -- find one on its way many times
+ * over 4 x 2,000 loads.  What every load served is the snapshot with this
+ * process's cooldown. */
+#define HERD_THREADS 4
+#define HERD_LOADS 2000
+
+static void *
+herd_main(void *arg)
+{
+	struct fixture *f = arg;
+	long calls = rf_pstate_thread_store_calls();
+
+	for (int i = 0; i < HERD_LOADS; i++)
+		if (load1(f->s, "j1").cooldown_until_ms != T0 + 60000)
+			return (void *)-1L;
+	return (void *)(rf_pstate_thread_store_calls() - calls);
+}
+
+static void
+test_one_thread_reads_an_old_snapshot(void **state)
+{
+	struct fixture *f = *state;
+	int was;
+	pthread_t th[HERD_THREADS];
+	long reads = 0;
+
+	rf_pstate_cooldown(f->s, "j1", T0 + 60000, "quota");
+	(void)load1(f->s, "j1"); /* a snapshot exists */
+	was = rf_pstate_read_window(0);
+	for (int i = 0; i < HERD_THREADS; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, herd_main, f), 0);
+	for (int i = 0; i < HERD_THREADS; i++) {
+		void *n;
+
+		assert_int_equal(pthread_join(th[i], &n), 0);
+		assert_true((long)n >= 0);
+		reads += (long)n;
+	}
+	rf_pstate_read_window(was);
+	print_message("reads %ld of %d loads\n", reads, HERD_THREADS * HERD_LOADS);
+	assert_true(reads >= 1);
+	assert_true(reads < HERD_THREADS * HERD_LOADS);
+}
+
+/* ---- a thread that never waits ---- */
+
+/* Its writes go to the table and the writer at once: no store call on
+ * the thread, and the store has them soon after; its streak is the one
+ * the process knows.  Its load of an old snapshot asks the writer to read
+ * it. */
+static void
+test_nowait_thread_never_calls_the_store(void **state)
+{
+	struct fixture *f = *state;
+	int was = rf_pstate_read_window(50);
+	int64_t until = INT64_MIN, seen = 0;
+	long calls;
+
+	assert_int_equal(rf_pstate_start(get_store), 0);
+	rf_pstate_thread_nowait(true);
+	calls = rf_pstate_thread_store_calls();
+	assert_int_equal(rf_pstate_failed(f->s, "k1", "provider_rate_limited",
+	    T0, T0 + 30000), 1);
+	assert_int_equal(rf_pstate_failed(f->s, "k1", "provider_unavailable",
+	    T0 + 1, 0), 2);
+	rf_pstate_ok(f->s, "k2", T0);
+	rf_pstate_quota(f->s, "k2", 0, 5, T0 + 9000, T0);
+	rf_pstate_cooldown(f->s, "k2", T0 + 9000, "quota");
+	assert_int_equal(load1(f->s, "k1").cooldown_until_ms, T0 + 30000);
+	for (int i = 0; i < 500 && until != T0 + 9000; i++) {
+		rf_sleep_ms(10);
+		until = col(f, "k2", "cooldown_until_ms");
+	}
+	assert_int_equal(until, T0 + 9000);
+	assert_int_equal(col(f, "k1", "consecutive_failures"), 2);
+	assert_int_equal(col(f, "k1", "cooldown_until_ms"), T0 + 30000);
+	assert_int_equal(col(f, "k2", "quota_remaining_requests"), 0);
+	/* Another process's cooldown reaches a nowait load: the writer
+	 * reads the old snapshot for it. */
+	assert_int_equal(rf_store_provider_cooldown(f->s, "k1", T0 + 90000,
+	    "quota"), 0);
+	for (int i = 0; i < 500 && seen != T0 + 90000; i++) {
+		rf_sleep_ms(10);
+		seen = load1(f->s, "k1").cooldown_until_ms;
+	}
+	assert_int_equal(seen, T0 + 90000);
+	assert_int_equal(rf_pstate_thread_store_calls(), calls);
+	rf_pstate_thread_nowait(false);
+	rf_pstate_stop(f->s, RF_PSTATE_WRITE_MS);
+	rf_pstate_read_window(was);
+	assert_int_equal(rf_pstate_waiting(), 0);
+}
+
 int
 main(void)
 {
@@ -365,6 +537,10 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_without_store, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_writer_makes_waiting_writes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stop_says_what_is_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_load_within_window_reads_nothing, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_own_writes_seen_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_one_thread_reads_an_old_snapshot, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_nowait_thread_never_calls_the_store, setup, teardown),
 	};
 
 	return cmocka_run_group_tests_name("pstate", tests, NULL, NULL);
