@@ -304,7 +304,7 @@ loop_main(void *arg)
 
 	/* This thread must never wait for the store: provider-state writes
 	 * go to the process's table and its background writer. */
-	/* TODO(pstate nowait) */
+	rf_pstate_thread_nowait(true);
 	while (!(lt->draining && atomic_load(&lt->jobs) == 0))
 		if (rf_loop_run_once(lt->w.loop, 1000) < 0) {
 			RF_LOG_ERR(NULL, NULL, "event loop failed; its "
