@@ -101,8 +101,15 @@ typedef void (*rf_chain_done_fn)(void *ud);
  * reset to NULL before done runs.  req, sink and r stay the caller's
  * until done. */
 void rf_chain_start(struct rf_worker *w, const struct rf_chat_req *req,
-    const struct rf_stream_sink *sink, struct rf_chain_result *r,
-    struct rf_chain_run **handle, rf_chain_done_fn done, void *ud);
+    const struct rf_stream_sink *sink, const struct rf_provider_state *st,
+    struct rf_chain_result *r, struct rf_chain_run **handle,
+    rf_chain_done_fn done, void *ud);
+/* The providers' state at arrival (RF_MAX_PROVIDERS entries, by pid): the
+ * store's, read within a few milliseconds or from this process's recent
+ * snapshot, with this process's own writes (src/pstate.c).  It may wait
+ * for the store, so it is read on the worker's thread and handed to
+ * rf_chain_start as st (NULL there: read it then). */
+void rf_chain_states(const struct rf_worker *w, struct rf_provider_state *st);
 /* The client has gone: stop what the run waits for now (its upstream
  * transfer is closed at once) and finish it as client_closed.  done runs
  * before this returns.  NULL-safe; on the loop's thread, never from

@@ -50,6 +50,7 @@ struct rf_relay_job {
 	char origin[256];           /* rq.origin, kept past the params */
 	struct rf_fcgi_stream *st;  /* the detached connection; NULL: sync */
 	struct rf_chain_run *run;   /* while the chain runs */
+	struct rf_provider_state pst[RF_MAX_PROVIDERS]; /* read by the worker */
 	struct rf_watch watch;
 	struct rf_timer timer;      /* the write deadline */
 	struct loop_thread *lt;

@@ -1188,16 +1188,16 @@ tier_begin(struct run *run, int pid)
 /* The providers' state at arrival: the store's, read within a few
  * milliseconds (else as last read), with this process's writes the store
  * has not taken yet (src/pstate.c). */
-static void
-load_states(struct run *run)
+void
+rf_chain_states(const struct rf_worker *w, struct rf_provider_state *st)
 {
 	const char *ids[RF_MAX_PROVIDERS];
-	int n = run->w->cfg->nproviders;
+	int n = w->cfg->nproviders;
 
-	memset(run->st, 0, sizeof(run->st));
+	memset(st, 0, RF_MAX_PROVIDERS * sizeof(*st));
 	for (int i = 0; i < n; i++)
-		ids[i] = run->w->cfg->providers[i].id;
-	rf_pstate_load(run->w->store, ids, (size_t)n, run->st);
+		ids[i] = w->cfg->providers[i].id;
+	rf_pstate_load(w->store, ids, (size_t)n, st);
 }
 
 /* Nothing could be called: every tier skipped. */
@@ -1359,8 +1359,9 @@ finish(struct run *run, enum rf_step step)
 
 void
 rf_chain_start(struct rf_worker *w, const struct rf_chat_req *req,
-    const struct rf_stream_sink *sink, struct rf_chain_result *r,
-    struct rf_chain_run **handle, rf_chain_done_fn done, void *ud)
+    const struct rf_stream_sink *sink, const struct rf_provider_state *st,
+    struct rf_chain_result *r, struct rf_chain_run **handle,
+    rf_chain_done_fn done, void *ud)
 {
 	struct run *run = malloc(sizeof(*run));
 
@@ -1385,7 +1386,10 @@ rf_chain_start(struct rf_worker *w, const struct rf_chat_req *req,
 		.temperature = req->temperature,
 		.oai = req->oai.messages != NULL ? &req->oai : NULL };
 	build_order(run);
-	load_states(run);
+	if (st != NULL)
+		memcpy(run->st, st, sizeof(run->st));
+	else
+		rf_chain_states(run->w, run->st);
 	advance(run);
 }
 
@@ -1454,7 +1458,7 @@ rf_chain_run(struct rf_worker *w, const struct rf_chat_req *req,
 		r->err = RF_ERR_INTERNAL;
 		return;
 	}
-	rf_chain_start(&w1, req, sink, r, NULL, set_done, &done);
+	rf_chain_start(&w1, req, sink, NULL, r, NULL, set_done, &done);
 	while (!done)
 		if (rf_loop_run_once(w1.loop, -1) < 0)
 			abort(); /* epoll itself failed: nothing can go on */

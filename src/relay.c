@@ -201,8 +201,8 @@ job_begin(void *arg)
 	/* A head the worker wrote goes now; if the connection failed, the
 	 * chain's first write finds it (and a chat's row is logged). */
 	job_send(job);
-	rf_chain_start(&lt->w, &job->req, job->sink, &job->r, &job->run,
-	    job_done, job);
+	rf_chain_start(&lt->w, &job->req, job->sink, job->pst, &job->r,
+	    &job->run, job_done, job);
 }
 
 /* ---- handing over ------------------------------------------------------ */
@@ -273,6 +273,9 @@ rf_relay_submit(struct rf_worker *w, struct rf_request *rq,
 		run_here(w, job, false);
 		return;
 	}
+	/* The provider state may wait for the store: read it here, where
+	 * waiting holds up no other request. */
+	rf_chain_states(w, job->pst);
 	lt = pick_loop();
 	job->lt = lt;
 	job->st = rf_fcgi_detach(&job->rq, job_want, job);

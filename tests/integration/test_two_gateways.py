@@ -53,6 +53,7 @@ http {
         server 127.0.0.1:%(a)d;
         server 127.0.0.1:%(b)d;
         keepalive 16;
+        keepalive_timeout 4s;  # below lighttpd's 5 s idle close
     }
     server {
         listen 127.0.0.1:%(port)d;
@@ -324,7 +325,8 @@ def named_queries():
 def test_operator_queries_for_psql():
     use_both()
     for i in range(4):  # rows of both machines in the last hour
-        assert lb("POST", "/api/v1/chat", {"prompt": "q %d" % i})[0] == 200
+        res = lb("POST", "/api/v1/chat", {"prompt": "q %d" % i})
+        assert res[0] == 200, res
     assert harness.wait_until(lambda: len(rows(
         "SELECT DISTINCT node FROM requests")) == 2, 15)
     q = named_queries()
