@@ -231,10 +231,11 @@ rf_handle_stream(struct rf_worker *w, struct rf_request *rq)
 {
 	struct stream_job *sj = (struct stream_job *)job_new(w, rq,
 	    sizeof(*sj));
-	struct rf_relay_job *job = &sj->job;
+	struct rf_relay_job *job;
 
 	if (sj == NULL)
 		return;
+	job = &sj->job;
 	/* The sink writes to the job's own copy of the request. */
 	sj->s = (struct sink_state){ .rq = &job->rq, .req = &job->req,
 		.last_event = rf_mono_ms() };

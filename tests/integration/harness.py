@@ -141,6 +141,10 @@ def _pstate_read_ms():
 PSTATE_READ_MS = _pstate_read_ms()
 
 
+# How long the provider-state writers get to land a request's writes.
+WRITER_SETTLE_S = 0.1
+
+
 def settle():
     """Wait until every responder process has read the providers' state
     written (or deleted) by another process before now."""
@@ -473,6 +477,11 @@ class Harness:
         rate-limit counters."""
         self.mock_reset()
         held = False
+        # The loops write the provider state through each process's
+        # background writer (never on a request's path): give the last
+        # test's writes their few milliseconds to land before deleting,
+        # or one would land after it and carry a streak into this test.
+        time.sleep(WRITER_SETTLE_S)
         for table in ("provider_state", "rate_limit"):
             try:
                 # A process may decide from a deleted cooldown until its
