@@ -585,6 +585,9 @@ class Harness:
             (rowid,))
 
     def provider_state(self, provider):
+        # A loop's write reaches the store through the process's writer
+        # thread, a few milliseconds after the answer.
+        time.sleep(WRITER_SETTLE_S)
         rows = self.dict_rows("SELECT * FROM provider_state WHERE provider=?",
                               (provider,))
         return rows[0] if rows else None

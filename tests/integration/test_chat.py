@@ -204,6 +204,7 @@ def test_429_long_retry_after_falls_back_and_cools_down():
     assert 25000 <= left <= 31000, "groq cooldown left %d ms" % left
 
     # The cooldown is in the store: the next request skips groq.
+    harness.settle()  # the other process sees the cooldown within its snapshot window
     st, hd, body = H.chat("hello again")
     meta = ok_meta(st, body, hd)
     att = meta["attempts"]
@@ -337,6 +338,7 @@ def test_quota_headers_at_zero_cool_the_provider_down():
     meta = ok_meta(st, body, hd)
     assert meta["finalProvider"] == "groq"
     assert body["data"]["text"] == "Hello from groq"
+    harness.settle()  # the other process sees the cooldown within its snapshot window
     st, hd, body = H.chat("one more")
     meta = ok_meta(st, body, hd)
     assert meta["attempts"][0] == skipped("groq", "cooling_down"), meta
@@ -475,6 +477,7 @@ def test_failure_threshold_puts_provider_in_cooldown():
     assert len(H.mock_calls("groq")) == 2
     left = cooldown_left_ms("groq")
     assert 20000 <= left <= 31000, "threshold cooldown left %d ms" % left
+    harness.settle()  # the other process sees the cooldown within its snapshot window
     st, hd, body = H.chat("bad request 3")
     meta = ok_meta(st, body, hd)
     assert meta["attempts"][0] == skipped("groq", "cooling_down")
@@ -524,6 +527,7 @@ def test_every_tier_cooling_and_no_mock_is_429_with_retry_after():
     st, hd, body = H.chat("first")
     assert st == 429, (st, body)
     assert body["error"]["code"] == "provider_rate_limited"
+    harness.settle()  # the other process sees the cooldown within its snapshot window
     st, hd, body = H.chat("second")
     assert st == 429, (st, body)
     err = body["error"]

@@ -286,6 +286,7 @@ def test_mix_every_series_matches():
     H.mock_script("groq", [{"kind": "status", "status": 429}])
     st, _, _ = H.chat("rate limited")
     assert st == 200
+    harness.settle()  # the other process sees the cooldown within its snapshot window
     st, _, body = H.chat("while groq cools")
     assert body["data"]["meta"]["attempts"][0]["reason"] == "cooling_down"
     # The demo tier by name.

@@ -382,6 +382,7 @@ def test_errors_429_gateway_and_provider():
     is_error(st, hd, b, 429, "provider_rate_limited", "rate_limit_error",
              no_retry=False)
     assert hd["retry-after"] in ("6", "7"), hd
+    harness.settle()  # the other process sees the cooldown within its snapshot window
     # now cooling down: no upstream call, the soonest end in whole seconds
     st, hd, b = post(body())
     is_error(st, hd, b, 429, "provider_rate_limited", "rate_limit_error")
