@@ -41,7 +41,9 @@ struct rf_up_req {
 
 /* An empty request.  The owner frees it with rf_up_req_free, which wipes
  * the header lines (an API key travels in one) and frees the buffers;
- * rf_up_req_free(NULL) is a no-op. */
+ * rf_up_req_free(NULL) is a no-op.  These three are defined in
+ * provider.c, beside the adapters that fill the request, so that the
+ * adapters (and their fuzz targets) link without libcurl. */
 void rf_up_req_init(struct rf_up_req *rq);
 void rf_up_req_free(struct rf_up_req *rq);
 /* Wipe and free the header lines only (nhdrs 0 again). */

@@ -267,6 +267,37 @@ rf_adapter_unit_duration(const char *s, const char **end)
 	return ms;
 }
 
+/* The upstream request's life (declared in upstream.h, the type's home):
+ * here, beside the adapters that fill it, so that they and their fuzz
+ * targets need no libcurl. */
+void
+rf_up_req_init(struct rf_up_req *rq)
+{
+	rf_buf_init(&rq->url, 0);
+	rf_buf_init(&rq->body, 0);
+	rq->nhdrs = 0;
+}
+
+void
+rf_up_req_drop_headers(struct rf_up_req *rq)
+{
+	for (int i = 0; i < rq->nhdrs; i++) {
+		explicit_bzero(rq->hdrs[i], strlen(rq->hdrs[i]));
+		free(rq->hdrs[i]);
+	}
+	rq->nhdrs = 0;
+}
+
+void
+rf_up_req_free(struct rf_up_req *rq)
+{
+	if (rq == NULL)
+		return;
+	rf_up_req_drop_headers(rq);
+	rf_buf_free(&rq->url);
+	rf_buf_free(&rq->body);
+}
+
 void
 rf_adapter_req_clear(struct rf_up_req *rq)
 {

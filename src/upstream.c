@@ -92,34 +92,6 @@ rf_up_global_cleanup(void)
 	curl_global_cleanup();
 }
 
-void
-rf_up_req_init(struct rf_up_req *rq)
-{
-	rf_buf_init(&rq->url, 0);
-	rf_buf_init(&rq->body, 0);
-	rq->nhdrs = 0;
-}
-
-void
-rf_up_req_drop_headers(struct rf_up_req *rq)
-{
-	for (int i = 0; i < rq->nhdrs; i++) {
-		explicit_bzero(rq->hdrs[i], strlen(rq->hdrs[i]));
-		free(rq->hdrs[i]);
-	}
-	rq->nhdrs = 0;
-}
-
-void
-rf_up_req_free(struct rf_up_req *rq)
-{
-	if (rq == NULL)
-		return;
-	rf_up_req_drop_headers(rq);
-	rf_buf_free(&rq->url);
-	rf_buf_free(&rq->body);
-}
-
 static void check_done(struct rf_up *up);
 static void fail_all(struct rf_up *up, CURLMcode rc);
 

@@ -34,10 +34,7 @@ check_build(int pid, const char *model, const struct rf_prompt *p)
 	pc.url = (char *)"https://upstream.test/v1";
 	pc.model = (char *)model;
 	pc.key = (char *)"k-fuzz";
-	/* upstream.c (libcurl) is not linked: its init and free by hand. */
-	rf_buf_init(&rq.url, 0);
-	rf_buf_init(&rq.body, 0);
-	rq.nhdrs = 0;
+	rf_up_req_init(&rq); /* provider.c's: no libcurl linked */
 	rc = def->ops->build(&pc, p, p->max_tokens & 1, &rq);
 	if (rc != 0 && rc != -1 && rc != RF_BUILD_UNSUPPORTED)
 		abort();
@@ -49,8 +46,7 @@ check_build(int pid, const char *model, const struct rf_prompt *p)
 			abort();
 		json_object_put(o);
 	}
-	rf_buf_free(&rq.url);
-	rf_buf_free(&rq.body);
+	rf_up_req_free(&rq); /* wipes and frees the header lines too */
 }
 
 static void
