@@ -73,7 +73,13 @@ describe("status and charts", () => {
       const r = await apiPost(server.url, "/api/v1/chat", { prompt: `status test ${i}` });
       assert.equal(r.status, 200, r.text);
     }
-    const status = await api("/api/v1/providers/status");
+    // The cooldown reaches the store through the responder's writer
+    // thread, a few milliseconds after the answer: look again briefly.
+    let status = await api("/api/v1/providers/status");
+    for (let i = 0; i < 20 && status.providers.find((p) => p.id === "groq").state !== "cooling_down"; i++) {
+      await sleep(100);
+      status = await api("/api/v1/providers/status");
+    }
     assert.equal(status.providers.find((p) => p.id === "groq").state, "cooling_down");
     const w = await watchedPage(browser);
     try {
