@@ -95,12 +95,25 @@ job_gone(struct rf_relay_job *job)
 		job_close(job);
 }
 
+/* Watch the connection: always for its end, for room while bytes wait
+ * (then under the write deadline). */
+static void
+job_watch(struct rf_relay_job *job, bool waiting)
+{
+	struct rf_loop *loop = job->lt->w.loop;
+
+	rf_loop_watch(loop, &job->watch, EPOLLIN | EPOLLRDHUP |
+	    (waiting ? EPOLLOUT : 0));
+	if (waiting && job->timer.slot == 0)
+		rf_loop_timer_at(loop, &job->timer,
+		    rf_fcgi_stream_progress(job->st) + g_write_timeout_ms);
+}
+
 /* Send what the socket takes; watch for room while bytes are left.
  * Returns false when the job was closed. */
 static bool
 job_send(struct rf_relay_job *job)
 {
-	struct rf_loop *loop = job->lt->w.loop;
 	int rc = rf_fcgi_stream_send(job->st);
 
 	if (rc == 0 && job->ending) {
@@ -114,28 +127,17 @@ job_send(struct rf_relay_job *job)
 	if (job->run != NULL &&
 	    rf_fcgi_stream_backlog(job->st) < RF_FCGI_BACKLOG_LOW)
 		rf_chain_resume(job->run);
-	rf_loop_watch(loop, &job->watch, EPOLLIN | EPOLLRDHUP |
-	    (rc > 0 ? EPOLLOUT : 0));
-	if (rc > 0 && job->timer.slot == 0)
-		rf_loop_timer_at(loop, &job->timer,
-		    rf_fcgi_stream_progress(job->st) + g_write_timeout_ms);
+	job_watch(job, rc > 0);
 	return true;
 }
 
-/* The sink's flush left bytes in the backlog: watch for room, under the
- * write deadline.  (A failed send needs nothing here: the sink's write
- * fails and the chain ends as client_closed -- never from inside its
- * callbacks.) */
+/* The sink's flush left bytes in the backlog.  (A failed send needs
+ * nothing here: the sink's write fails and the chain ends as
+ * client_closed -- never from inside its callbacks.) */
 static void
 job_want(void *ud)
 {
-	struct rf_relay_job *job = ud;
-	struct rf_loop *loop = job->lt->w.loop;
-
-	rf_loop_watch(loop, &job->watch, EPOLLIN | EPOLLRDHUP | EPOLLOUT);
-	if (job->timer.slot == 0)
-		rf_loop_timer_at(loop, &job->timer,
-		    rf_fcgi_stream_progress(job->st) + g_write_timeout_ms);
+	job_watch(ud, true);
 }
 
 static void
