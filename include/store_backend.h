@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hist.h"
 #include "store.h"
 
 /* One open backend connection, defined by each backend. */
@@ -35,6 +36,25 @@ enum rf_store_rollup {
 	RF_ROLLUP_MINUTE,
 	RF_ROLLUP_HOUR
 };
+
+/* A batch's usage rollup rows, one per period (of period_ms) and final
+ * provider ("" when none was called), summed from its requests as
+ * rf_store_entry_status counts them: a backend writes one upsert per row
+ * of it, not one per request.  Providers are borrowed from the entries.
+ * Zero-initialise, set period_ms; n = 0 empties it for the next batch. */
+struct rf_store_rollups {
+	int64_t period_ms;
+	struct rf_hist_row *v;
+	size_t n, cap;
+};
+
+/* Count e in its row: 0, or -1 out of memory (nothing counted). */
+int rf_store_rollups_add(struct rf_store_rollups *r,
+    const struct rf_log_entry *e);
+/* Sort the rows by (period, provider): two machines' writers take the
+ * rows' locks in the same order. */
+void rf_store_rollups_sort(struct rf_store_rollups *r);
+void rf_store_rollups_free(struct rf_store_rollups *r);
 
 /* The newest ok or failed call of one provider, as provider_reports reads
  * it: its request's row id, the attempt's seq and the request's arrival

@@ -394,6 +394,78 @@ rf_store_entry_status(const struct rf_log_entry *e)
 	return "error";
 }
 
+/* ---- a batch's rollup rows (for the backends) ---- */
+
+int
+rf_store_rollups_add(struct rf_store_rollups *r, const struct rf_log_entry *e)
+{
+	int64_t p = e->ts_ms - e->ts_ms % r->period_ms;
+	const char *prov = e->final_provider != NULL ? e->final_provider : "";
+	int64_t lat = e->latency_ms > 0 ? e->latency_ms : 0;
+	const char *status = rf_store_entry_status(e);
+	struct rf_hist_row *h;
+	size_t j;
+
+	/* A batch has a few rows (providers x one or two periods): a scan. */
+	for (j = 0; j < r->n; j++)
+		if (r->v[j].period_ms == p && strcmp(r->v[j].provider, prov) == 0)
+			break;
+	if (j == r->n) {
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? 2 * r->cap : 4;
+			struct rf_hist_row *v = realloc(r->v, cap * sizeof *v);
+
+			if (v == NULL)
+				return -1;
+			r->v = v;
+			r->cap = cap;
+		}
+		memset(&r->v[j], 0, sizeof r->v[j]);
+		r->v[j].period_ms = p;
+		r->v[j].provider = prov;
+		r->n++;
+	}
+	h = &r->v[j];
+	h->requests++;
+	h->successes += strcmp(status, "success") == 0;
+	h->errors += strcmp(status, "error") == 0;
+	h->cancelled += strcmp(status, "cancelled") == 0;
+	h->fallbacks += e->fallback;
+	h->latency_sum += lat;
+	if (lat > h->latency_max)
+		h->latency_max = lat;
+	h->prompt_tokens += e->prompt_tokens > 0 ? e->prompt_tokens : 0;
+	h->completion_tokens += e->completion_tokens > 0 ?
+	    e->completion_tokens : 0;
+	h->h[rf_hist_bucket(lat)]++;
+	return 0;
+}
+
+static int
+rollup_cmp(const void *a, const void *b)
+{
+	const struct rf_hist_row *x = a, *y = b;
+
+	if (x->period_ms != y->period_ms)
+		return x->period_ms < y->period_ms ? -1 : 1;
+	return strcmp(x->provider, y->provider);
+}
+
+void
+rf_store_rollups_sort(struct rf_store_rollups *r)
+{
+	if (r->n > 1)
+		qsort(r->v, r->n, sizeof *r->v, rollup_cmp);
+}
+
+void
+rf_store_rollups_free(struct rf_store_rollups *r)
+{
+	free(r->v);
+	r->v = NULL;
+	r->n = r->cap = 0;
+}
+
 int
 rf_store_log_request(struct rf_store *p, const struct rf_log_entry *e)
 {

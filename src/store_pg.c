@@ -19,8 +19,8 @@
  * cooldown where the later deadline wins), committed without waiting for
  * the WAL flush (synchronous_commit off for the session: a lost counter or
  * cooldown is harmless); request rows are committed synchronously with the
- * spool's progress, as one statement per table per batch (arrays unnested
- * server-side, rollups summed per period and provider here first, the
+ * spool's progress, as one statement per table per batch (the request and
+ * attempt rows COPYed in, rollups summed per period and provider here first, the
  * batch's metric series -- src/metrics.c -- summed per series and added to
  * metric_totals, which retention never touches).  Reads of status, logs
  * and metrics run in one REPEATABLE READ READ ONLY transaction; each
@@ -79,8 +79,6 @@ enum pg_stmt {
 	PS_SYNC_ON,
 	PS_PING,
 	PS_IDS,
-	PS_INSERT_REQUESTS,
-	PS_INSERT_ATTEMPTS,
 	PS_UPSERT_MINUTE,     /* generated: histogram columns */
 	PS_UPSERT_HOUR,       /* generated */
 	PS_PROVIDER_STATES,
@@ -124,8 +122,10 @@ enum pg_stmt {
 	" prompt_chars, prompt_tokens, completion_tokens, source," \
 	" prompt_preview, partial_chars, skipped_chunks, restarts, streamed," \
 	" node"
-/* Columns of REQ_COLS, and their array types for unnest. */
-#define REQ_NCOLS 26
+#define ATT_COLS "request_id, seq, provider, outcome, reason, http_status," \
+	" latency_ms, retry"
+/* The most array parameters a batch statement takes (a rollup upsert). */
+#define MAX_COLS 12
 
 static const char *const stmt_sql[PS_COUNT] = {
 	[PS_BEGIN] = "BEGIN",
@@ -136,21 +136,10 @@ static const char *const stmt_sql[PS_COUNT] = {
 	/* Request rows leave the spool on this commit: it must be durable. */
 	[PS_SYNC_ON] = "SET LOCAL synchronous_commit = on",
 	[PS_PING] = "SELECT 1",
-	[PS_IDS] = "SELECT nextval(pg_get_serial_sequence('requests', 'id'))"
-	    " FROM generate_series(1, $1::int)",
-	[PS_INSERT_REQUESTS] =
-	    "INSERT INTO requests (" REQ_COLS ") SELECT * FROM unnest("
-	    "$1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[],"
-	    " $6::text[], $7::text[], $8::smallint[], $9::smallint[],"
-	    " $10::smallint[], $11::text[], $12::text[], $13::int[],"
-	    " $14::bigint[], $15::bigint[], $16::text[], $17::bigint[],"
-	    " $18::bigint[], $19::bigint[], $20::text[], $21::text[],"
-	    " $22::bigint[], $23::int[], $24::int[], $25::text[], $26::text[])",
-	[PS_INSERT_ATTEMPTS] =
-	    "INSERT INTO attempts (request_id, seq, provider, outcome, reason,"
-	    " http_status, latency_ms, retry) SELECT * FROM unnest("
-	    "$1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[],"
-	    " $6::int[], $7::bigint[], $8::int[])",
+	/* The sequence looked up once, not once per id. */
+	[PS_IDS] = "WITH s AS MATERIALIZED (SELECT"
+	    " pg_get_serial_sequence('requests', 'id')::regclass AS q)"
+	    " SELECT nextval(q) FROM s, generate_series(1, $1::int)",
 	[PS_PROVIDER_STATES] =
 	    "SELECT provider, cooldown_until_ms, consecutive_failures"
 	    " FROM provider_state WHERE provider = ANY ($1::text[])",
@@ -444,32 +433,14 @@ settle(struct rf_store_conn *c)
 	return 0;
 }
 
-/* Run prepared statement i with n text parameters (NULL = SQL NULL).  The
- * result when it is the one expected (rows, or a command's end), else
- * NULL (reported unless the call has a budget). */
+/* The end of one statement's results: the first kept (rows or a
+ * command's end), else NULL with the failure reported and classed. */
 static PGresult *
-run(struct rf_store_conn *c, enum pg_stmt i, int n, const char *const *v,
-    const char *fn)
+collect(struct rf_store_conn *c, const char *fn)
 {
-	char name[16];
 	PGresult *res = NULL, *r;
 	int st;
 
-	c->last_refusable = false;
-	if (c->dead || PQstatus(c->pg) != CONNECTION_OK || settle(c) != 0)
-		return NULL;
-	snprintf(name, sizeof name, "s%d", (int)i);
-	if (!PQsendQueryPrepared(c->pg, name, n, v, NULL, NULL, 0)) {
-		report(c, NULL, fn);
-		return NULL;
-	}
-	if (!wait_ready(c)) {
-		if (!rf_store_call_budget(NULL))
-			rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL,
-			    "the store did not answer in time");
-		give_up(c);
-		return NULL;
-	}
 	while ((r = PQgetResult(c->pg)) != NULL) {
 		if (res == NULL)
 			res = r;
@@ -489,6 +460,33 @@ run(struct rf_store_conn *c, enum pg_stmt i, int n, const char *const *v,
 	return res;
 }
 
+/* Run prepared statement i with n text parameters (NULL = SQL NULL).  The
+ * result when it is the one expected (rows, or a command's end), else
+ * NULL (reported unless the call has a budget). */
+static PGresult *
+run(struct rf_store_conn *c, enum pg_stmt i, int n, const char *const *v,
+    const char *fn)
+{
+	char name[16];
+
+	c->last_refusable = false;
+	if (c->dead || PQstatus(c->pg) != CONNECTION_OK || settle(c) != 0)
+		return NULL;
+	snprintf(name, sizeof name, "s%d", (int)i);
+	if (!PQsendQueryPrepared(c->pg, name, n, v, NULL, NULL, 0)) {
+		report(c, NULL, fn);
+		return NULL;
+	}
+	if (!wait_ready(c)) {
+		if (!rf_store_call_budget(NULL))
+			rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL,
+			    "the store did not answer in time");
+		give_up(c);
+		return NULL;
+	}
+	return collect(c, fn);
+}
+
 /* A statement whose rows are not needed: 0 or -1. */
 static int
 run0(struct rf_store_conn *c, enum pg_stmt i, int n, const char *const *v,
@@ -498,6 +496,99 @@ run0(struct rf_store_conn *c, enum pg_stmt i, int n, const char *const *v,
 
 	PQclear(res);
 	return res != NULL ? 0 : -1;
+}
+
+/* COPY rows (text format, one line each, see cp_text) in by sql: 0 or
+ * -1.  The rows go in one message: a bulk insert costs the server far
+ * less per row than unnesting arrays.  A COPY that breaks or outlasts its
+ * wait before its data is all sent leaves the connection given up (store.c
+ * reopens it; the server rolls the transaction back): a half-fed COPY
+ * cannot be cancelled and reused. */
+static int
+copy_in(struct rf_store_conn *c, const char *sql, const struct rf_buf *rows,
+    const char *fn)
+{
+	PGresult *res;
+
+	c->last_refusable = false;
+	if (c->dead || PQstatus(c->pg) != CONNECTION_OK || settle(c) != 0)
+		return -1;
+	if (!PQsendQuery(c->pg, sql) || !wait_ready(c))
+		goto broken;
+	res = PQgetResult(c->pg);
+	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
+		if (res == NULL)
+			goto broken;
+		c->last_refusable = false;
+		report(c, res, fn);
+		PQclear(res);
+		PQclear(collect(c, fn));
+		return -1;
+	}
+	PQclear(res);
+	if (PQputCopyData(c->pg, rows->data, (int)rows->len) != 1 ||
+	    PQputCopyEnd(c->pg, NULL) != 1)
+		goto broken;
+	if (!wait_ready(c)) {
+		if (!rf_store_call_budget(NULL))
+			rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL,
+			    "the store did not answer in time");
+		give_up(c);
+		return -1;
+	}
+	res = collect(c, fn);
+	PQclear(res);
+	return res != NULL ? 0 : -1;
+broken:
+	report(c, NULL, fn);
+	c->dead = true;
+	return -1;
+}
+
+/* COPY text fields, each followed by a tab (cp_end turns the row's last
+ * into its newline): backslash, tab, newline and carriage return escaped,
+ * \N for NULL. */
+static int
+cp_text(struct rf_buf *b, const char *s)
+{
+	int rc = 0;
+
+	if (s == NULL)
+		return rf_buf_puts(b, "\\N\t");
+	while (*s != '\0' && rc == 0) {
+		size_t run = strcspn(s, "\\\t\n\r");
+
+		rc |= rf_buf_append(b, s, run);
+		s += run;
+		if (*s == '\0')
+			break;
+		rc |= rf_buf_puts(b, *s == '\\' ? "\\\\" : *s == '\t' ? "\\t" :
+		    *s == '\n' ? "\\n" : "\\r");
+		s++;
+	}
+	return rc | rf_buf_puts(b, "\t");
+}
+
+static int
+cp_num(struct rf_buf *b, int64_t v)
+{
+	return rf_buf_printf(b, "%lld\t", (long long)v);
+}
+
+/* NULL when v < 0. */
+static int
+cp_opt(struct rf_buf *b, int64_t v)
+{
+	return v < 0 ? rf_buf_puts(b, "\\N\t") : cp_num(b, v);
+}
+
+static int
+cp_end(struct rf_buf *b)
+{
+	if (b->len == 0 || b->data[b->len - 1] != '\t')
+		return -1;
+	b->data[b->len - 1] = '\n';
+	return 0;
 }
 
 static int
@@ -587,13 +678,6 @@ arr_num(struct rf_buf *b, int64_t v)
 	return arr_sep(b) | rf_buf_printf(b, "%lld", (long long)v);
 }
 
-/* NULL when v < 0. */
-static int
-arr_opt(struct rf_buf *b, int64_t v)
-{
-	return v < 0 ? arr_sep(b) | rf_buf_puts(b, "NULL") : arr_num(b, v);
-}
-
 static int
 arr_close(struct rf_buf *b)
 {
@@ -602,8 +686,8 @@ arr_close(struct rf_buf *b)
 
 /* Columns of arrays built together (a statement's parameters). */
 struct cols {
-	struct rf_buf b[REQ_NCOLS];
-	const char *v[REQ_NCOLS];
+	struct rf_buf b[MAX_COLS];
+	const char *v[MAX_COLS];
 	int n;
 	int rc;
 };
@@ -629,7 +713,7 @@ cols_close(struct cols *k)
 static void
 cols_free(struct cols *k)
 {
-	for (int i = 0; i < REQ_NCOLS; i++)
+	for (int i = 0; i < MAX_COLS; i++)
 		rf_buf_free(&k->b[i]);
 }
 
@@ -996,129 +1080,79 @@ pg_reset(struct rf_store_conn *c, char *err, size_t errlen)
 
 /* ---- log requests: one statement per table per batch ---- */
 
-/* The rollup of one period and final provider within a batch. */
-struct roll {
-	int64_t period;
-	const char *provider;
-	int64_t requests, successes, errors, fallbacks, cancelled;
-	int64_t lat_sum, lat_max, prompt, completion;
-	int64_t h[RF_HIST_BUCKETS];
-};
-
-static int
-roll_cmp(const void *a, const void *b)
-{
-	const struct roll *x = a, *y = b;
-
-	if (x->period != y->period)
-		return x->period < y->period ? -1 : 1;
-	return strcmp(x->provider, y->provider);
-}
-
-/* Sum the n entries into rolls (room for n) by period of period_ms;
- * returns how many, sorted by key. */
-static size_t
-roll_up(const struct rf_log_entry *const *e, size_t n, int64_t period_ms,
-    struct roll *r)
-{
-	size_t k = 0, j;
-
-	for (size_t i = 0; i < n; i++) {
-		int64_t p = e[i]->ts_ms - e[i]->ts_ms % period_ms;
-		const char *prov = e[i]->final_provider != NULL ?
-		    e[i]->final_provider : "";
-		int64_t lat = e[i]->latency_ms > 0 ? e[i]->latency_ms : 0;
-		const char *status = rf_store_entry_status(e[i]);
-
-		for (j = 0; j < k; j++)
-			if (r[j].period == p && strcmp(r[j].provider, prov) == 0)
-				break;
-		if (j == k) {
-			memset(&r[k], 0, sizeof r[k]);
-			r[k].period = p;
-			r[k++].provider = prov;
-		}
-		r[j].requests++;
-		r[j].successes += strcmp(status, "success") == 0;
-		r[j].errors += strcmp(status, "error") == 0;
-		r[j].cancelled += strcmp(status, "cancelled") == 0;
-		r[j].fallbacks += e[i]->fallback;
-		r[j].lat_sum += lat;
-		if (lat > r[j].lat_max)
-			r[j].lat_max = lat;
-		r[j].prompt += e[i]->prompt_tokens > 0 ? e[i]->prompt_tokens : 0;
-		r[j].completion += e[i]->completion_tokens > 0 ?
-		    e[i]->completion_tokens : 0;
-		r[j].h[rf_hist_bucket(lat)]++;
-	}
-	qsort(r, k, sizeof *r, roll_cmp);
-	return k;
-}
-
-/* One rollup table's upsert for the batch. */
+/* One rollup table's upsert for the batch: its rows summed here first
+ * (src/store.c), sorted by key. */
 static int
 write_rollup(struct rf_store_conn *c, enum pg_stmt i,
-    const struct rf_log_entry *const *e, size_t n, struct roll *r,
-    struct cols *k, const char *fn)
+    const struct rf_log_entry *const *e, size_t n, struct cols *k,
+    const char *fn)
 {
-	size_t nr = roll_up(e, n, i == PS_UPSERT_MINUTE ? RF_MINUTE_MS :
-	    RF_HOUR_MS, r);
+	struct rf_store_rollups r = { .period_ms = i == PS_UPSERT_MINUTE ?
+	    RF_MINUTE_MS : RF_HOUR_MS };
+	int rc = 0;
 
+	for (size_t j = 0; j < n && rc == 0; j++)
+		rc = rf_store_rollups_add(&r, e[j]);
+	rf_store_rollups_sort(&r);
 	cols_open(k, 12);
-	for (size_t j = 0; j < nr; j++) {
-		k->rc |= arr_num(&k->b[0], r[j].period);
-		k->rc |= arr_text(&k->b[1], r[j].provider);
-		k->rc |= arr_num(&k->b[2], r[j].requests);
-		k->rc |= arr_num(&k->b[3], r[j].successes);
-		k->rc |= arr_num(&k->b[4], r[j].errors);
-		k->rc |= arr_num(&k->b[5], r[j].fallbacks);
-		k->rc |= arr_num(&k->b[6], r[j].lat_sum);
-		k->rc |= arr_num(&k->b[7], r[j].lat_max);
-		k->rc |= arr_num(&k->b[8], r[j].prompt);
-		k->rc |= arr_num(&k->b[9], r[j].completion);
-		k->rc |= arr_num(&k->b[10], r[j].cancelled);
+	for (size_t j = 0; j < r.n; j++) {
+		const struct rf_hist_row *h = &r.v[j];
+
+		k->rc |= arr_num(&k->b[0], h->period_ms);
+		k->rc |= arr_text(&k->b[1], h->provider);
+		k->rc |= arr_num(&k->b[2], h->requests);
+		k->rc |= arr_num(&k->b[3], h->successes);
+		k->rc |= arr_num(&k->b[4], h->errors);
+		k->rc |= arr_num(&k->b[5], h->fallbacks);
+		k->rc |= arr_num(&k->b[6], h->latency_sum);
+		k->rc |= arr_num(&k->b[7], h->latency_max);
+		k->rc |= arr_num(&k->b[8], h->prompt_tokens);
+		k->rc |= arr_num(&k->b[9], h->completion_tokens);
+		k->rc |= arr_num(&k->b[10], h->cancelled);
 		for (int b = 0; b < RF_HIST_BUCKETS; b++)
-			k->rc |= arr_num(&k->b[11], r[j].h[b]);
+			k->rc |= arr_num(&k->b[11], h->h[b]);
 	}
 	cols_close(k);
-	if (k->rc != 0) {
+	rf_store_rollups_free(&r);
+	if (rc != 0 || k->rc != 0) {
 		RF_LOG_ERR(NULL, NULL, "out of memory");
 		return -1;
 	}
 	return run0(c, i, 12, k->v, fn);
 }
 
-/* One request's columns (after its id) into the arrays. */
-static void
-request_cols(struct cols *k, const struct rf_log_entry *e)
+/* One request's fields into a COPY row (see cp_text). */
+static int
+request_row(struct rf_buf *b, int64_t id, const struct rf_log_entry *e)
 {
-	struct rf_buf *b = k->b;
+	int rc = cp_num(b, id);
 
-	k->rc |= arr_text(&b[1], e->request_id);
-	k->rc |= arr_num(&b[2], e->ts_ms);
-	k->rc |= arr_text(&b[3], e->endpoint);
-	k->rc |= arr_text(&b[4], e->strategy);
-	k->rc |= arr_text(&b[5], e->attempted_provider);
-	k->rc |= arr_text(&b[6], e->final_provider);
-	k->rc |= arr_num(&b[7], e->fallback);
-	k->rc |= arr_num(&b[8], e->degraded);
-	k->rc |= arr_num(&b[9], e->demo);
-	k->rc |= arr_text(&b[10], e->success ? "success" : "error");
-	k->rc |= arr_text(&b[11], e->error_code);
-	k->rc |= arr_num(&b[12], e->http_status);
-	k->rc |= arr_num(&b[13], e->latency_ms);
-	k->rc |= arr_opt(&b[14], e->ttft_ms);
-	k->rc |= arr_text(&b[15], e->model);
-	k->rc |= arr_num(&b[16], e->prompt_chars);
-	k->rc |= arr_opt(&b[17], e->prompt_tokens);
-	k->rc |= arr_opt(&b[18], e->completion_tokens);
-	k->rc |= arr_text(&b[19], e->source);
-	k->rc |= arr_text(&b[20], e->prompt_preview);
-	k->rc |= arr_num(&b[21], e->partial_chars);
-	k->rc |= arr_num(&b[22], e->skipped_chunks);
-	k->rc |= arr_num(&b[23], e->restarts);
-	k->rc |= arr_text(&b[24], e->streamed);
-	k->rc |= arr_text(&b[25], e->node != NULL ? e->node : rf_store_node());
+	rc |= cp_text(b, e->request_id);
+	rc |= cp_num(b, e->ts_ms);
+	rc |= cp_text(b, e->endpoint);
+	rc |= cp_text(b, e->strategy);
+	rc |= cp_text(b, e->attempted_provider);
+	rc |= cp_text(b, e->final_provider);
+	rc |= cp_num(b, e->fallback);
+	rc |= cp_num(b, e->degraded);
+	rc |= cp_num(b, e->demo);
+	rc |= cp_text(b, e->success ? "success" : "error");
+	rc |= cp_text(b, e->error_code);
+	rc |= cp_num(b, e->http_status);
+	rc |= cp_num(b, e->latency_ms);
+	rc |= cp_opt(b, e->ttft_ms);
+	rc |= cp_text(b, e->model);
+	rc |= cp_num(b, e->prompt_chars);
+	rc |= cp_opt(b, e->prompt_tokens);
+	rc |= cp_opt(b, e->completion_tokens);
+	rc |= cp_text(b, e->source);
+	rc |= cp_text(b, e->prompt_preview);
+	rc |= cp_num(b, e->partial_chars);
+	rc |= cp_num(b, e->skipped_chunks);
+	rc |= cp_num(b, e->restarts);
+	rc |= cp_text(b, e->streamed);
+	rc |= cp_text(b, e->node != NULL ? e->node : rf_store_node());
+	return rc | cp_end(b);
 }
 
 /* Take n ids of the requests' sequence, in one call. */
@@ -1141,49 +1175,50 @@ take_ids(struct rf_store_conn *c, size_t n, int64_t *ids, const char *fn)
 
 static int
 insert_requests(struct rf_store_conn *c, const struct rf_log_entry *const *e,
-    size_t n, const int64_t *ids, struct cols *k, const char *fn)
+    size_t n, const int64_t *ids, struct rf_buf *rows, const char *fn)
 {
-	cols_open(k, REQ_NCOLS);
-	for (size_t i = 0; i < n; i++) {
-		k->rc |= arr_num(&k->b[0], ids[i]);
-		request_cols(k, e[i]);
-	}
-	cols_close(k);
-	if (k->rc != 0) {
+	int rc = 0;
+
+	rf_buf_reset(rows);
+	for (size_t i = 0; i < n; i++)
+		rc |= request_row(rows, ids[i], e[i]);
+	if (rc != 0) {
 		RF_LOG_ERR(NULL, NULL, "out of memory");
 		return -1;
 	}
-	return run0(c, PS_INSERT_REQUESTS, REQ_NCOLS, k->v, fn);
+	return copy_in(c, "COPY requests (" REQ_COLS ") FROM STDIN", rows,
+	    fn);
 }
 
 static int
 insert_attempts(struct rf_store_conn *c, const struct rf_log_entry *const *e,
-    size_t n, const int64_t *ids, struct cols *k, const char *fn)
+    size_t n, const int64_t *ids, struct rf_buf *rows, const char *fn)
 {
-	size_t total = 0;
+	int rc = 0;
 
-	cols_open(k, 8);
+	rf_buf_reset(rows);
 	for (size_t i = 0; i < n; i++) {
-		for (size_t j = 0; j < e[i]->nattempts; j++, total++) {
+		for (size_t j = 0; j < e[i]->nattempts; j++) {
 			const struct rf_log_attempt *a = &e[i]->attempts[j];
 
-			k->rc |= arr_num(&k->b[0], ids[i]);
-			k->rc |= arr_num(&k->b[1], (int64_t)j);
-			k->rc |= arr_text(&k->b[2], a->provider);
-			k->rc |= arr_text(&k->b[3], a->outcome);
-			k->rc |= arr_text(&k->b[4], a->reason);
-			k->rc |= arr_opt(&k->b[5], a->http_status > 0 ?
+			rc |= cp_num(rows, ids[i]);
+			rc |= cp_num(rows, (int64_t)j);
+			rc |= cp_text(rows, a->provider);
+			rc |= cp_text(rows, a->outcome);
+			rc |= cp_text(rows, a->reason);
+			rc |= cp_opt(rows, a->http_status > 0 ?
 			    a->http_status : -1);
-			k->rc |= arr_opt(&k->b[6], a->latency_ms);
-			k->rc |= arr_num(&k->b[7], a->retry);
+			rc |= cp_opt(rows, a->latency_ms);
+			rc |= cp_num(rows, a->retry);
+			rc |= cp_end(rows);
 		}
 	}
-	cols_close(k);
-	if (k->rc != 0) {
+	if (rc != 0) {
 		RF_LOG_ERR(NULL, NULL, "out of memory");
 		return -1;
 	}
-	return total == 0 ? 0 : run0(c, PS_INSERT_ATTEMPTS, 8, k->v, fn);
+	return rows->len == 0 ? 0 : copy_in(c, "COPY attempts (" ATT_COLS
+	    ") FROM STDIN", rows, fn);
 }
 
 static int
@@ -1245,8 +1280,8 @@ write_rows(struct rf_store_conn *c, const struct rf_log_entry *const *e,
     size_t n, bool *refusable, const char *fn)
 {
 	int64_t *ids = calloc(n ? n : 1, sizeof *ids);
-	struct roll *r = calloc(n ? n : 1, sizeof *r);
 	struct cols k = { 0 };
+	struct rf_buf rows = { 0 };
 	int rc = -1;
 
 	if (refusable != NULL)
@@ -1254,25 +1289,25 @@ write_rows(struct rf_store_conn *c, const struct rf_log_entry *const *e,
 	for (size_t i = 0; i < n; i++)
 		if (e[i] == NULL)
 			goto out;
-	if (ids == NULL || r == NULL) {
+	if (ids == NULL) {
 		RF_LOG_ERR(NULL, NULL, "out of memory");
 		goto out;
 	}
 	if (n == 0)
 		rc = 0;
 	else if (take_ids(c, n, ids, fn) == 0 &&
-	    insert_requests(c, e, n, ids, &k, fn) == 0 &&
-	    insert_attempts(c, e, n, ids, &k, fn) == 0 &&
-	    write_rollup(c, PS_UPSERT_MINUTE, e, n, r, &k, fn) == 0 &&
-	    write_rollup(c, PS_UPSERT_HOUR, e, n, r, &k, fn) == 0 &&
+	    insert_requests(c, e, n, ids, &rows, fn) == 0 &&
+	    insert_attempts(c, e, n, ids, &rows, fn) == 0 &&
+	    write_rollup(c, PS_UPSERT_MINUTE, e, n, &k, fn) == 0 &&
+	    write_rollup(c, PS_UPSERT_HOUR, e, n, &k, fn) == 0 &&
 	    write_metrics(c, e, n, &k, fn) == 0)
 		rc = 0;
 	if (rc != 0 && refusable != NULL)
 		*refusable = c->last_refusable;
 out:
 	cols_free(&k);
+	rf_buf_free(&rows);
 	free(ids);
-	free(r);
 	return rc;
 }
 

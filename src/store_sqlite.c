@@ -282,9 +282,9 @@ struct rf_store_conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	sqlite3_stmt *logs[LOG_VARIANTS];
-	/* Rollup upserts per table (minute, hour) and latency bucket, prepared
-	 * the first time a bucket is used (bucket 0 is st[ST_UPSERT_*]). */
-	sqlite3_stmt *roll[2][RF_HIST_BUCKETS];
+	/* The rollup rows of the batch being written (minute, hour),
+	 * upserted once each before the commit. */
+	struct rf_store_rollups roll[2];
 	/* The metric increments of the batch being written, and the update
 	 * of a series with at most one bucket to add to (index: the bucket,
 	 * RF_METRIC_BUCKETS for none), prepared on first use. */
@@ -479,18 +479,23 @@ fail:
 #define ROLLUP_COLS "provider, requests, successes, errors, fallbacks," \
 	" latency_sum, latency_max, prompt_tokens, completion_tokens, cancelled"
 
-/* Count one request in a rollup table: ?1 period, ?2 provider, ?3..?5
- * success / error / fallback (0|1), ?6 latency, ?7..?8 tokens, ?9
- * cancelled (0|1); the
- * request's latency bucket is part of the statement (one statement per
- * bucket), so an update touches one histogram column, not all 72. */
+/* Add a batch's rollup row (src/store.c sums them) to a rollup table:
+ * ?1 period, ?2 provider, ?3..?11 the counts and sums in ROLLUP_COLS
+ * order, ?12.. the 72 histogram buckets. */
 static int
-upsert_sql(struct rf_buf *b, const char *table, const char *key, int bucket)
+upsert_sql(struct rf_buf *b, const char *table, const char *key)
 {
-	return rf_buf_printf(b, "INSERT INTO %s (%s, " ROLLUP_COLS ", h%d)"
-	    " VALUES (?1, ?2, 1, ?3, ?4, ?5, ?6, ?6, ?7, ?8, ?9, 1)"
-	    " ON CONFLICT (%s, provider) DO UPDATE SET"
-	    " requests = requests + 1,"
+	int rc = rf_buf_printf(b, "INSERT INTO %s (%s, " ROLLUP_COLS, table,
+	    key);
+
+	for (int i = 0; i < RF_HIST_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", h%d", i);
+	rc |= rf_buf_puts(b, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+	    " ?10, ?11");
+	for (int i = 0; i < RF_HIST_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", ?%d", i + 12);
+	rc |= rf_buf_printf(b, ") ON CONFLICT (%s, provider) DO UPDATE SET"
+	    " requests = requests + excluded.requests,"
 	    " successes = successes + excluded.successes,"
 	    " errors = errors + excluded.errors,"
 	    " fallbacks = fallbacks + excluded.fallbacks,"
@@ -498,8 +503,10 @@ upsert_sql(struct rf_buf *b, const char *table, const char *key, int bucket)
 	    " latency_max = max(latency_max, excluded.latency_max),"
 	    " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
 	    " completion_tokens = completion_tokens + excluded.completion_tokens,"
-	    " cancelled = cancelled + excluded.cancelled,"
-	    " h%d = h%d + 1", table, key, bucket, key, bucket, bucket);
+	    " cancelled = cancelled + excluded.cancelled", key);
+	for (int i = 0; i < RF_HIST_BUCKETS; i++)
+		rc |= rf_buf_printf(b, ", h%d = h%d + excluded.h%d", i, i, i);
+	return rc;
 }
 
 /* The rollup rows of [?1, ?2) in period order (the primary key's, so no
@@ -568,10 +575,10 @@ static int
 build_sql(enum rf_stmt i, struct rf_buf *b)
 {
 	switch (i) {
-	case ST_UPSERT_MINUTE: /* bucket 0; the others are prepared on use */
-		return upsert_sql(b, "usage_minute", "minute_ms", 0);
+	case ST_UPSERT_MINUTE:
+		return upsert_sql(b, "usage_minute", "minute_ms");
 	case ST_UPSERT_HOUR:
-		return upsert_sql(b, "usage_hour", "hour_ms", 0);
+		return upsert_sql(b, "usage_hour", "hour_ms");
 	case ST_USAGE_MINUTE:
 		return usage_sql(b, "usage_minute", "minute_ms");
 	case ST_USAGE_HOUR:
@@ -619,8 +626,7 @@ sq_close(struct rf_store_conn *s)
 	for (int i = 0; i < LOG_VARIANTS; i++)
 		sqlite3_finalize(s->logs[i]);
 	for (int t = 0; t < 2; t++)
-		for (int b = 1; b < RF_HIST_BUCKETS; b++)
-			sqlite3_finalize(s->roll[t][b]);
+		rf_store_rollups_free(&s->roll[t]);
 	rf_metrics_acc_free(&s->acc);
 	for (int b = 0; b <= RF_METRIC_BUCKETS; b++)
 		sqlite3_finalize(s->madd[b]);
@@ -660,6 +666,8 @@ sq_open(const char *db, char *err, size_t errlen)
 		set_err(err, errlen, "rf_store_open", NULL);
 		return NULL;
 	}
+	s->roll[0].period_ms = RF_MINUTE_MS;
+	s->roll[1].period_ms = RF_HOUR_MS;
 	create_private(db);
 	if (sqlite3_open_v2(db, &s->db, SQLITE_OPEN_READWRITE |
 	    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -841,67 +849,9 @@ insert_attempt(struct rf_store_conn *s, int64_t rowid, int seq,
 	return finish_write(s, ST_INSERT_ATTEMPT, b, "rf_store_log_request");
 }
 
-/* The upsert statement of a rollup table for one latency bucket. */
-static sqlite3_stmt *
-rollup_stmt(struct rf_store_conn *s, enum rf_stmt i, int bucket)
-{
-	int t = i == ST_UPSERT_MINUTE ? 0 : 1;
-	struct rf_buf sql = { 0 };
-
-	if (bucket == 0)
-		return s->st[i];
-	if (s->roll[t][bucket] == NULL) {
-		if (upsert_sql(&sql, t == 0 ? "usage_minute" : "usage_hour",
-		    t == 0 ? "minute_ms" : "hour_ms", bucket) != 0 ||
-		    sqlite3_prepare_v3(s->db, sql.data, -1,
-		    SQLITE_PREPARE_PERSISTENT, &s->roll[t][bucket],
-		    NULL) != SQLITE_OK)
-			s->roll[t][bucket] = NULL;
-		rf_buf_free(&sql);
-	}
-	return s->roll[t][bucket];
-}
-
-/* Count the request in one rollup table (period: the start of its minute
- * or hour; provider '' when none was called). */
-static int
-upsert_rollup(struct rf_store_conn *s, enum rf_stmt i,
-    const struct rf_log_entry *e, int64_t period_ms)
-{
-	int64_t lat = e->latency_ms > 0 ? e->latency_ms : 0;
-	const char *status = rf_store_entry_status(e);
-	sqlite3_stmt *st = rollup_stmt(s, i, rf_hist_bucket(lat));
-	int b = 0, rc;
-
-	if (st == NULL) {
-		report(s, "rf_store_log_request");
-		return -1;
-	}
-	b |= bind_i64(st, 1, e->ts_ms - e->ts_ms % period_ms);
-	b |= bind_str(st, 2, e->final_provider != NULL ? e->final_provider : "");
-	b |= bind_i64(st, 3, strcmp(status, "success") == 0);
-	b |= bind_i64(st, 4, strcmp(status, "error") == 0);
-	b |= bind_i64(st, 5, e->fallback ? 1 : 0);
-	b |= bind_i64(st, 6, lat);
-	b |= bind_i64(st, 7, e->prompt_tokens > 0 ? e->prompt_tokens : 0);
-	b |= bind_i64(st, 8, e->completion_tokens > 0 ?
-	    e->completion_tokens : 0);
-	b |= bind_i64(st, 9, strcmp(status, "cancelled") == 0);
-	if (b != SQLITE_OK) {
-		report(s, "rf_store_log_request");
-		done_with(st);
-		return -1;
-	}
-	rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-	if (rc != 0)
-		report(s, "rf_store_log_request");
-	done_with(st);
-	return rc;
-}
-
 /* The rows of one request, inside the caller's transaction; once they
- * are written its metric series join the batch's increments (written by
- * metrics_flush before the commit). */
+ * are written it joins the batch's rollup rows and metric increments
+ * (written by rollups_flush and metrics_flush before the commit). */
 static int
 log_one(struct rf_store_conn *s, const struct rf_log_entry *e)
 {
@@ -914,10 +864,9 @@ log_one(struct rf_store_conn *s, const struct rf_log_entry *e)
 		if (insert_attempt(s, rowid, (int)i, &e->attempts[i]) != 0)
 			return -1;
 	}
-	if (upsert_rollup(s, ST_UPSERT_MINUTE, e, RF_MINUTE_MS) != 0 ||
-	    upsert_rollup(s, ST_UPSERT_HOUR, e, RF_HOUR_MS) != 0)
-		return -1;
-	if (rf_metrics_acc_add(&s->acc, e) != 0) {
+	if (rf_store_rollups_add(&s->roll[0], e) != 0 ||
+	    rf_store_rollups_add(&s->roll[1], e) != 0 ||
+	    rf_metrics_acc_add(&s->acc, e) != 0) {
 		RF_LOG_ERR(e->request_id, NULL, "out of memory");
 		return -1;
 	}
@@ -993,6 +942,47 @@ metric_update(struct rf_store_conn *s, const struct rf_metric_row *r,
 	return sqlite3_changes(s->db) == 1 ? 0 : 1;
 }
 
+/* Add the batch's rollup rows to their tables: one upsert per period
+ * and provider the batch touched (a few), not two per request. */
+static int
+rollups_flush(struct rf_store_conn *s, const char *fn)
+{
+	int rc = 0;
+
+	for (int t = 0; t < 2 && rc == 0; t++) {
+		enum rf_stmt i = t == 0 ? ST_UPSERT_MINUTE : ST_UPSERT_HOUR;
+		sqlite3_stmt *st = s->st[i];
+
+		for (size_t j = 0; j < s->roll[t].n && rc == 0; j++) {
+			const struct rf_hist_row *h = &s->roll[t].v[j];
+			int b = bind_i64(st, 1, h->period_ms) |
+			    bind_str(st, 2, h->provider) |
+			    bind_i64(st, 3, h->requests) |
+			    bind_i64(st, 4, h->successes) |
+			    bind_i64(st, 5, h->errors) |
+			    bind_i64(st, 6, h->fallbacks) |
+			    bind_i64(st, 7, h->latency_sum) |
+			    bind_i64(st, 8, h->latency_max) |
+			    bind_i64(st, 9, h->prompt_tokens) |
+			    bind_i64(st, 10, h->completion_tokens) |
+			    bind_i64(st, 11, h->cancelled);
+
+			for (int k = 0; k < RF_HIST_BUCKETS; k++)
+				b |= bind_i64(st, k + 12, h->h[k]);
+			rc = finish_write(s, i, b, fn);
+		}
+	}
+	return rc;
+}
+
+/* A batch starts with nothing summed. */
+static void
+batch_reset(struct rf_store_conn *s)
+{
+	s->roll[0].n = s->roll[1].n = 0;
+	rf_metrics_acc_reset(&s->acc);
+}
+
 /* Add the batch's metric increments to the totals: one write per series
  * the batch touched (a few), not per row. */
 static int
@@ -1026,9 +1016,11 @@ sq_log_requests(struct rf_store_conn *s, const struct rf_log_entry *const *e,
 
 	if (e == NULL || tx_begin(s, "rf_store_log_requests") != 0)
 		return -1;
-	rf_metrics_acc_reset(&s->acc);
+	batch_reset(s);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = log_one(s, e[i]);
+	if (rc == 0)
+		rc = rollups_flush(s, "rf_store_log_requests");
 	if (rc == 0)
 		rc = metrics_flush(s, "rf_store_log_requests");
 	return tx_end(s, rc, "rf_store_log_requests");
@@ -1090,8 +1082,9 @@ log_row(struct rf_store_conn *s, const struct rf_log_entry *e,
 {
 	int code;
 
-	/* A refused row fails in its SQL, before log_one counts its metric
-	 * series: the batch's increments stay those of the rows written. */
+	/* A refused row fails in its SQL, before log_one counts its rollup
+	 * rows and metric series: the batch's sums stay those of the rows
+	 * written. */
 	if (exec_stmt(s, ST_SAVEPOINT, fn) != 0)
 		return -1;
 	if (log_one(s, e) == 0)
@@ -1126,7 +1119,7 @@ spooled_tx(struct rf_store_conn *s, const char *spool, int64_t from,
 
 	if (tx_begin(s, fn) != 0)
 		return -1;
-	rf_metrics_acc_reset(&s->acc);
+	batch_reset(s);
 	rc = spool_at(s, spool, &at, fn);
 	if (rc == 0 && at >= through)
 		goto end; /* in the store already: a repeated batch */
@@ -1145,6 +1138,8 @@ spooled_tx(struct rf_store_conn *s, const char *spool, int64_t from,
 			redo = row_refused(sqlite3_errcode(s->db));
 		}
 	}
+	if (rc == 0)
+		rc = rollups_flush(s, fn);
 	if (rc == 0)
 		rc = metrics_flush(s, fn);
 	if (rc == 0)

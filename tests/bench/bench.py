@@ -662,15 +662,44 @@ def pg_config(procs, uri, tmp, up):
     return cfg
 
 
-def phase_pg_chat(procs, bodies, res, pg, tmp):
-    procs.start_lighttpd(pg_config(procs, pg.uri, tmp, CHAT_UP))
-    log("PostgreSQL: warm-up (3 s at concurrency 16)")
-    wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 3)
+# The throughput ratio is taken from rounds that alternate the stores
+# (SQLite, PostgreSQL, then PostgreSQL, SQLite, ...), each a fresh start,
+# the median of each store's rounds: two figures measured minutes apart
+# on a shared 2-core machine differ by more than the stores do.
+PG_ROUNDS = 1 if QUICK else 3
+
+
+def median_run(runs):
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
+def pg_chat_round(procs, bodies, cfg, store, runs):
+    procs.start_lighttpd(cfg)
+    wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 2)
     for c in (1, 16, 64):
-        log("PostgreSQL: chat, concurrency %d" % c)
-        g = wrk(procs.gw("/api/v1/chat"), bodies["chat"], c, SECS)
-        res["pg_chat_c%d" % c] = {"gateway": g,
-                                  "direct": res["chat_c%d" % c]["direct"]}
+        log("%s: chat, concurrency %d" % (store, c))
+        runs[store][c].append(wrk(procs.gw("/api/v1/chat"), bodies["chat"],
+                                  c, SECS))
+
+
+def phase_pg_chat(procs, bodies, res, pg, tmp):
+    cfgs = {"PostgreSQL": pg_config(procs, pg.uri, tmp, CHAT_UP),
+            "SQLite": gateway_config(procs, os.path.join(tmp, "ab.db"),
+                                     THREADS, CHAT_UP)}
+    runs = {k: {c: [] for c in (1, 16, 64)} for k in cfgs}
+    for i in range(PG_ROUNDS):
+        order = ("SQLite", "PostgreSQL") if i % 2 == 0 else \
+            ("PostgreSQL", "SQLite")
+        for store in order:
+            log("round %d of %d" % (i + 1, PG_ROUNDS))
+            pg_chat_round(procs, bodies, cfgs[store], store, runs)
+    for c in (1, 16, 64):
+        res["pg_chat_c%d" % c] = {
+            "gateway": median_run(runs["PostgreSQL"][c]),
+            "direct": median_run(runs["SQLite"][c]),
+            "rounds": {k: [r["rps"] for r in runs[k][c]] for k in runs}}
+    procs.start_lighttpd(cfgs["PostgreSQL"])
+    wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 2)
     log("PostgreSQL: chat, open loop at 1,000 requests/s")
     d = loadgen(direct(procs, IMMEDIATE), bodies["direct_chat"], 1000,
                 OPEN_SECS)
@@ -679,8 +708,8 @@ def phase_pg_chat(procs, bodies, res, pg, tmp):
     for c in (1, 16, 64):
         log("PostgreSQL: fallback (429 then OK), concurrency %d" % c)
         g = wrk(procs.gw("/api/v1/chat"), bodies["fallback"], c, SECS)
-        res["pg_fallback_c%d" % c] = {"gateway": g,
-                                      "direct": res["chat_c%d" % c]["direct"]}
+        res["pg_fallback_c%d" % c] = {
+            "gateway": g, "direct": res.get("chat_c%d" % c, {}).get("direct")}
     log("PostgreSQL: fallback, open loop at 1,000 requests/s")
     g = loadgen(procs.gw("/api/v1/chat"), bodies["fallback"], 1000, OPEN_SECS)
     res["pg_fallback_open1000"] = {"gateway": g, "direct": d}
@@ -894,8 +923,10 @@ def build_rows(res):
     # PostgreSQL beside SQLite: the "mock" column holds SQLite's figure.
     for c in (1, 16, 64):
         for kind in ("chat", "fallback"):
-            p, q = res.get("pg_%s_c%d" % (kind, c)), res.get("%s_c%d" % (
-                kind, c))
+            p = res.get("pg_%s_c%d" % (kind, c))
+            # chat: SQLite's median of the interleaved rounds (in "direct")
+            q = {"gateway": p["direct"]} if p and "rounds" in p else \
+                res.get("%s_c%d" % (kind, c))
             if p is None or q is None:
                 continue
             rows.append(row("PG %s c=%d req/s (vs SQLite)" % (kind, c),
@@ -1030,11 +1061,16 @@ def verdicts(res):
         add("chat overhead p99 @1000/s (PostgreSQL)", "<= 1 ms",
             ms(g["p99"] - d["p99"]), g["p99"] - d["p99"] <= 1000)
     for c in (1, 16, 64):
-        p, q = res.get("pg_chat_c%d" % c), res.get("chat_c%d" % c)
-        if p and q and q["gateway"]["rps"]:
-            r = p["gateway"]["rps"] / q["gateway"]["rps"]
+        p = res.get("pg_chat_c%d" % c)
+        if p and p["direct"]["rps"]:
+            r = p["gateway"]["rps"] / p["direct"]["rps"]
+            rounds = p.get("rounds", {})
             add("chat c=%d throughput, PostgreSQL / SQLite" % c, ">= 80%",
-                "%d%%" % round(100 * r), r >= 0.8)
+                "%d%%" % round(100 * r), r >= 0.8,
+                "median of %d alternating rounds: PG %s, SQLite %s" % (
+                    len(rounds.get("PostgreSQL", [])),
+                    "/".join("%d" % x for x in rounds.get("PostgreSQL", [])),
+                    "/".join("%d" % x for x in rounds.get("SQLite", []))))
     return out
 
 

@@ -534,6 +534,65 @@ test_usage_rollup_accumulates(void **state)
 	rf_store_close(s);
 }
 
+/* A batch's rollup rows are summed per period and provider before they
+ * are written: the same rows as one request at a time would leave. */
+static void
+test_usage_rollup_of_a_batch(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_log_entry e[6];
+	const struct rf_log_entry *batch[6];
+	char t[160];
+
+	for (int i = 0; i < 6; i++) {
+		e[i] = sample_entry(T0 + 1000 * i);
+		batch[i] = &e[i];
+	}
+	e[1].success = false;                 /* an error, 5 ms */
+	e[1].error_code = "provider_timeout";
+	e[1].latency_ms = 5;
+	e[2].success = false;                 /* a hang-up: cancelled */
+	e[2].error_code = RF_STORE_CANCELLED_CODE;
+	e[2].latency_ms = 30000;
+	e[3].final_provider = NULL;           /* no provider called */
+	e[3].fallback = false;
+	e[4].ts_ms = T0 + MINUTE + 1;         /* the next minute */
+	e[5].final_provider = "groq";
+	e[5].completion_tokens = -1;
+	assert_int_equal(rf_store_log_requests(s, batch, 6), 0);
+	q_text(f, "SELECT requests || '|' || successes || '|' || errors"
+	    " || '|' || cancelled || '|' || fallbacks || '|' || latency_max"
+	    " || '|' || completion_tokens FROM usage_minute WHERE minute_ms = "
+	    "1767268800000 AND provider = 'openrouter'", t, sizeof t);
+	assert_string_equal(t, "3|1|1|1|3|30000|240");
+	assert_int_equal(q_int(f, "SELECT requests FROM usage_minute WHERE"
+	    " provider = '' AND minute_ms = 1767268800000"), 1);
+	assert_int_equal(q_int(f, "SELECT completion_tokens FROM usage_minute"
+	    " WHERE provider = 'groq'"), 0);
+	assert_int_equal(q_int(f, "SELECT requests FROM usage_minute WHERE"
+	    " minute_ms = 1767268860000"), 1);
+	assert_int_equal(q_int(f, "SELECT count(*) FROM usage_minute"), 4);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_hour"), 6);
+	/* Each request in one latency bucket of its row. */
+	assert_int_equal(q_int(f, "SELECT h0 + h1 + h2 + h3 + h4 + h5 + h6"
+	    " + h7 + h8 + h9 + h10 + h11 + h12 + h13 + h14 + h15 + h16 + h17"
+	    " + h18 + h19 + h20 + h21 + h22 + h23 + h24 + h25 + h26 + h27"
+	    " + h28 + h29 + h30 + h31 + h32 + h33 + h34 + h35 + h36 + h37"
+	    " + h38 + h39 + h40 + h41 + h42 + h43 + h44 + h45 + h46 + h47"
+	    " + h48 + h49 + h50 + h51 + h52 + h53 + h54 + h55 + h56 + h57"
+	    " + h58 + h59 + h60 + h61 + h62 + h63 + h64 + h65 + h66 + h67"
+	    " + h68 + h69 + h70 + h71 FROM usage_hour WHERE provider ="
+	    " 'openrouter'"), 4);
+	/* A second batch adds to the rows already there. */
+	assert_int_equal(rf_store_log_requests(s, batch, 6), 0);
+	assert_int_equal(q_int(f, "SELECT requests FROM usage_hour WHERE"
+	    " provider = 'openrouter'"), 8);
+	assert_int_equal(q_int(f, "SELECT latency_max FROM usage_hour WHERE"
+	    " provider = 'openrouter'"), 30000);
+	rf_store_close(s);
+}
+
 static void
 test_log_null_mappings(void **state)
 {
@@ -1431,6 +1490,37 @@ test_logs_null_fields(void **state)
 	rf_store_close(s);
 }
 
+/* Text with the characters a bulk load escapes (backslash, tab, newline,
+ * carriage return) and what looks like its markers (\N, \.) comes back
+ * as written, NULL stays NULL, on every backend. */
+static void
+test_logs_text_round_trip(void **state)
+{
+	struct fixture *f = *state;
+	struct rf_store *s = open_ok(f);
+	struct rf_log_query q = { .limit = 1 };
+	struct rf_log_page pg;
+	static const char odd[] = "a\tb\\N\tc\\.\n\\\r\"q\" {x,y} \xc3\xa9 end\\";
+	struct rf_log_attempt a = { "groq", "provider_error", odd, 500, 7, 0 };
+	struct rf_log_entry e = sample_entry(T0);
+
+	e.prompt_preview = odd;
+	e.model = "\\N";
+	e.source = "line1\nline2\t";
+	e.attempts = &a;
+	e.nattempts = 1;
+	assert_int_equal(rf_store_log_request(s, &e), 0);
+	assert_int_equal(rf_store_logs(s, &q, &pg), 0);
+	assert_int_equal(pg.nitems, 1);
+	assert_string_equal(pg.items[0].e.prompt_preview, odd);
+	assert_string_equal(pg.items[0].e.model, "\\N");
+	assert_string_equal(pg.items[0].e.source, "line1\nline2\t");
+	assert_string_equal(pg.items[0].e.attempts[0].reason, odd);
+	assert_null(pg.items[0].e.error_code);
+	rf_store_log_page_free(&pg);
+	rf_store_close(s);
+}
+
 static void
 test_prune_and_maintain(void **state)
 {
@@ -1742,6 +1832,9 @@ test_spooled_refused_row_not_counted(void **state)
 	    &refused), 0);
 	assert_int_equal(refused, 1);
 	assert_int_equal(q_int(f, "SELECT count(*) FROM requests"), 2);
+	/* Nor in the rollups, summed for the batch before its commit. */
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_minute"), 2);
+	assert_int_equal(q_int(f, "SELECT sum(requests) FROM usage_hour"), 2);
 	assert_int_equal(rf_store_metrics(s, NULL, 0, 0, &m), 0);
 	assert_int_equal(series_count(&m, REQ, REQ_OK),
 	    2);
@@ -2336,6 +2429,10 @@ static const struct CMUnitTest contract[] = {
 	cmocka_unit_test_setup_teardown(test_provider_reports, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_logs_pages, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_logs_null_fields, setup, teardown),
+	cmocka_unit_test_setup_teardown(test_usage_rollup_of_a_batch, setup,
+	    teardown),
+	cmocka_unit_test_setup_teardown(test_logs_text_round_trip, setup,
+	    teardown),
 	cmocka_unit_test_setup_teardown(test_prune_and_maintain, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_spool_slots_exactly_once, setup, teardown),
 	cmocka_unit_test_setup_teardown(test_node_recorded, setup, teardown),
