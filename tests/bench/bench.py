@@ -700,11 +700,28 @@ def phase_pg_chat(procs, bodies, res, pg, tmp):
             "rounds": {k: [r["rps"] for r in runs[k][c]] for k in runs}}
     procs.start_lighttpd(cfgs["PostgreSQL"])
     wrk(procs.gw("/api/v1/chat"), bodies["chat"], 16, 2)
-    log("PostgreSQL: chat, open loop at 1,000 requests/s")
-    d = loadgen(direct(procs, IMMEDIATE), bodies["direct_chat"], 1000,
-                OPEN_SECS)
-    g = loadgen(procs.gw("/api/v1/chat"), bodies["chat"], 1000, OPEN_SECS)
-    res["pg_chat_open1000"] = {"gateway": g, "direct": d}
+    # The rounds above wrote some 100,000 rows: let the server's own
+    # housekeeping (autovacuum, the checkpoint) happen before the latency
+    # tail is measured, then take the pair (mock, gateway) whose overhead
+    # is the median of PG_ROUNDS pairs.
+    pg.psql("VACUUM ANALYZE")
+    pg.psql("CHECKPOINT", admin=True)
+    pairs = []
+    for i in range(PG_ROUNDS):
+        log("PostgreSQL: chat, open loop at 1,000 requests/s (%d of %d)"
+            % (i + 1, PG_ROUNDS))
+        d = loadgen(direct(procs, IMMEDIATE), bodies["direct_chat"], 1000,
+                    OPEN_SECS)
+        g = loadgen(procs.gw("/api/v1/chat"), bodies["chat"], 1000,
+                    OPEN_SECS)
+        pairs.append((g, d))
+    pairs.sort(key=lambda p: p[0]["latency_us"]["p99"] -
+               p[1]["latency_us"]["p99"])
+    g, d = pairs[len(pairs) // 2]
+    res["pg_chat_open1000"] = {
+        "gateway": g, "direct": d,
+        "overheads_p99_us": [p[0]["latency_us"]["p99"] -
+                             p[1]["latency_us"]["p99"] for p in pairs]}
     for c in (1, 16, 64):
         log("PostgreSQL: fallback (429 then OK), concurrency %d" % c)
         g = wrk(procs.gw("/api/v1/chat"), bodies["fallback"], c, SECS)
@@ -1058,8 +1075,15 @@ def verdicts(res):
     p = res.get("pg_chat_open1000")
     if p:
         g, d = p["gateway"]["latency_us"], p["direct"]["latency_us"]
-        add("chat overhead p99 @1000/s (PostgreSQL)", "<= 1 ms",
-            ms(g["p99"] - d["p99"]), g["p99"] - d["p99"] <= 1000)
+        o = g["p99"] - d["p99"]
+        every = ", ".join("%.3f" % ms(x) for x in
+                          p.get("overheads_p99_us", [o]))
+        # Below 0 the mock's own tail was the larger: a noisy window,
+        # not a figure of the gateway.
+        add("chat overhead p99 @1000/s (PostgreSQL)", "<= 1 ms", ms(o),
+            o <= 1000 if o >= 0 else None,
+            "median of pairs %s ms; gateway p99 %.3f ms, mock %.3f ms" % (
+                every, ms(g["p99"]), ms(d["p99"])))
     for c in (1, 16, 64):
         p = res.get("pg_chat_c%d" % c)
         if p and p["direct"]["rps"]:
