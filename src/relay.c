@@ -69,17 +69,24 @@ rf_relay_admit(const struct rf_config *cfg)
 
 /* ---- a job on its loop ------------------------------------------------ */
 
+/* Close the connection and free the job: one that no loop watches. */
 static void
-job_close(struct rf_relay_job *job)
+job_free(struct rf_relay_job *job)
 {
 	struct loop_thread *lt = job->lt;
 
-	rf_loop_watch(lt->w.loop, &job->watch, 0);
-	rf_loop_timer_stop(lt->w.loop, &job->timer);
 	rf_fcgi_stream_close(job->st);
 	free(job);
 	atomic_fetch_sub(&lt->jobs, 1);
 	atomic_fetch_sub(&g_open, 1);
+}
+
+static void
+job_close(struct rf_relay_job *job)
+{
+	rf_loop_watch(job->lt->w.loop, &job->watch, 0);
+	rf_loop_timer_stop(job->lt->w.loop, &job->timer);
+	job_free(job);
 }
 
 /* The client is gone (hung up, or took nothing for the write deadline):
@@ -293,10 +300,7 @@ rf_relay_submit(struct rf_worker *w, struct rf_request *rq,
 		rf_chain_result_free(&job->r);
 		rf_contract_free(&job->req);
 		rf_fcgi_stream_fail(job->st);
-		rf_fcgi_stream_close(job->st);
-		free(job);
-		atomic_fetch_sub(&lt->jobs, 1);
-		atomic_fetch_sub(&g_open, 1);
+		job_free(job); /* no loop has seen it: nothing to unwatch */
 	}
 }
 

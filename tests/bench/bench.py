@@ -460,6 +460,13 @@ def phase_floor(procs, bodies, res):
     d = wrk(direct(procs, IMMEDIATE), bodies["direct_chat"], 1, SECS)
     g = wrk(url, bodies["chat"], 1, SECS)
     res["floor_c1"] = {"gateway": g, "direct": d}
+    # The web server's own share under load: what a c=16 / c=64 chat
+    # figure could at best be on this machine.
+    for c in (16, 64):
+        res["floor_c%d" % c] = {
+            "gateway": wrk(url, bodies["chat"], c, SECS),
+            "direct": wrk(direct(procs, IMMEDIATE), bodies["direct_chat"], c,
+                          SECS)}
     d = loadgen(direct(procs, IMMEDIATE), bodies["direct_chat"], 1000,
                 OPEN_SECS)
     g = loadgen(url, bodies["chat"], 1000, OPEN_SECS)
@@ -874,6 +881,12 @@ def build_rows(res):
     p = res.get("floor_c1")
     if p:
         rows += lat_rows("floor c=1", p, ("p50", "p99"))
+    for c in (16, 64):
+        p = res.get("floor_c%d" % c)
+        if p:
+            rows.append(row("floor c=%d req/s" % c, p["gateway"]["rps"],
+                            p["direct"]["rps"], "req/s", better="higher"))
+            rows += lat_rows("floor c=%d" % c, p, ("p50", "p99"))
     for kind in ("floor", "chat", "v1", "quota", "fallback"):
         p = res.get("%s_open1000" % kind)
         if p is None:
