@@ -340,11 +340,11 @@ finish(void)
  * row reaches the store at most GATHER_MS later; at a trickle (tests, a
  * quiet gateway) batches are small and nothing waits. */
 static void
-gather(int rc)
+gather(void)
 {
 	struct timespec ts = { 0, GATHER_MS * 1000000L };
 
-	if (rc > 0 && batch.n >= GATHER_ROWS && batch.n < LOGQ_BATCH)
+	if (batch.n >= GATHER_ROWS && batch.n < LOGQ_BATCH)
 		nanosleep(&ts, NULL);
 }
 
@@ -362,7 +362,7 @@ writer_main(void *arg)
 		if (rc <= 0)
 			nap();
 		else if (!stop)
-			gather(rc);
+			gather();
 	}
 	finish();
 	return NULL;

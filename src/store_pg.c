@@ -460,6 +460,29 @@ collect(struct rf_store_conn *c, const char *fn)
 	return res;
 }
 
+/* Ready for a statement: not given up, connected, and the end of any
+ * statement given up before read.  Clears last_refusable. */
+static bool
+can_send(struct rf_store_conn *c)
+{
+	c->last_refusable = false;
+	return !c->dead && PQstatus(c->pg) == CONNECTION_OK && settle(c) == 0;
+}
+
+/* Wait for the statement sent; one that does not end in time is
+ * cancelled and left for settle() (false). */
+static bool
+await(struct rf_store_conn *c, const char *fn)
+{
+	if (wait_ready(c))
+		return true;
+	if (!rf_store_call_budget(NULL))
+		rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL,
+		    "the store did not answer in time");
+	give_up(c);
+	return false;
+}
+
 /* Run prepared statement i with n text parameters (NULL = SQL NULL).  The
  * result when it is the one expected (rows, or a command's end), else
  * NULL (reported unless the call has a budget). */
@@ -469,22 +492,14 @@ run(struct rf_store_conn *c, enum pg_stmt i, int n, const char *const *v,
 {
 	char name[16];
 
-	c->last_refusable = false;
-	if (c->dead || PQstatus(c->pg) != CONNECTION_OK || settle(c) != 0)
+	if (!can_send(c))
 		return NULL;
 	snprintf(name, sizeof name, "s%d", (int)i);
 	if (!PQsendQueryPrepared(c->pg, name, n, v, NULL, NULL, 0)) {
 		report(c, NULL, fn);
 		return NULL;
 	}
-	if (!wait_ready(c)) {
-		if (!rf_store_call_budget(NULL))
-			rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL,
-			    "the store did not answer in time");
-		give_up(c);
-		return NULL;
-	}
-	return collect(c, fn);
+	return await(c, fn) ? collect(c, fn) : NULL;
 }
 
 /* A statement whose rows are not needed: 0 or -1. */
@@ -510,16 +525,12 @@ copy_in(struct rf_store_conn *c, const char *sql, const struct rf_buf *rows,
 {
 	PGresult *res;
 
-	c->last_refusable = false;
-	if (c->dead || PQstatus(c->pg) != CONNECTION_OK || settle(c) != 0)
+	if (!can_send(c))
 		return -1;
-	if (!PQsendQuery(c->pg, sql) || !wait_ready(c))
+	if (!PQsendQuery(c->pg, sql) || !wait_ready(c) ||
+	    (res = PQgetResult(c->pg)) == NULL)
 		goto broken;
-	res = PQgetResult(c->pg);
-	if (res == NULL || PQresultStatus(res) != PGRES_COPY_IN) {
-		if (res == NULL)
-			goto broken;
-		c->last_refusable = false;
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
 		report(c, res, fn);
 		PQclear(res);
 		PQclear(collect(c, fn));
@@ -529,13 +540,8 @@ copy_in(struct rf_store_conn *c, const char *sql, const struct rf_buf *rows,
 	if (PQputCopyData(c->pg, rows->data, (int)rows->len) != 1 ||
 	    PQputCopyEnd(c->pg, NULL) != 1)
 		goto broken;
-	if (!wait_ready(c)) {
-		if (!rf_store_call_budget(NULL))
-			rf_log_write(RF_LOG_LEVEL_ERR, fn, NULL, NULL,
-			    "the store did not answer in time");
-		give_up(c);
+	if (!await(c, fn))
 		return -1;
-	}
 	res = collect(c, fn);
 	PQclear(res);
 	return res != NULL ? 0 : -1;
