@@ -22,7 +22,7 @@ async function openWorkspace() {
 }
 
 before(async () => {
-  server = await startServer();
+  server = await startServer({ RELAYFORGE_NODE: "ws-node-1" });
   browser = await launch();
 });
 
@@ -74,6 +74,8 @@ describe("workspace", () => {
     // The logs table refreshes by itself after the request.
     const rid = await page.textContent('#meta dd[data-key="Request id"]');
     await page.locator(`#logs-body tr[data-request-id="${rid}"]`).waitFor({ timeout: 5000 });
+    // It names the gateway machine that served it (RELAYFORGE_NODE).
+    assert.equal(await page.textContent(`#logs-body tr[data-request-id="${rid}"] .node`), "ws-node-1");
     await screenshot(page, "workspace-answered-1280");
     await page.setViewportSize({ width: 375, height: 900 });
     await screenshot(page, "workspace-answered-375");
